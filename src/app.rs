@@ -1,0 +1,101 @@
+//! Starting and stopping the exporter: sources, scheduler and HTTP server
+//! wired together. `serve` and `demo` both run through here.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::server::{self, AppState};
+use crate::sources::{self, SourceError};
+
+/// Why the exporter could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Source(#[from] SourceError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A running exporter.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub hub: Arc<Hub>,
+    source_tasks: Vec<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts the sources and serves on `listener`.
+pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running, StartError> {
+    let addr = listener.local_addr()?;
+    let hub = Hub::new(config.clone());
+    let sources = sources::from_config(&config)?;
+    let source_tasks = crate::scheduler::start(hub.clone(), sources);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let state = AppState { hub: hub.clone() };
+    let server = tokio::spawn(server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+    tracing::info!(%addr, environments = config.environments.len(), "fleetpulse serving");
+    Ok(Running {
+        addr,
+        hub,
+        source_tasks,
+        stop: Some(stop),
+        server,
+    })
+}
+
+impl Running {
+    /// Stops the sources, lets open requests finish, and waits for the server.
+    pub async fn shutdown(mut self) -> std::io::Result<()> {
+        for t in &self.source_tasks {
+            t.abort();
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match (&mut self.server).await {
+            Ok(r) => r,
+            Err(e) if e.is_cancelled() => Ok(()),
+            Err(e) => Err(std::io::Error::other(e.to_string())),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        for t in &self.source_tasks {
+            t.abort();
+        }
+        self.server.abort();
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

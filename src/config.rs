@@ -1,0 +1,1027 @@
+//! The fleet inventory: a YAML file of environments, their services, boxes
+//! and hosts, and the settings of each source.
+//!
+//! Every value is checked while it is parsed, so an error carries the file,
+//! line, column and field path: `fleet.yaml:14:5: environments[1].services[0].healthz: ...`.
+//! Checks that span fields (duplicate names) run after parsing and point at the
+//! line where the offending name appears.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+
+/// Default listen address: loopback, on a port no well-known exporter uses.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8937";
+
+/// A configuration error that names where it is.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}:{line}:{column}: {field}: {message}")]
+    Invalid {
+        file: String,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+}
+
+/// The whole inventory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address `/metrics`, the page and the API listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Where the SQLite store lives.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    /// Hide instance ids, addresses and run URLs from the page and the JSON.
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub sources: SourcesConfig,
+    #[serde(default)]
+    pub ingest: IngestConfig,
+    /// Optional HTTP server hardening and access control.
+    #[serde(default)]
+    pub web: WebConfig,
+    pub environments: Vec<Environment>,
+}
+
+fn default_listen() -> SocketAddr {
+    // A constant literal that always parses.
+    DEFAULT_LISTEN
+        .parse()
+        .expect("DEFAULT_LISTEN is a valid address")
+}
+
+/// One environment — a stack: prod or a test slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub name: Name,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// Boxes that send a heartbeat at boot.
+    #[serde(default)]
+    pub boxes: Vec<Name>,
+    /// Hosts that push a daily doctor snapshot.
+    #[serde(default)]
+    pub hosts: Vec<Name>,
+    /// The cloud tag that finds this environment's instance(s) and Elastic IP(s).
+    #[serde(default)]
+    pub aws_tag: Option<Tag>,
+    /// DNS names that must all resolve to the same A record (the environment's EIP).
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    /// The OIDC issuer the environment must advertise.
+    #[serde(default)]
+    pub oidc: Option<OidcExpectation>,
+    /// Pattern over a CI run's display title, name or head branch that marks
+    /// the run as holding this environment's test slot.
+    #[serde(default)]
+    pub ci_slot: Option<Pattern>,
+    /// Deployer wallet address on the chain.
+    #[serde(default)]
+    pub deployer: Option<String>,
+    /// The account (a 32-byte id, hex) that must be registered in the registry contract.
+    #[serde(default)]
+    pub registry_account: Option<String>,
+}
+
+/// One service of an environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Name,
+    /// Its health endpoint.
+    #[serde(default)]
+    pub healthz: Option<HttpUrl>,
+    /// The TLS endpoint to check, `host:port`.
+    #[serde(default)]
+    pub tls: Option<HostPort>,
+}
+
+/// A cloud tag `key: value`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// Where an environment's OIDC discovery document is and what issuer it must name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcExpectation {
+    /// URL of the discovery document, e.g. `https://host/.well-known/openid-configuration`.
+    pub url: HttpUrl,
+    /// The issuer it must advertise.
+    pub issuer: String,
+}
+
+/// How often a source runs and for how long at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub interval: Seconds,
+    pub timeout: Seconds,
+}
+
+/// Every source's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    #[serde(default)]
+    pub healthz: HealthzConfig,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default)]
+    pub aws: Option<AwsConfig>,
+    #[serde(default)]
+    pub github: Option<GithubConfig>,
+    #[serde(default)]
+    pub chain: Option<ChainConfig>,
+    /// How long a failing source's last good values are kept before they are dropped.
+    #[serde(default = "default_staleness")]
+    pub staleness: Seconds,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            healthz: HealthzConfig::default(),
+            tls: TlsConfig::default(),
+            aws: None,
+            github: None,
+            chain: None,
+            staleness: default_staleness(),
+        }
+    }
+}
+
+fn default_staleness() -> Seconds {
+    Seconds(Duration::from_secs(600))
+}
+
+/// The healthz source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthzConfig {
+    /// How often the source runs.
+    #[serde(default = "HealthzConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "HealthzConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// Probes in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// A 2xx answer slower than this is degraded.
+    #[serde(default = "HealthzConfig::default_slow")]
+    pub degraded_after: Seconds,
+    /// JSON field of the body that carries the status.
+    #[serde(default = "HealthzConfig::default_status_field")]
+    pub status_field: String,
+    /// Values of that field that mean degraded (compared case-insensitively).
+    #[serde(default = "HealthzConfig::default_degraded_values")]
+    pub degraded_values: Vec<String>,
+    /// JSON field of the body that carries the deployed commit.
+    #[serde(default = "HealthzConfig::default_commit_field")]
+    pub commit_field: String,
+}
+
+impl HealthzConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(15))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(5))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl HealthzConfig {
+    fn default_slow() -> Seconds {
+        Seconds(Duration::from_secs(2))
+    }
+    fn default_status_field() -> String {
+        "status".into()
+    }
+    fn default_degraded_values() -> Vec<String> {
+        vec!["degraded".into(), "warn".into(), "warning".into()]
+    }
+    fn default_commit_field() -> String {
+        "commit".into()
+    }
+}
+
+impl Default for HealthzConfig {
+    fn default() -> Self {
+        HealthzConfig {
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+            concurrency: default_concurrency(),
+            degraded_after: Self::default_slow(),
+            status_field: Self::default_status_field(),
+            degraded_values: Self::default_degraded_values(),
+            commit_field: Self::default_commit_field(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    64
+}
+
+/// The TLS source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// How often the source runs.
+    #[serde(default = "TlsConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "TlsConfig::default_timeout")]
+    pub timeout: Seconds,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Extra PEM trust roots besides the built-in web roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(300))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(10))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+            concurrency: default_concurrency(),
+            ca_file: None,
+        }
+    }
+}
+
+/// The AWS sources (EC2 and Route53).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// How often the source runs.
+    #[serde(default = "AwsConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "AwsConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// Region; the SDK's default chain is used when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override, e.g. a local emulator.
+    #[serde(default)]
+    pub endpoint_url: Option<HttpUrl>,
+    /// The Route53 hosted zone holding the inventory's DNS names.
+    #[serde(default)]
+    pub hosted_zone_id: Option<String>,
+}
+
+impl AwsConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(60))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(30))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+/// The GitHub Actions source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// How often the source runs.
+    #[serde(default = "GithubConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "GithubConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// `owner/name`.
+    pub repo: String,
+    /// The branch whose head is the commit everything should run.
+    #[serde(default = "GithubConfig::default_branch")]
+    pub main_branch: String,
+    /// API base URL (for GitHub Enterprise or a test server).
+    #[serde(default)]
+    pub api_url: Option<HttpUrl>,
+    /// Token source: a file path or an environment variable name. Never inline.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// How long a deployed commit may differ from main's head before it is drift.
+    #[serde(default = "GithubConfig::default_grace")]
+    pub stale_grace: Seconds,
+}
+
+impl GithubConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(60))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(20))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl GithubConfig {
+    fn default_branch() -> String {
+        "main".into()
+    }
+    fn default_grace() -> Seconds {
+        Seconds(Duration::from_secs(3600))
+    }
+}
+
+/// The chain source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// How often the source runs.
+    #[serde(default = "ChainConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "ChainConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// JSON-RPC URL.
+    pub rpc_url: HttpUrl,
+    /// Native token symbol, for display.
+    #[serde(default = "ChainConfig::default_symbol")]
+    pub symbol: String,
+    /// Decimals of the native token.
+    #[serde(default = "ChainConfig::default_decimals")]
+    pub decimals: u8,
+    /// Registry contract address.
+    #[serde(default)]
+    pub registry_address: Option<String>,
+    /// View function taking the account (bytes32) and returning an address;
+    /// a non-zero address means registered.
+    #[serde(default = "ChainConfig::default_registry_function")]
+    pub registry_function: String,
+}
+
+impl ChainConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(60))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(15))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl ChainConfig {
+    fn default_symbol() -> String {
+        "ETH".into()
+    }
+    fn default_decimals() -> u8 {
+        18
+    }
+    fn default_registry_function() -> String {
+        "operatorMasterWallet(bytes32)".into()
+    }
+}
+
+/// Push ingest settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestConfig {
+    /// YAML file mapping token hashes to the names they may write.
+    #[serde(default)]
+    pub tokens_file: Option<PathBuf>,
+    /// Largest accepted body, in bytes.
+    #[serde(default = "IngestConfig::default_max_body")]
+    pub max_body_bytes: usize,
+    /// Largest accepted JUnit XML body, in bytes.
+    #[serde(default = "IngestConfig::default_max_junit")]
+    pub max_junit_bytes: usize,
+    /// Accept names not in the inventory, up to this many distinct names (0: refuse them).
+    #[serde(default)]
+    pub unknown_names_cap: usize,
+    /// Services that push test runs and mutation results but are not probed.
+    #[serde(default)]
+    pub services: Vec<Name>,
+}
+
+impl IngestConfig {
+    fn default_max_body() -> usize {
+        1 << 20
+    }
+    fn default_max_junit() -> usize {
+        16 << 20
+    }
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        IngestConfig {
+            tokens_file: None,
+            max_body_bytes: Self::default_max_body(),
+            max_junit_bytes: Self::default_max_junit(),
+            unknown_names_cap: 0,
+            services: Vec::new(),
+        }
+    }
+}
+
+/// HTTP server settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfig {
+    /// Concurrent connections served at once.
+    #[serde(default = "WebConfig::default_max_connections")]
+    pub max_connections: usize,
+    /// Time a client has to send its request headers and body.
+    #[serde(default = "WebConfig::default_request_timeout")]
+    pub request_timeout: Seconds,
+}
+
+impl WebConfig {
+    fn default_max_connections() -> usize {
+        1024
+    }
+    fn default_request_timeout() -> Seconds {
+        Seconds(Duration::from_secs(30))
+    }
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            max_connections: Self::default_max_connections(),
+            request_timeout: Self::default_request_timeout(),
+        }
+    }
+}
+
+/// Where a secret comes from: never the config file itself.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretRef {
+    /// Read from this file (trailing whitespace trimmed).
+    File(PathBuf),
+    /// Read from this environment variable.
+    Env(String),
+}
+
+impl SecretRef {
+    /// Reads the secret. The error names where it looked, never the value.
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            SecretRef::File(p) => std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("cannot read secret file {}: {e}", p.display())),
+            SecretRef::Env(v) => std::env::var(v)
+                .map(|s| s.trim().to_string())
+                .map_err(|_| format!("environment variable {v} is not set")),
+        }
+    }
+}
+
+/// A name used as a label value and in URLs: `[A-Za-z0-9._-]{1,64}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Name(pub String);
+
+impl Name {
+    /// Whether `s` is a valid name.
+    pub fn is_valid(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
+            && s != "."
+            && s != ".."
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for Name {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        if Name::is_valid(s) {
+            Ok(Name(s.to_string()))
+        } else {
+            Err(format!(
+                "not a valid name: {s:?} (expected 1 to 64 of A-Z a-z 0-9 . _ -)"
+            ))
+        }
+    }
+}
+
+/// An http(s) URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpUrl(pub url::Url);
+
+impl FromStr for HttpUrl {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let u = url::Url::parse(s).map_err(|_| format!("not a URL: {s:?}"))?;
+        if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
+            return Err(format!("not an http(s) URL with a host: {s:?}"));
+        }
+        Ok(HttpUrl(u))
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A `host:port` pair, the host sent as SNI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: String,
+    pub port: u16,
+}
+
+impl FromStr for HostPort {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("not host:port: {s:?}");
+        let (host, port) = s.rsplit_once(':').ok_or_else(bad)?;
+        let port: u16 = port.parse().map_err(|_| bad())?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() || port == 0 || host.contains('/') {
+            return Err(bad());
+        }
+        Ok(HostPort {
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// A duration written as `500ms`, `15s`, `5m`, `2h` or `1d`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl FromStr for Seconds {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("not a duration: {s:?} (expected e.g. 500ms, 15s, 5m, 2h, 1d)");
+        let digits = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let (n, unit) = s.split_at(digits);
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n * 60),
+            "h" => Duration::from_secs(n * 3600),
+            "d" => Duration::from_secs(n * 86400),
+            _ => return Err(bad()),
+        };
+        if d.is_zero() {
+            return Err(format!("duration must be positive: {s:?}"));
+        }
+        Ok(Seconds(d))
+    }
+}
+
+/// A regular expression, compiled on load.
+#[derive(Debug, Clone)]
+pub struct Pattern(pub regex::Regex);
+
+impl FromStr for Pattern {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        regex::Regex::new(s)
+            .map(Pattern)
+            .map_err(|e| format!("not a regular expression: {s:?}: {e}"))
+    }
+}
+
+macro_rules! deserialize_from_str {
+    ($($t:ty),*) => {$(
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(de::Error::custom)
+            }
+        }
+    )*};
+}
+deserialize_from_str!(Name, HttpUrl, HostPort, Seconds, Pattern);
+
+impl Config {
+    /// Reads and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses and validates `text`; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        let de = serde_yaml::Deserializer::from_str(text);
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = display_path(&e.path().to_string());
+            let inner = e.into_inner();
+            let (line, column) = inner
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
+            ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                field,
+                message: clean_message(&inner.to_string()),
+            }
+        })?;
+        config.validate(text, file)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, file: &str) -> Result<(), ConfigError> {
+        let fail = |field: String, needle: &str, message: String| {
+            let (line, column) = locate(text, needle);
+            Err(ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                field,
+                message,
+            })
+        };
+        if self.environments.is_empty() {
+            return fail(
+                "environments".into(),
+                "environments",
+                "at least one environment is required".into(),
+            );
+        }
+        let mut stacks = BTreeSet::new();
+        for (i, env) in self.environments.iter().enumerate() {
+            if !stacks.insert(&env.name) {
+                return fail(
+                    format!("environments[{i}].name"),
+                    &format!("name: {}", env.name),
+                    format!("duplicate environment name {:?}", env.name.0),
+                );
+            }
+            let mut services = BTreeSet::new();
+            for (j, svc) in env.services.iter().enumerate() {
+                if !services.insert(&svc.name) {
+                    return fail(
+                        format!("environments[{i}].services[{j}].name"),
+                        &format!("name: {}", svc.name),
+                        format!(
+                            "duplicate service {:?} in environment {:?}",
+                            svc.name.0, env.name.0
+                        ),
+                    );
+                }
+            }
+            if let Some(acct) = &env.registry_account {
+                if !is_hex(acct, 32) {
+                    return fail(
+                        format!("environments[{i}].registry_account"),
+                        acct,
+                        format!("not a 32-byte hex id (0x + 64 hex digits): {acct:?}"),
+                    );
+                }
+            }
+            if let Some(addr) = &env.deployer {
+                if !is_hex(addr, 20) {
+                    return fail(
+                        format!("environments[{i}].deployer"),
+                        addr,
+                        format!("not an address (0x + 40 hex digits): {addr:?}"),
+                    );
+                }
+            }
+        }
+        let mut boxes = BTreeSet::new();
+        let mut hosts = BTreeSet::new();
+        for (i, env) in self.environments.iter().enumerate() {
+            for (j, b) in env.boxes.iter().enumerate() {
+                if !boxes.insert(b) {
+                    return fail(
+                        format!("environments[{i}].boxes[{j}]"),
+                        b.as_str(),
+                        format!("box {:?} is listed twice; box names are fleet-wide", b.0),
+                    );
+                }
+            }
+            for (j, h) in env.hosts.iter().enumerate() {
+                if !hosts.insert(h) {
+                    return fail(
+                        format!("environments[{i}].hosts[{j}]"),
+                        h.as_str(),
+                        format!("host {:?} is listed twice; host names are fleet-wide", h.0),
+                    );
+                }
+            }
+        }
+        for (name, s) in [
+            ("healthz", self.sources.healthz.schedule()),
+            ("tls", self.sources.tls.schedule()),
+        ] {
+            if s.timeout.0 > s.interval.0 {
+                return fail(
+                    format!("sources.{name}.timeout"),
+                    "timeout",
+                    "timeout must not exceed interval".into(),
+                );
+            }
+        }
+        if self.sources.healthz.concurrency == 0 || self.sources.tls.concurrency == 0 {
+            return fail(
+                "sources.concurrency".into(),
+                "concurrency",
+                "concurrency must be at least 1".into(),
+            );
+        }
+        if let Some(chain) = &self.sources.chain {
+            if let Some(a) = &chain.registry_address {
+                if !is_hex(a, 20) {
+                    return fail(
+                        "sources.chain.registry_address".into(),
+                        a,
+                        format!("not an address (0x + 40 hex digits): {a:?}"),
+                    );
+                }
+            }
+        }
+        if let Some(gh) = &self.sources.github {
+            let ok = gh
+                .repo
+                .split_once('/')
+                .is_some_and(|(o, n)| Name::is_valid(o) && Name::is_valid(n));
+            if !ok {
+                return fail(
+                    "sources.github.repo".into(),
+                    &gh.repo,
+                    format!("not owner/name: {:?}", gh.repo),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The environment named `stack`.
+    pub fn environment(&self, stack: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.name.0 == stack)
+    }
+
+    /// The environment a box belongs to.
+    pub fn stack_of_box(&self, name: &str) -> Option<&Name> {
+        self.environments
+            .iter()
+            .find(|e| e.boxes.iter().any(|b| b.0 == name))
+            .map(|e| &e.name)
+    }
+
+    /// The environment a doctor host belongs to.
+    pub fn stack_of_host(&self, name: &str) -> Option<&Name> {
+        self.environments
+            .iter()
+            .find(|e| e.hosts.iter().any(|b| b.0 == name))
+            .map(|e| &e.name)
+    }
+
+    /// Whether a service of this name is in the inventory.
+    pub fn has_service(&self, name: &str) -> bool {
+        self.ingest.services.iter().any(|s| s.0 == name)
+            || self
+                .environments
+                .iter()
+                .any(|e| e.services.iter().any(|s| s.name.0 == name))
+    }
+}
+
+fn is_hex(s: &str, bytes: usize) -> bool {
+    s.strip_prefix("0x")
+        .is_some_and(|h| h.len() == bytes * 2 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Line and column (1-based) of the first occurrence of `needle`.
+fn locate(text: &str, needle: &str) -> (usize, usize) {
+    for (i, line) in text.lines().enumerate() {
+        if let Some(col) = line.find(needle) {
+            return (i + 1, col + 1);
+        }
+    }
+    (1, 1)
+}
+
+/// `environments[1].services[0].healthz`: serde_path_to_error prints `.` for the root.
+fn display_path(p: &str) -> String {
+    if p == "." || p.is_empty() {
+        "(top level)".into()
+    } else {
+        p.to_string()
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the location is already in front.
+fn clean_message(m: &str) -> String {
+    match m.find(" at line ") {
+        Some(i) => m[..i].to_string(),
+        None => m.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "\
+listen: 127.0.0.1:9999
+environments:
+  - name: prod
+    boxes: [prod-box]
+    services:
+      - name: broker
+        healthz: https://broker.example.com/healthz
+        tls: broker.example.com:443
+";
+
+    #[test]
+    fn good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD, "fleet.yaml").unwrap();
+        assert_eq!(c.environments[0].services[0].name.0, "broker");
+        assert_eq!(c.sources.healthz.interval.0, Duration::from_secs(15));
+        assert_eq!(c.stack_of_box("prod-box").unwrap().0, "prod");
+        assert!(c.has_service("broker"));
+        assert!(!c.has_service("nope"));
+    }
+
+    fn err(text: &str) -> String {
+        Config::parse(text, "fleet.yaml").unwrap_err().to_string()
+    }
+
+    #[test]
+    fn each_error_class_names_file_line_column_and_field() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "environments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: broker/healthz\n",
+                "fleet.yaml:5:18: environments[0].services[0].healthz: not a URL: \"broker/healthz\"",
+            ),
+            (
+                "environments:\n  - name: prod\n    services:\n      - name: broker\n        tls: broker.example.com\n",
+                "fleet.yaml:5:14: environments[0].services[0].tls: not host:port",
+            ),
+            (
+                "environments:\n  - name: pr od\n",
+                "fleet.yaml:2:11: environments[0].name: not a valid name",
+            ),
+            (
+                "environments:\n  - name: prod\n    colour: blue\n",
+                "fleet.yaml:3:5: environments[0]: unknown field `colour`",
+            ),
+            (
+                "sources:\n  healthz:\n    interval: soon\nenvironments: []\n",
+                "fleet.yaml:3:15: sources.healthz.interval: not a duration",
+            ),
+            (
+                "listen: nowhere\nenvironments: []\n",
+                "fleet.yaml:1:9: listen: invalid socket address",
+            ),
+            ("environments: []\n", "fleet.yaml:1:1: environments: at least one"),
+            (
+                "environments:\n  - name: prod\n  - name: prod\n",
+                "fleet.yaml:2:5: environments[1].name: duplicate environment name",
+            ),
+            (
+                "environments:\n  - name: prod\n    deployer: 0x12\n",
+                "fleet.yaml:3:15: environments[0].deployer: not an address",
+            ),
+            (
+                "environments:\n  - name: prod\n    ci_slot: '('\n",
+                "fleet.yaml:3:14: environments[0].ci_slot: not a regular expression",
+            ),
+            (
+                "sources:\n  github:\n    repo: nope\nenvironments:\n  - name: a\n",
+                "fleet.yaml:3:11: sources.github.repo: not owner/name",
+            ),
+            (
+                "sources:\n  github:\n    repo: a/b\n    token: hunter2\nenvironments:\n  - name: a\n",
+                "fleet.yaml:4:12: sources.github.token: unknown variant `hunter2`, expected `file` or `env`",
+            ),
+            (
+                "environments:\n  - name: prod\n    services: 3\n",
+                "fleet.yaml:3:15: environments[0].services: invalid type: integer `3`, expected a sequence",
+            ),
+            ("environments:\n  - name: [\n", "fleet.yaml:3:1"),
+        ];
+        for (text, want) in cases {
+            let got = err(text);
+            assert!(
+                got.starts_with(want),
+                "for\n{text}\ngot:  {got}\nwant: {want}"
+            );
+        }
+    }
+
+    #[test]
+    fn secret_refs_never_echo_the_value() {
+        let e = SecretRef::Env("FLEETPULSE_TEST_UNSET_VAR".into())
+            .read()
+            .unwrap_err();
+        assert!(e.contains("FLEETPULSE_TEST_UNSET_VAR"));
+    }
+
+    #[test]
+    fn names_reject_traversal_and_control_characters() {
+        for bad in ["", "..", ".", "a/b", "a b", "a\nb", "é", &"x".repeat(65)] {
+            assert!(!Name::is_valid(bad), "{bad:?}");
+        }
+        for good in ["prod", "test-1", "worker_3.eu", &"x".repeat(64)] {
+            assert!(Name::is_valid(good), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn durations_parse_units() {
+        assert_eq!(
+            "500ms".parse::<Seconds>().unwrap().0,
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            "2h".parse::<Seconds>().unwrap().0,
+            Duration::from_secs(7200)
+        );
+        assert!("0s".parse::<Seconds>().is_err());
+        assert!("5".parse::<Seconds>().is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! The hub: the one shared, in-memory state. Sources write their facts into
+//! it, the ingest side publishes the pulse into it, and every view reads a
+//! snapshot out of it. Reading a snapshot only clones `Arc`s under a short
+//! lock: a scrape never waits on network I/O.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::pulse::Pulse;
+use crate::snapshot::{now_unix, Facts, Snapshot, SourceOutput, SourceStatus};
+
+/// Shared state between the scheduler, ingest and the views.
+#[derive(Debug)]
+pub struct Hub {
+    config: Arc<Config>,
+    state: RwLock<State>,
+    pulse: RwLock<Arc<Pulse>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    facts: Facts,
+    sources: Vec<SourceStatus>,
+}
+
+impl Hub {
+    pub fn new(config: Arc<Config>) -> Arc<Hub> {
+        Arc::new(Hub {
+            config,
+            state: RwLock::new(State::default()),
+            pulse: RwLock::new(Arc::new(Pulse::default())),
+        })
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    /// Registers a source before its first run, so it is reported as not yet up.
+    pub fn register_source(&self, source: &'static str, interval: Duration) {
+        let mut st = write(&self.state);
+        if !st.sources.iter().any(|s| s.source == source) {
+            st.sources.push(SourceStatus {
+                source,
+                up: false,
+                last_success: None,
+                duration_seconds: 0.0,
+                errors_total: 0,
+                last_error: None,
+                has_run: false,
+                interval,
+            });
+        }
+    }
+
+    /// Records one run of a source: its output on success, its error otherwise.
+    /// A failing source keeps its last good values until `staleness` has
+    /// passed since its last success, then they are dropped.
+    pub fn record_run(
+        &self,
+        source: &'static str,
+        result: Result<SourceOutput, String>,
+        duration: Duration,
+        staleness: Duration,
+    ) {
+        let now = now_unix();
+        let mut st = write(&self.state);
+        let State { facts, sources } = &mut *st;
+        let idx = match sources.iter().position(|s| s.source == source) {
+            Some(i) => i,
+            None => {
+                sources.push(SourceStatus {
+                    source,
+                    up: false,
+                    last_success: None,
+                    duration_seconds: 0.0,
+                    errors_total: 0,
+                    last_error: None,
+                    has_run: false,
+                    interval: Duration::ZERO,
+                });
+                sources.len() - 1
+            }
+        };
+        let status = &mut sources[idx];
+        status.has_run = true;
+        status.duration_seconds = duration.as_secs_f64();
+        match result {
+            Ok(out) => {
+                facts.apply(out);
+                status.up = true;
+                status.last_success = Some(now);
+                status.last_error = None;
+            }
+            Err(e) => {
+                status.up = false;
+                status.errors_total += 1;
+                status.last_error = Some(e);
+                let stale = status
+                    .last_success
+                    .is_none_or(|t| now - t > staleness.as_secs_f64());
+                if stale {
+                    facts.forget(source);
+                }
+            }
+        }
+    }
+
+    /// Replaces the pushed half of the snapshot.
+    pub fn publish_pulse(&self, pulse: Arc<Pulse>) {
+        *write(&self.pulse) = pulse;
+    }
+
+    /// The current pulse.
+    pub fn pulse(&self) -> Arc<Pulse> {
+        read(&self.pulse).clone()
+    }
+
+    /// Everything, as of now.
+    pub fn snapshot(&self) -> Snapshot {
+        let read_at = now_unix();
+        let (facts, sources) = {
+            let st = read(&self.state);
+            (st.facts.clone(), st.sources.clone())
+        };
+        let pulse = self.pulse();
+        let drift = crate::drift::detect(&self.config, &facts, &pulse, read_at);
+        Snapshot {
+            read_at,
+            config: self.config.clone(),
+            sources,
+            facts,
+            pulse,
+            drift,
+        }
+    }
+}
+
+// A poisoned lock means a panic while holding it; the data is plain values
+// that are always left consistent, so reading on is safe.
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,21 @@
+//! fleetpulse: watches a fleet of environments and says, as Prometheus
+//! metrics, a status page and a terminal board, what is running, what is
+//! healthy and what has drifted; and receives the pushes of its boxes.
+//!
+//! Data flows one way: config → sources → hub → snapshot → views. Ingest
+//! writes to the store and publishes the pulse into the hub.
+
+pub mod app;
+pub mod catalogue;
+pub mod config;
+pub mod demo;
+pub mod drift;
+pub mod health;
+pub mod hub;
+pub mod metrics;
+pub mod pulse;
+pub mod scheduler;
+pub mod server;
+pub mod simfleet;
+pub mod snapshot;
+pub mod sources;

@@ -1,0 +1,259 @@
+//! Turns a snapshot into the exposition: OpenMetrics text through
+//! prometheus-client, and the Prometheus text format 0.0.4 derived from it
+//! for scrapers and linters that ask for the classic format.
+//!
+//! Families are written straight from the snapshot on each scrape, so the
+//! series of anything that disappeared disappear with it.
+
+use std::fmt;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+
+use crate::catalogue::{self as cat, Kind, MetricDef};
+
+mod cloud;
+mod pulse;
+use crate::snapshot::{Health, Snapshot};
+
+/// Content type of the classic text format.
+pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// Content type of OpenMetrics text.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Encodes the snapshot as OpenMetrics text.
+pub fn render_openmetrics(snapshot: Snapshot) -> String {
+    let mut registry = Registry::default();
+    registry.register_collector(Box::new(SnapshotCollector(snapshot)));
+    let mut out = String::with_capacity(64 * 1024);
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
+    out
+}
+
+/// Encodes the snapshot in the Prometheus text format 0.0.4.
+pub fn render_text(snapshot: Snapshot) -> String {
+    openmetrics_to_text(&render_openmetrics(snapshot))
+}
+
+/// Rewrites OpenMetrics text as text format 0.0.4: counter families are named
+/// with their `_total` suffix, `# UNIT` and `# EOF` lines are dropped.
+pub fn openmetrics_to_text(om: &str) -> String {
+    let mut out = String::with_capacity(om.len());
+    for line in om.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let meta = line
+            .strip_prefix("# HELP ")
+            .map(|r| ("# HELP ", r))
+            .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
+        if let Some((prefix, rest)) = meta {
+            let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+            let is_counter = cat::ALL
+                .iter()
+                .any(|m| m.kind == Kind::Counter && m.name.strip_suffix("_total") == Some(name));
+            out.push_str(prefix);
+            out.push_str(name);
+            if is_counter {
+                out.push_str("_total");
+            }
+            if !tail.is_empty() {
+                out.push(' ');
+                out.push_str(tail);
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+#[derive(Debug)]
+struct SnapshotCollector(Snapshot);
+
+impl Collector for SnapshotCollector {
+    fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+        encode_snapshot(&self.0, &mut enc)
+    }
+}
+
+/// Writes one family from its samples; a family without samples is left out.
+pub(crate) fn family<'a, const L: usize>(
+    enc: &mut DescriptorEncoder,
+    def: &MetricDef,
+    samples: impl IntoIterator<Item = ([&'a str; L], f64)>,
+) -> fmt::Result {
+    debug_assert_eq!(def.labels.len(), L, "{}", def.name);
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
+    let (name, metric_type) = match def.kind {
+        Kind::Gauge => (def.name, MetricType::Gauge),
+        Kind::Counter => (
+            def.name.strip_suffix("_total").unwrap_or(def.name),
+            MetricType::Counter,
+        ),
+    };
+    let mut me = enc.encode_descriptor(name, def.help, None, metric_type)?;
+    for (values, v) in samples {
+        let labels: [(&str, &str); L] = std::array::from_fn(|i| (def.labels[i], values[i]));
+        let fam = me.encode_family(&labels)?;
+        match def.kind {
+            Kind::Gauge => ConstGauge::new(v).encode(fam)?,
+            // Counters are whole counts held as u64 and widened for the sample.
+            Kind::Counter => ConstCounter::new(v as u64).encode(fam)?,
+        }
+    }
+    Ok(())
+}
+
+/// 1 for true, 0 for false.
+pub(crate) fn b(x: bool) -> f64 {
+    if x {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
+    family(enc, &cat::BUILD_INFO, [([env!("CARGO_PKG_VERSION")], 1.0)])?;
+    family(
+        enc,
+        &cat::SOURCE_UP,
+        s.sources.iter().map(|x| ([x.source], b(x.up))),
+    )?;
+    family(
+        enc,
+        &cat::SOURCE_LAST_SUCCESS,
+        s.sources
+            .iter()
+            .filter_map(|x| x.last_success.map(|t| ([x.source], t))),
+    )?;
+    family(
+        enc,
+        &cat::SOURCE_DURATION,
+        s.sources
+            .iter()
+            .filter(|x| x.has_run)
+            .map(|x| ([x.source], x.duration_seconds)),
+    )?;
+    family(
+        enc,
+        &cat::SOURCE_ERRORS,
+        s.sources
+            .iter()
+            .map(|x| ([x.source], x.errors_total as f64)),
+    )?;
+
+    if let Some(probes) = &s.facts.healthz {
+        family(
+            enc,
+            &cat::SERVICE_HEALTH,
+            probes.iter().flat_map(|p| {
+                Health::ALL.into_iter().map(move |h| {
+                    (
+                        [p.stack.as_str(), p.service.as_str(), h.as_str()],
+                        b(p.health == h),
+                    )
+                })
+            }),
+        )?;
+        family(
+            enc,
+            &cat::SERVICE_STATUS_CODE,
+            probes.iter().map(|p| {
+                (
+                    [p.stack.as_str(), p.service.as_str()],
+                    f64::from(p.status_code.unwrap_or(0)),
+                )
+            }),
+        )?;
+        family(
+            enc,
+            &cat::SERVICE_PROBE_DURATION,
+            probes
+                .iter()
+                .map(|p| ([p.stack.as_str(), p.service.as_str()], p.duration_seconds)),
+        )?;
+        family(
+            enc,
+            &cat::SERVICE_COMMIT_INFO,
+            probes.iter().filter_map(|p| {
+                p.commit
+                    .as_deref()
+                    .map(|c| ([p.stack.as_str(), p.service.as_str(), c], 1.0))
+            }),
+        )?;
+    }
+
+    if let Some(probes) = &s.facts.tls {
+        family(
+            enc,
+            &cat::TLS_UP,
+            probes
+                .iter()
+                .map(|p| ([p.stack.as_str(), p.host.as_str()], b(p.up))),
+        )?;
+        family(
+            enc,
+            &cat::TLS_CERT_NOT_AFTER,
+            probes.iter().filter_map(|p| {
+                p.leaf_not_after
+                    .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
+            }),
+        )?;
+        family(
+            enc,
+            &cat::TLS_CHAIN_NOT_AFTER,
+            probes.iter().filter_map(|p| {
+                p.chain_earliest_not_after
+                    .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
+            }),
+        )?;
+        family(
+            enc,
+            &cat::TLS_CHAIN_VALID,
+            probes
+                .iter()
+                .filter(|p| p.up)
+                .map(|p| ([p.stack.as_str(), p.host.as_str()], b(p.chain_valid))),
+        )?;
+    }
+
+    cloud::encode(s, enc)?;
+
+    family(
+        enc,
+        &cat::DRIFT,
+        s.drift
+            .iter()
+            .map(|d| ([d.stack.as_str(), d.kind], b(d.drifted))),
+    )?;
+
+    pulse::encode(s, enc)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_get_total_in_text_format_and_openmetrics_markers_go() {
+        let om = "# HELP fleet_source_errors Runs.\n# TYPE fleet_source_errors counter\nfleet_source_errors_total{source=\"tls\"} 2\n# HELP fleet_source_up Up.\n# TYPE fleet_source_up gauge\n# UNIT fleet_source_up x\nfleet_source_up{source=\"tls\"} 1\n# EOF\n";
+        let text = openmetrics_to_text(om);
+        assert_eq!(
+            text,
+            "# HELP fleet_source_errors_total Runs.\n# TYPE fleet_source_errors_total counter\nfleet_source_errors_total{source=\"tls\"} 2\n# HELP fleet_source_up Up.\n# TYPE fleet_source_up gauge\nfleet_source_up{source=\"tls\"} 1\n"
+        );
+    }
+}

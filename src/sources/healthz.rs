@@ -1,0 +1,174 @@
+//! The healthz source: GET each service's /healthz and classify the answer.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+
+use crate::config::{Config, HttpUrl, Schedule};
+use crate::health::{classify, ProbeOutcome, Rules};
+use crate::snapshot::{ServiceProbe, SourceOutput};
+use crate::sources::{CollectFuture, Source, SourceError};
+
+/// Most of a body that is read; a health answer is small.
+const MAX_BODY: usize = 64 * 1024;
+
+/// Probes every configured /healthz URL with bounded concurrency.
+pub struct HealthzSource {
+    config: Arc<Config>,
+    client: reqwest::Client,
+}
+
+impl HealthzSource {
+    pub fn new(config: Arc<Config>) -> Result<Self, SourceError> {
+        let client = http_client(&config, config.sources.healthz.timeout.0)?;
+        Ok(HealthzSource { config, client })
+    }
+}
+
+/// An HTTP client trusting the web roots plus the configured extra CA.
+pub fn http_client(config: &Config, timeout: Duration) -> Result<reqwest::Client, SourceError> {
+    let mut b = reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("fleetpulse/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(1);
+    if let Some(path) = &config.sources.tls.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            SourceError::new(format!(
+                "cannot read sources.tls.ca_file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+            SourceError::new(format!(
+                "sources.tls.ca_file {}: not PEM certificates: {e}",
+                path.display()
+            ))
+        })?;
+        for c in certs {
+            b = b.add_root_certificate(c);
+        }
+    }
+    b.build()
+        .map_err(|e| SourceError::new(format!("cannot build HTTP client: {e}")))
+}
+
+struct Target {
+    stack: String,
+    service: String,
+    url: HttpUrl,
+}
+
+impl Source for HealthzSource {
+    fn name(&self) -> &'static str {
+        "healthz"
+    }
+
+    fn schedule(&self) -> Schedule {
+        self.config.sources.healthz.schedule()
+    }
+
+    /// Each probe has its own timeout; the run as a whole may take up to the interval.
+    fn run_deadline(&self) -> Duration {
+        self.config.sources.healthz.interval.0
+    }
+
+    fn collect(&self) -> CollectFuture<'_> {
+        Box::pin(async move {
+            let cfg = &self.config.sources.healthz;
+            let targets: Vec<Target> = self
+                .config
+                .environments
+                .iter()
+                .flat_map(|e| {
+                    e.services.iter().filter_map(move |s| {
+                        s.healthz.as_ref().map(|url| Target {
+                            stack: e.name.0.clone(),
+                            service: s.name.0.clone(),
+                            url: url.clone(),
+                        })
+                    })
+                })
+                .collect();
+            let rules = Rules {
+                status_field: &cfg.status_field,
+                degraded_values: &cfg.degraded_values,
+                commit_field: &cfg.commit_field,
+                degraded_after: cfg.degraded_after.0,
+            };
+            let probes: Vec<ServiceProbe> = stream::iter(targets)
+                .map(|t| probe(&self.client, t, &rules, cfg.timeout.0))
+                .buffer_unordered(cfg.concurrency)
+                .collect()
+                .await;
+            Ok(SourceOutput::Healthz(probes))
+        })
+    }
+}
+
+async fn probe(
+    client: &reqwest::Client,
+    t: Target,
+    rules: &Rules<'_>,
+    timeout: Duration,
+) -> ServiceProbe {
+    let start = Instant::now();
+    let fetched = tokio::time::timeout(timeout, fetch(client, &t.url.0)).await;
+    let elapsed = start.elapsed();
+    let (status, verdict) = match &fetched {
+        Err(_) => (None, classify(&ProbeOutcome::TimedOut, rules)),
+        Ok(Err(e)) if e.is_timeout() => (None, classify(&ProbeOutcome::TimedOut, rules)),
+        Ok(Err(e)) => {
+            let msg = describe(e);
+            (None, classify(&ProbeOutcome::Failed(&msg), rules))
+        }
+        Ok(Ok((status, body))) => (
+            Some(*status),
+            classify(
+                &ProbeOutcome::Answered {
+                    status: *status,
+                    body,
+                    elapsed,
+                },
+                rules,
+            ),
+        ),
+    };
+    ServiceProbe {
+        stack: t.stack,
+        service: t.service,
+        health: verdict.health,
+        status_code: status,
+        duration_seconds: elapsed.as_secs_f64(),
+        commit: verdict.commit,
+        reason: verdict.reason,
+    }
+}
+
+async fn fetch(client: &reqwest::Client, url: &url::Url) -> Result<(u16, Vec<u8>), reqwest::Error> {
+    let mut resp = client.get(url.clone()).send().await?;
+    let status = resp.status().as_u16();
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        let room = MAX_BODY.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= MAX_BODY {
+            break;
+        }
+    }
+    Ok((status, body))
+}
+
+/// The innermost cause, which says the most (refused, certificate, ...).
+fn describe(e: &reqwest::Error) -> String {
+    let mut msg = e.to_string();
+    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(c) = cur {
+        msg = c.to_string();
+        cur = c.source();
+    }
+    // URLs can carry credentials in userinfo; the service name already says which target.
+    msg
+}

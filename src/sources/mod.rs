@@ -1,0 +1,82 @@
+//! Sources: one module per kind of thing fleetpulse pulls, all of one shape.
+//!
+//! A source is built from its slice of the config, and `collect` returns typed
+//! facts or an error. It knows nothing of scheduling, HTTP serving or metric
+//! encoding: the scheduler runs it on its interval under its timeout and keeps
+//! the books (`fleet_source_*`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::{Config, Schedule};
+use crate::snapshot::SourceOutput;
+
+pub mod aws;
+pub mod chain;
+pub mod dns;
+pub mod github;
+pub mod healthz;
+pub mod oidc;
+pub mod tls;
+
+/// Why a source run failed, in words that say what to fix. Never holds a secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+impl SourceError {
+    pub fn new(msg: impl Into<String>) -> Self {
+        SourceError(msg.into())
+    }
+}
+
+/// A boxed collect future.
+pub type CollectFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<SourceOutput, SourceError>> + Send + 'a>>;
+
+/// One kind of pulled data.
+pub trait Source: Send + Sync {
+    /// The `source` label value.
+    fn name(&self) -> &'static str;
+    /// How often and for how long it runs.
+    fn schedule(&self) -> Schedule;
+    /// The longest one run may take before the scheduler abandons it.
+    /// Per-target probes have their own timeout and may use the whole interval.
+    fn run_deadline(&self) -> std::time::Duration {
+        self.schedule().timeout.0
+    }
+    /// One run.
+    fn collect(&self) -> CollectFuture<'_>;
+}
+
+/// Builds every source the config enables.
+pub fn from_config(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+    let mut out: Vec<Arc<dyn Source>> = Vec::new();
+    let env_has =
+        |f: &dyn Fn(&crate::config::Environment) -> bool| config.environments.iter().any(f);
+    if env_has(&|e| e.services.iter().any(|s| s.healthz.is_some())) {
+        out.push(Arc::new(healthz::HealthzSource::new(config.clone())?));
+    }
+    if env_has(&|e| e.services.iter().any(|s| s.tls.is_some())) {
+        out.push(Arc::new(tls::TlsSource::new(config.clone())?));
+    }
+    if env_has(&|e| e.oidc.is_some()) {
+        if let Some(s) = oidc::OidcSource::from_config(config)? {
+            out.push(Arc::new(s));
+        }
+    }
+    if let Some(s) = aws::AwsSource::from_config(config)? {
+        out.push(Arc::new(s));
+    }
+    if let Some(s) = dns::DnsSource::from_config(config)? {
+        out.push(Arc::new(s));
+    }
+    if let Some(s) = github::GithubSource::from_config(config)? {
+        out.push(Arc::new(s));
+    }
+    if let Some(s) = chain::ChainSource::from_config(config)? {
+        out.push(Arc::new(s));
+    }
+    Ok(out)
+}

@@ -1,0 +1,225 @@
+//! The TLS source: one handshake per configured `host:port`, reading the
+//! presented chain's expiry whether or not it verifies, then checking it
+//! against the trust roots for the name separately.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::{self, StreamExt};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::config::{Config, HostPort, Schedule};
+use crate::snapshot::{SourceOutput, TlsProbe};
+use crate::sources::{CollectFuture, Source, SourceError};
+
+/// Handshakes with every configured TLS endpoint.
+pub struct TlsSource {
+    config: Arc<Config>,
+    connector: TlsConnector,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+impl TlsSource {
+    pub fn new(config: Arc<Config>) -> Result<Self, SourceError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = &config.sources.tls.ca_file {
+            let certs = CertificateDer::pem_file_iter(path)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    SourceError::new(format!("sources.tls.ca_file {}: {e}", path.display()))
+                })?;
+            for c in certs {
+                roots.add(c).map_err(|e| {
+                    SourceError::new(format!("sources.tls.ca_file {}: {e}", path.display()))
+                })?;
+            }
+        }
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| SourceError::new(format!("cannot build certificate verifier: {e}")))?;
+        let client = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SourceError::new(format!("TLS setup: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAndRecord { provider }))
+            .with_no_client_auth();
+        Ok(TlsSource {
+            config,
+            connector: TlsConnector::from(Arc::new(client)),
+            verifier,
+        })
+    }
+}
+
+impl Source for TlsSource {
+    fn name(&self) -> &'static str {
+        "tls"
+    }
+
+    fn schedule(&self) -> Schedule {
+        self.config.sources.tls.schedule()
+    }
+
+    fn run_deadline(&self) -> Duration {
+        self.config.sources.tls.interval.0
+    }
+
+    fn collect(&self) -> CollectFuture<'_> {
+        Box::pin(async move {
+            let cfg = &self.config.sources.tls;
+            let targets: Vec<(String, String, HostPort)> = self
+                .config
+                .environments
+                .iter()
+                .flat_map(|e| {
+                    e.services.iter().filter_map(move |s| {
+                        s.tls
+                            .as_ref()
+                            .map(|hp| (e.name.0.clone(), s.name.0.clone(), hp.clone()))
+                    })
+                })
+                .collect();
+            let probes: Vec<TlsProbe> = stream::iter(targets)
+                .map(|(stack, service, hp)| async move {
+                    let mut p = match tokio::time::timeout(cfg.timeout.0, self.handshake(&hp)).await
+                    {
+                        Ok(p) => p,
+                        Err(_) => failed(&hp, "no handshake before the timeout".into()),
+                    };
+                    p.stack = stack;
+                    p.service = service;
+                    p
+                })
+                .buffer_unordered(cfg.concurrency)
+                .collect()
+                .await;
+            Ok(SourceOutput::Tls(probes))
+        })
+    }
+}
+
+impl TlsSource {
+    async fn handshake(&self, hp: &HostPort) -> TlsProbe {
+        let name = match ServerName::try_from(hp.host.clone()) {
+            Ok(n) => n,
+            Err(_) => return failed(hp, format!("not a host name: {:?}", hp.host)),
+        };
+        let tcp = match TcpStream::connect((hp.host.as_str(), hp.port)).await {
+            Ok(t) => t,
+            Err(e) => return failed(hp, format!("connect: {e}")),
+        };
+        let tls = match self.connector.connect(name.clone(), tcp).await {
+            Ok(t) => t,
+            Err(e) => return failed(hp, format!("handshake: {e}")),
+        };
+        let (_, conn) = tls.get_ref();
+        let Some(chain) = conn.peer_certificates().filter(|c| !c.is_empty()) else {
+            return failed(hp, "no certificate presented".into());
+        };
+        let chain_valid = self
+            .verifier
+            .verify_server_cert(&chain[0], &chain[1..], &name, &[], UnixTime::now())
+            .is_ok();
+        let expiries = chain_expiries(chain);
+        TlsProbe {
+            stack: String::new(),
+            service: String::new(),
+            host: hp.to_string(),
+            up: true,
+            leaf_not_after: expiries.first().copied().flatten(),
+            chain_earliest_not_after: expiries.iter().flatten().min().copied(),
+            chain_valid,
+            error: None,
+        }
+    }
+}
+
+/// notAfter of each certificate, leaf first; `None` for one that does not parse.
+pub fn chain_expiries(chain: &[CertificateDer<'_>]) -> Vec<Option<i64>> {
+    chain
+        .iter()
+        .map(|der| {
+            x509_parser::parse_x509_certificate(der)
+                .ok()
+                .map(|(_, c)| c.validity().not_after.timestamp())
+        })
+        .collect()
+}
+
+fn failed(hp: &HostPort, error: String) -> TlsProbe {
+    TlsProbe {
+        stack: String::new(),
+        service: String::new(),
+        host: hp.to_string(),
+        up: false,
+        leaf_not_after: None,
+        chain_earliest_not_after: None,
+        chain_valid: false,
+        error: Some(error),
+    }
+}
+
+/// Completes every handshake (checking the handshake signatures) so the chain
+/// can be read even when it would not verify; verification against the roots
+/// happens afterwards and is reported on its own.
+#[derive(Debug)]
+struct AcceptAndRecord {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAndRecord {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}

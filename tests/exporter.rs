@@ -1,0 +1,204 @@
+//! The exporter end to end: the demo's /metrics, promtool, scrapes during
+//! hung probes, and `check-config`.
+
+mod common;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{eventually, get, promtool, sample};
+use fleetpulse::config::Config;
+use fleetpulse::simfleet::{Authority, Behaviour, SimService};
+
+#[tokio::test]
+async fn demo_serves_every_service_and_promtool_finds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), dir.path())
+        .await
+        .unwrap();
+    let url = format!("http://{}/metrics", demo.exporter.addr);
+    let body = eventually(Duration::from_secs(30), "every demo service probed", || {
+        let url = url.clone();
+        async move {
+            let (_, body) = get(&url).await;
+            let ready = body.matches("fleet_service_health{").count() == 45
+                && body
+                    .matches("fleet_tls_cert_not_after_timestamp_seconds{")
+                    .count()
+                    == 15;
+            ready.then_some(body)
+        }
+    })
+    .await;
+    for s in &demo.services {
+        let port = s.service.port();
+        let health = format!(
+            "fleet_service_health{{stack=\"{}\",service=\"{}\",state=\"green\"}}",
+            s.stack, s.name
+        );
+        assert!(sample(&body, &health).is_some(), "missing {health}");
+        let tls = format!(
+            "fleet_tls_up{{stack=\"{}\",host=\"localhost:{port}\"}}",
+            s.stack
+        );
+        assert!(sample(&body, &tls).is_some(), "missing {tls}");
+    }
+    // The demo's states: test-1 signer degraded, test-2 worker-2 red.
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_service_health{stack="test-1",service="signer",state="degraded"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_service_health{stack="test-2",service="worker-2",state="red"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, r#"fleet_source_up{source="healthz"}"#),
+        Some(1.0)
+    );
+    assert_eq!(sample(&body, r#"fleet_source_up{source="tls"}"#), Some(1.0));
+    assert!(body.contains("# TYPE fleet_source_errors_total counter"));
+    assert!(body.contains(&format!(
+        "fleet_exporter_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+
+    let mut child = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}"
+    );
+
+    // OpenMetrics on request.
+    let r = reqwest::Client::new()
+        .get(&url)
+        .header("accept", "application/openmetrics-text; version=1.0.0")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    assert!(r.text().await.unwrap().ends_with("# EOF\n"));
+}
+
+#[tokio::test]
+async fn hung_healthz_endpoint_does_not_delay_scrape() {
+    let ca = Authority::new(30).unwrap();
+    let hung = SimService::start(ca.issue(&["localhost"], 30).unwrap(), Behaviour::Hang)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.root_pem()).unwrap();
+    let port = hung.port();
+    let yaml = format!(
+        "sources:\n  healthz:\n    interval: 20s\n    timeout: 8s\n  tls:\n    interval: 20s\n    timeout: 8s\n    ca_file: {}\nenvironments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: https://localhost:{port}/healthz\n        tls: localhost:{port}\n",
+        ca_file.display()
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let url = format!("http://{}/metrics", running.addr);
+    // Both probes are now stuck on the hung service for 8 s.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..5 {
+        let t = Instant::now();
+        let (status, body) = get(&url).await;
+        assert_eq!(status, 200);
+        assert!(
+            t.elapsed() < Duration::from_millis(500),
+            "scrape took {:?}",
+            t.elapsed()
+        );
+        assert!(
+            body.contains("fleet_source_up{source=\"healthz\"} 0"),
+            "not yet up: {body}"
+        );
+    }
+    // After the timeout the service is red and the source still up (one probe failing is not the source failing).
+    let body = eventually(Duration::from_secs(15), "hung probe to time out", || {
+        let url = url.clone();
+        async move {
+            let (_, b) = get(&url).await;
+            b.contains(r#"fleet_service_health{stack="prod",service="broker",state="red"} 1"#)
+                .then_some(b)
+        }
+    })
+    .await;
+    assert_eq!(
+        sample(&body, r#"fleet_source_up{source="healthz"}"#),
+        Some(1.0)
+    );
+    let (status, _) = get(&format!("http://{}/healthz", running.addr)).await;
+    assert_eq!(status, 200);
+    running.shutdown().await.unwrap();
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_errors() {
+    let bin = env!("CARGO_BIN_EXE_fleetpulse");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/fleet.example.yaml");
+    let out = Command::new(bin)
+        .args(["check-config", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &bad,
+        "environments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: broker/healthz\n",
+    )
+    .unwrap();
+    let out = Command::new(bin)
+        .args(["check-config", bad.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fleet.yaml:5:18: environments[0].services[0].healthz: not a URL"),
+        "{err}"
+    );
+    let out = Command::new(bin)
+        .args(["check-config", "/nonexistent/fleet.yaml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/fleet.yaml: cannot read"));
+}
