@@ -154,6 +154,9 @@ pub struct SourcesConfig {
     pub github: Option<GithubConfig>,
     #[serde(default)]
     pub chain: Option<ChainConfig>,
+    /// The OIDC discovery source (runs when an environment lists `oidc`).
+    #[serde(default)]
+    pub oidc: OidcConfig,
     /// How long a failing source's last good values are kept before they are dropped.
     #[serde(default = "default_staleness")]
     pub staleness: Seconds,
@@ -167,6 +170,7 @@ impl Default for SourcesConfig {
             aws: None,
             github: None,
             chain: None,
+            oidc: OidcConfig::default(),
             staleness: default_staleness(),
         }
     }
@@ -357,6 +361,24 @@ pub struct GithubConfig {
     /// How long a deployed commit may differ from main's head before it is drift.
     #[serde(default = "GithubConfig::default_grace")]
     pub stale_grace: Seconds,
+    /// Which fields of a CI run the environments' `ci_slot` patterns are matched
+    /// against; a run holds a slot when any of them matches.
+    #[serde(default = "GithubConfig::default_ci_slot_match")]
+    pub ci_slot_match: Vec<RunField>,
+}
+
+/// A field of a CI run that can name the test slot it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunField {
+    /// The run's title (`run-name:` in the workflow, else the commit or PR title).
+    DisplayTitle,
+    /// The workflow's name.
+    Name,
+    /// The branch the run is for.
+    HeadBranch,
+    /// The names of the run's jobs (one more request per active run).
+    JobName,
 }
 
 impl GithubConfig {
@@ -381,6 +403,46 @@ impl GithubConfig {
     }
     fn default_grace() -> Seconds {
         Seconds(Duration::from_secs(3600))
+    }
+    fn default_ci_slot_match() -> Vec<RunField> {
+        vec![RunField::DisplayTitle, RunField::Name, RunField::HeadBranch]
+    }
+}
+
+/// The OIDC discovery source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// How often the source runs.
+    #[serde(default = "OidcConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one fetch may take.
+    #[serde(default = "OidcConfig::default_timeout")]
+    pub timeout: Seconds,
+}
+
+impl OidcConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(300))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(10))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+        }
     }
 }
 
@@ -511,14 +573,57 @@ impl Default for WebConfig {
     }
 }
 
-/// Where a secret comes from: never the config file itself.
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+/// Where a secret comes from: never the config file itself. Written
+/// `{ file: PATH }` or `{ env: VAR }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretRef {
     /// Read from this file (trailing whitespace trimmed).
     File(PathBuf),
     /// Read from this environment variable.
     Env(String),
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const HOW: &str = "a secret is never written inline: use `file: PATH` or `env: VARIABLE`";
+        impl<'de> de::Visitor<'de> for V {
+            type Value = SecretRef;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("`file: PATH` or `env: VARIABLE`")
+            }
+            // Any scalar here may be the secret itself: say so without echoing it.
+            fn visit_str<E: de::Error>(self, _: &str) -> Result<SecretRef, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<SecretRef, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<SecretRef, E> {
+                Err(E::custom(HOW))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<SecretRef, A::Error> {
+                let mut found: Option<SecretRef> = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    let value: String = map.next_value()?;
+                    let r = match key.as_str() {
+                        "file" => SecretRef::File(PathBuf::from(value)),
+                        "env" => SecretRef::Env(value),
+                        other => {
+                            return Err(de::Error::custom(format!(
+                                "unknown key `{other}`: use `file: PATH` or `env: VARIABLE`"
+                            )))
+                        }
+                    };
+                    if found.replace(r).is_some() {
+                        return Err(de::Error::custom("give one of `file` or `env`, not both"));
+                    }
+                }
+                found.ok_or_else(|| de::Error::custom("give `file: PATH` or `env: VARIABLE`"))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl SecretRef {
@@ -693,18 +798,21 @@ impl Config {
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let de = serde_yaml::Deserializer::from_str(text);
         let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let field = display_path(&e.path().to_string());
+            let path = e.path().to_string();
+            let field = display_path(&path);
             let inner = e.into_inner();
+            let message = clean_message(&inner.to_string());
             let (line, column) = inner
                 .location()
                 .map(|l| (l.line(), l.column()))
                 .unwrap_or((1, 1));
+            let (line, column) = refine_location(text, line, column, &path, &message);
             ConfigError::Invalid {
                 file: file.to_string(),
                 line,
                 column,
                 field,
-                message: clean_message(&inner.to_string()),
+                message,
             }
         })?;
         config.validate(text, file)?;
@@ -792,10 +900,26 @@ impl Config {
                 }
             }
         }
+        let optional = [
+            ("aws", self.sources.aws.as_ref().map(AwsConfig::schedule)),
+            (
+                "github",
+                self.sources.github.as_ref().map(GithubConfig::schedule),
+            ),
+            (
+                "chain",
+                self.sources.chain.as_ref().map(ChainConfig::schedule),
+            ),
+        ];
         for (name, s) in [
-            ("healthz", self.sources.healthz.schedule()),
-            ("tls", self.sources.tls.schedule()),
-        ] {
+            ("healthz", Some(self.sources.healthz.schedule())),
+            ("tls", Some(self.sources.tls.schedule())),
+            ("oidc", Some(self.sources.oidc.schedule())),
+        ]
+        .into_iter()
+        .chain(optional)
+        .filter_map(|(n, s)| s.map(|s| (n, s)))
+        {
             if s.timeout.0 > s.interval.0 {
                 return fail(
                     format!("sources.{name}.timeout"),
@@ -820,6 +944,48 @@ impl Config {
                         format!("not an address (0x + 40 hex digits): {a:?}"),
                     );
                 }
+            }
+            let f = &chain.registry_function;
+            let takes_one_id = f.strip_suffix("(bytes32)").is_some_and(|n| {
+                n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
+            if !takes_one_id {
+                return fail(
+                    "sources.chain.registry_function".into(),
+                    "registry_function",
+                    format!("not a view function of one bytes32 argument, like operatorMasterWallet(bytes32): {f:?}"),
+                );
+            }
+            // U256 holds 77 decimal digits.
+            if chain.decimals > 77 {
+                return fail(
+                    "sources.chain.decimals".into(),
+                    "decimals",
+                    format!("at most 77 decimals: {}", chain.decimals),
+                );
+            }
+            let wants_registry = self
+                .environments
+                .iter()
+                .any(|e| e.registry_account.is_some());
+            if wants_registry && chain.registry_address.is_none() {
+                return fail(
+                    "sources.chain.registry_address".into(),
+                    "chain:",
+                    "required when an environment lists registry_account".into(),
+                );
+            }
+        }
+        if let Some(aws) = &self.sources.aws {
+            let lists_names = self.environments.iter().any(|e| !e.dns_names.is_empty());
+            if lists_names && aws.hosted_zone_id.is_none() {
+                return fail(
+                    "sources.aws.hosted_zone_id".into(),
+                    "aws:",
+                    "required when an environment lists dns_names (the Route53 zone holding them)"
+                        .into(),
+                );
             }
         }
         if let Some(gh) = &self.sources.github {
@@ -893,12 +1059,59 @@ fn display_path(p: &str) -> String {
     }
 }
 
-/// serde_yaml appends " at line L column C"; the location is already in front.
+/// serde_yaml prefixes its own path and appends " at line L column C"; both
+/// are already in front of the message.
 fn clean_message(m: &str) -> String {
-    match m.find(" at line ") {
-        Some(i) => m[..i].to_string(),
-        None => m.to_string(),
+    let m = match m.find(" at line ") {
+        Some(i) => &m[..i],
+        None => m,
+    };
+    match m.split_once(": ") {
+        Some((prefix, rest))
+            if !prefix.is_empty()
+                && prefix.bytes().all(|b| {
+                    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'[' | b']' | b'_' | b'-')
+                }) =>
+        {
+            rest.to_string()
+        }
+        _ => m.to_string(),
     }
+}
+
+/// serde_yaml reports a value's error at the start of the mapping holding it;
+/// point at the offending key's value (or at the key, for an unknown field)
+/// by finding the path's last key at or after that position.
+fn refine_location(
+    text: &str,
+    line: usize,
+    column: usize,
+    path: &str,
+    message: &str,
+) -> (usize, usize) {
+    let last = path.rsplit('.').next().unwrap_or("");
+    let key = last.split('[').next().unwrap_or("");
+    if key.is_empty() {
+        return (line, column);
+    }
+    let needle = format!("{key}:");
+    for (i, l) in text.lines().enumerate().skip(line.saturating_sub(1)) {
+        let Some(at) = l.find(&needle) else {
+            continue;
+        };
+        // The key must start a mapping entry, not sit inside another value.
+        let before = l[..at].trim_start_matches([' ', '-', '{', ',']);
+        if !before.is_empty() && !before.ends_with([' ', '{', ',']) {
+            continue;
+        }
+        if message.starts_with("unknown field") {
+            return (i + 1, at + 1);
+        }
+        let after = &l[at + needle.len()..];
+        let pad = after.len() - after.trim_start().len();
+        return (i + 1, at + needle.len() + pad + 1);
+    }
+    (line, column)
 }
 
 #[cfg(test)]
@@ -947,7 +1160,7 @@ environments:
             ),
             (
                 "environments:\n  - name: prod\n    colour: blue\n",
-                "fleet.yaml:3:5: environments[0]: unknown field `colour`",
+                "fleet.yaml:3:5: environments[0].colour: unknown field `colour`, expected one of `name`",
             ),
             (
                 "sources:\n  healthz:\n    interval: soon\nenvironments: []\n",
@@ -976,13 +1189,41 @@ environments:
             ),
             (
                 "sources:\n  github:\n    repo: a/b\n    token: hunter2\nenvironments:\n  - name: a\n",
-                "fleet.yaml:4:12: sources.github.token: unknown variant `hunter2`, expected `file` or `env`",
+                "fleet.yaml:4:12: sources.github.token: a secret is never written inline",
+            ),
+            (
+                "sources:\n  github:\n    repo: a/b\n    token: { file: /a, env: B }\nenvironments:\n  - name: a\n",
+                "fleet.yaml:4:12: sources.github.token: give one of `file` or `env`, not both",
+            ),
+            (
+                "sources:\n  chain:\n    rpc_url: http://127.0.0.1:8545\n    registry_function: operatorMasterWallet(address)\nenvironments:\n  - name: a\n",
+                "fleet.yaml:4:5: sources.chain.registry_function: not a view function of one bytes32 argument",
+            ),
+            (
+                "sources:\n  chain:\n    rpc_url: http://127.0.0.1:8545\nenvironments:\n  - name: a\n    registry_account: \"0x593ad699fc1f7cd5bb2e35cbf0f19c557067cbbe80c46d1fb6dfbdb0ae075528\"\n",
+                "fleet.yaml:2:3: sources.chain.registry_address: required when an environment lists registry_account",
+            ),
+            (
+                "sources:\n  aws:\n    region: eu-west-1\nenvironments:\n  - name: a\n    dns_names: [a.example.net]\n",
+                "fleet.yaml:2:3: sources.aws.hosted_zone_id: required when an environment lists dns_names",
+            ),
+            (
+                "sources:\n  github:\n    repo: a/b\n    interval: 10s\n    timeout: 20s\nenvironments:\n  - name: a\n",
+                "fleet.yaml:5:5: sources.github.timeout: timeout must not exceed interval",
+            ),
+            (
+                "sources:\n  github:\n    repo: a/b\n    ci_slot_match: [title]\nenvironments:\n  - name: a\n",
+                "fleet.yaml:4:20: sources.github.ci_slot_match[0]: unknown variant `title`, expected one of `display_title`, `name`, `head_branch`, `job_name`",
             ),
             (
                 "environments:\n  - name: prod\n    services: 3\n",
                 "fleet.yaml:3:15: environments[0].services: invalid type: integer `3`, expected a sequence",
             ),
-            ("environments:\n  - name: [\n", "fleet.yaml:3:1"),
+            (
+                "environments:\n  - name: [\n",
+                "fleet.yaml:2:11: environments[0].name: invalid type: sequence, expected a string",
+            ),
+            ("environments:\n  - name: a\n  name: b\n", "fleet.yaml:3:"),
         ];
         for (text, want) in cases {
             let got = err(text);
@@ -991,6 +1232,21 @@ environments:
                 "for\n{text}\ngot:  {got}\nwant: {want}"
             );
         }
+    }
+
+    #[test]
+    fn inline_secrets_are_refused_without_being_echoed() {
+        let e = err("sources:\n  github:\n    repo: a/b\n    token: ghp_s3cr3t\nenvironments:\n  - name: a\n");
+        assert!(!e.contains("ghp_s3cr3t"), "{e}");
+        let ok = Config::parse(
+            "sources:\n  github:\n    repo: a/b\n    token: { env: GH_TOKEN }\nenvironments:\n  - name: a\n",
+            "f",
+        )
+        .unwrap();
+        assert_eq!(
+            ok.sources.github.unwrap().token,
+            Some(SecretRef::Env("GH_TOKEN".into()))
+        );
     }
 
     #[test]

@@ -98,11 +98,17 @@ impl Source for HealthzSource {
                 commit_field: &cfg.commit_field,
                 degraded_after: cfg.degraded_after.0,
             };
-            let probes: Vec<ServiceProbe> = stream::iter(targets)
-                .map(|t| probe(&self.client, t, &rules, cfg.timeout.0))
-                .buffer_unordered(cfg.concurrency)
-                .collect()
-                .await;
+            let rules = &rules;
+            let mut probes: Vec<(usize, ServiceProbe)> = stream::iter(
+                targets.into_iter().enumerate(),
+            )
+            .map(|(i, t)| async move { (i, probe(&self.client, t, rules, cfg.timeout.0).await) })
+            .buffer_unordered(cfg.concurrency)
+            .collect()
+            .await;
+            // Inventory order, so every view lists services the same way.
+            probes.sort_by_key(|(i, _)| *i);
+            let probes = probes.into_iter().map(|(_, p)| p).collect();
             Ok(SourceOutput::Healthz(probes))
         })
     }

@@ -89,8 +89,8 @@ impl Source for TlsSource {
                     })
                 })
                 .collect();
-            let probes: Vec<TlsProbe> = stream::iter(targets)
-                .map(|(stack, service, hp)| async move {
+            let mut probes: Vec<(usize, TlsProbe)> = stream::iter(targets.into_iter().enumerate())
+                .map(|(i, (stack, service, hp))| async move {
                     let mut p = match tokio::time::timeout(cfg.timeout.0, self.handshake(&hp)).await
                     {
                         Ok(p) => p,
@@ -98,12 +98,16 @@ impl Source for TlsSource {
                     };
                     p.stack = stack;
                     p.service = service;
-                    p
+                    (i, p)
                 })
                 .buffer_unordered(cfg.concurrency)
                 .collect()
                 .await;
-            Ok(SourceOutput::Tls(probes))
+            // Inventory order, so every view lists hosts the same way.
+            probes.sort_by_key(|(i, _)| *i);
+            Ok(SourceOutput::Tls(
+                probes.into_iter().map(|(_, p)| p).collect(),
+            ))
         })
     }
 }
