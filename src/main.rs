@@ -37,6 +37,11 @@ enum Command {
         /// State directory; overrides the config's `state_dir`.
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Watch only shard i of n (0-based): the environments whose stable
+        /// name hash falls in it. n exporters given the same file cover the
+        /// fleet exactly once between them.
+        #[arg(long, value_name = "i/n")]
+        shard: Option<fleetpulse::shard::Shard>,
     },
     /// Run a simulated fleet on loopback and the exporter watching it.
     Demo {
@@ -46,6 +51,19 @@ enum Command {
         /// State directory (recreated if missing).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+    },
+    /// Show a running exporter's board as a table; exits 1 when anything is
+    /// red, 2 when the board cannot be read.
+    Status {
+        /// The exporter's base URL (or its /api/v1/fleet URL).
+        #[arg(long, default_value = concat!("http://", "127.0.0.1:8937"), env = "FLEETPULSE_URL")]
+        url: String,
+        /// Show only this environment.
+        #[arg(long)]
+        stack: Option<String>,
+        /// Print the (selected) board as fleet JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Validate a config file; exits non-zero with every error's location.
     CheckConfig {
@@ -88,6 +106,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Status { url, stack, json } => runtime()?.block_on(async move {
+            let colour = fleetpulse::status_cli::colour_wanted();
+            match fleetpulse::status_cli::run(&url, stack.as_deref(), json, colour).await {
+                Ok(report) => {
+                    print!("{}", report.output);
+                    Ok(ExitCode::from(report.exit_code))
+                }
+                Err(e) => {
+                    eprintln!("fleetpulse status: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }),
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 let services: usize = c.environments.iter().map(|e| e.services.len()).sum();
@@ -108,8 +139,13 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             config,
             listen,
             state_dir,
+            shard,
         } => {
             let mut c = Config::load(&config)?;
+            if let Some(shard) = shard {
+                shard.apply(&mut c);
+                tracing::info!(%shard, environments = c.environments.len(), "serving one shard");
+            }
             if let Some(l) = listen {
                 c.listen = l;
             }
