@@ -1,0 +1,481 @@
+//! `fleetpulse status`: the board as a terminal table, read from a running
+//! exporter's `/api/v1/fleet`. Fetching is the only I/O; selecting a stack
+//! and rendering the table are pure functions, tested without a server.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::views::json::{BoxStatus, Fleet, State, SCHEMA_VERSION};
+use crate::views::{ago_words, duration_words, utc};
+
+/// The path of the fleet JSON under an exporter's base URL.
+pub const FLEET_PATH: &str = "/api/v1/fleet";
+
+/// How long one fetch may take.
+pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why the board could not be shown. Each says what was wrong and what to try.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("not an http(s) URL: {0:?} (try --url http://127.0.0.1:8937)")]
+    BadUrl(String),
+    #[error("cannot reach {url}: {reason} (is fleetpulse serving there? check --url)")]
+    Unreachable { url: String, reason: String },
+    #[error("{url} answered HTTP {status}: not a fleetpulse fleet endpoint? (check --url)")]
+    Http { url: String, status: u16 },
+    #[error("{url} did not answer fleet JSON: {reason}")]
+    Garbage { url: String, reason: String },
+    #[error("{url} serves fleet schema version {found}; this fleetpulse reads version {SCHEMA_VERSION}: upgrade fleetpulse")]
+    Schema { url: String, found: u64 },
+    #[error("no environment named {stack:?}; the fleet has: {known}")]
+    UnknownStack { stack: String, known: String },
+}
+
+/// The fleet JSON URL for what the user gave: a base URL, or the endpoint itself.
+pub fn fleet_url(base: &str) -> Result<String, StatusError> {
+    let parsed = url::Url::parse(base).map_err(|_| StatusError::BadUrl(base.to_string()))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(StatusError::BadUrl(base.to_string()));
+    }
+    let trimmed = base.trim_end_matches('/');
+    Ok(if trimmed.ends_with(FLEET_PATH) {
+        trimmed.to_string()
+    } else {
+        format!("{trimmed}{FLEET_PATH}")
+    })
+}
+
+/// Fetches and parses the board.
+pub async fn fetch(base: &str) -> Result<Fleet, StatusError> {
+    let url = fleet_url(base)?;
+    let unreachable = |e: reqwest::Error| StatusError::Unreachable {
+        url: url.clone(),
+        reason: error_chain(&e),
+    };
+    let client = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .build()
+        .map_err(unreachable)?;
+    let resp = client.get(&url).send().await.map_err(unreachable)?;
+    let status = resp.status();
+    if !status.is_success() {
+        return Err(StatusError::Http {
+            url,
+            status: status.as_u16(),
+        });
+    }
+    let body = resp.bytes().await.map_err(unreachable)?;
+    parse(&url, &body)
+}
+
+/// Parses a fleet JSON body, checking its schema version first.
+pub fn parse(url: &str, body: &[u8]) -> Result<Fleet, StatusError> {
+    let garbage = |reason: String| StatusError::Garbage {
+        url: url.to_string(),
+        reason,
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| garbage(format!("not JSON ({e})")))?;
+    match value.get("schema_version").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(SCHEMA_VERSION) => {}
+        Some(found) => {
+            return Err(StatusError::Schema {
+                url: url.to_string(),
+                found,
+            })
+        }
+        None => return Err(garbage("no \"schema_version\" field".to_string())),
+    }
+    serde_json::from_value(value).map_err(|e| garbage(format!("unexpected shape ({e})")))
+}
+
+/// The board limited to `stack`, if given.
+pub fn select(fleet: Fleet, stack: Option<&str>) -> Result<Fleet, StatusError> {
+    match stack {
+        None => Ok(fleet),
+        Some(s) => fleet
+            .only_stack(s)
+            .ok_or_else(|| StatusError::UnknownStack {
+                stack: s.to_string(),
+                known: if fleet.environments.is_empty() {
+                    "no environments".to_string()
+                } else {
+                    fleet
+                        .environments
+                        .iter()
+                        .map(|e| e.stack.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+            }),
+    }
+}
+
+/// 1 when anything on the board is red, else 0.
+pub fn exit_code(fleet: &Fleet) -> u8 {
+    u8::from(fleet.worst() == State::Red)
+}
+
+/// Colour only on a terminal, and never when `NO_COLOR` is set (non-empty).
+pub fn colour_wanted() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stdout())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn paint(s: State, text: &str, colour: bool) -> String {
+    if !colour {
+        return text.to_string();
+    }
+    let code = match s {
+        State::Green => "32",
+        State::Unknown => "2",
+        State::Degraded => "33",
+        State::Red => "1;31",
+    };
+    format!("\x1b[{code}m{text}\x1b[0m")
+}
+
+/// Rows of cells, each cell with the state that colours it (if any).
+type Cell = (String, Option<State>);
+
+fn table(out: &mut String, header: &[&str], rows: &[Vec<Cell>], colour: bool) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, (c, _)) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<(String, Option<State>)>| {
+        let mut l = String::new();
+        for (i, (c, st)) in cells.iter().enumerate() {
+            let pad = widths[i].saturating_sub(c.chars().count());
+            let last = i + 1 == cells.len();
+            let text = match st {
+                Some(s) => paint(*s, c, colour),
+                None => c.clone(),
+            };
+            l.push_str(&text);
+            if !last {
+                l.push_str(&" ".repeat(pad + 2));
+            }
+        }
+        l.trim_end().to_string()
+    };
+    out.push_str(&line(
+        header.iter().map(|h| (h.to_string(), None)).collect(),
+    ));
+    out.push('\n');
+    for r in rows {
+        out.push_str(&line(r.clone()));
+        out.push('\n');
+    }
+}
+
+fn plain(s: impl Into<String>) -> Cell {
+    (s.into(), None)
+}
+
+fn st(s: State) -> Cell {
+    (s.as_str().to_string(), Some(s))
+}
+
+fn or_dash(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_string()
+}
+
+/// The board as text tables.
+pub fn render_table(f: &Fleet, colour: bool) -> String {
+    let now = f.read_at;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "fleet {} (read at {}){}",
+        paint(f.state, f.state.as_str(), colour),
+        utc(f.read_at),
+        if f.public { ", public view" } else { "" }
+    );
+
+    out.push_str("\nSERVICES\n");
+    let mut rows = Vec::new();
+    for e in &f.environments {
+        for s in &e.services {
+            let cert = e
+                .tls
+                .iter()
+                .find(|t| t.service == s.name)
+                .map(|t| match (t.up, t.days_left) {
+                    (Some(false), _) => ("handshake failed".to_string(), Some(t.state)),
+                    (Some(true), Some(d)) => (format!("{d} days"), Some(t.state)),
+                    _ => ("-".to_string(), None),
+                })
+                .unwrap_or_else(|| plain("-"));
+            rows.push(vec![
+                plain(e.stack.clone()),
+                plain(s.name.clone()),
+                st(s.state),
+                plain(s.status_code.map(|c| c.to_string()).unwrap_or("-".into())),
+                plain(
+                    s.latency_seconds
+                        .map(|l| format!("{:.0} ms", l * 1000.0))
+                        .unwrap_or("-".into()),
+                ),
+                plain(or_dash(s.commit.as_deref())),
+                cert,
+                plain(or_dash(s.reason.as_deref())),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        out.push_str("(no services)\n");
+    } else {
+        table(
+            &mut out,
+            &[
+                "STACK", "SERVICE", "STATE", "HTTP", "LATENCY", "COMMIT", "CERT", "NOTE",
+            ],
+            &rows,
+            colour,
+        );
+    }
+
+    let drifted: Vec<Vec<Cell>> = f
+        .environments
+        .iter()
+        .flat_map(|e| {
+            e.drift.iter().filter(|d| d.drifted).map(|d| {
+                vec![
+                    plain(e.stack.clone()),
+                    st(State::Degraded),
+                    plain(d.kind.clone()),
+                    plain(d.detail.clone()),
+                ]
+            })
+        })
+        .collect();
+    if !drifted.is_empty() {
+        out.push_str("\nDRIFT\n");
+        table(
+            &mut out,
+            &["STACK", "STATE", "KIND", "DETAIL"],
+            &drifted,
+            colour,
+        );
+    }
+
+    if !f.boxes.is_empty() {
+        out.push_str("\nHEARTBEATS\n");
+        let rows: Vec<Vec<Cell>> = f
+            .boxes
+            .iter()
+            .map(|b| {
+                let last = match (b.status, b.last_heartbeat) {
+                    (BoxStatus::RestartLoop, _) => {
+                        format!(
+                            "restart loop: {} boots in the last hour",
+                            b.boots_in_last_hour
+                        )
+                    }
+                    (BoxStatus::Reported, Some(t)) => format!("up {}", duration_words(now - t)),
+                    _ => "never reported".to_string(),
+                };
+                vec![
+                    plain(b.stack.clone()),
+                    plain(b.name.clone()),
+                    st(b.state),
+                    plain(last),
+                    plain(or_dash(b.commit.as_deref())),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["STACK", "BOX", "STATE", "LAST BOOT", "COMMIT"],
+            &rows,
+            colour,
+        );
+    }
+
+    if !f.tests.is_empty() {
+        out.push_str("\nTEST RECEIPTS\n");
+        let rows: Vec<Vec<Cell>> = f
+            .tests
+            .iter()
+            .map(|t| {
+                vec![
+                    plain(t.stack.clone()),
+                    plain(t.service.clone()),
+                    st(t.state),
+                    plain(format!(
+                        "{} passed, {} failed, {} skipped",
+                        t.passed, t.failed, t.skipped
+                    )),
+                    plain(ago_words(now, t.ran_at)),
+                    plain(or_dash(t.commit.as_deref())),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["STACK", "SERVICE", "STATE", "RESULT", "WHEN", "COMMIT"],
+            &rows,
+            colour,
+        );
+    }
+
+    if !f.mutants.is_empty() {
+        out.push_str("\nMUTANTS\n");
+        let rows: Vec<Vec<Cell>> = f
+            .mutants
+            .iter()
+            .map(|m| {
+                vec![
+                    plain(m.service.clone()),
+                    plain(format!("{} caught", m.caught)),
+                    if m.missed > 0 {
+                        (format!("{} missed", m.missed), Some(State::Degraded))
+                    } else {
+                        plain("0 missed")
+                    },
+                    plain(ago_words(now, m.received_at)),
+                    plain(or_dash(m.commit.as_deref())),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["SERVICE", "CAUGHT", "MISSED", "WHEN", "COMMIT"],
+            &rows,
+            colour,
+        );
+    }
+
+    if !f.hosts.is_empty() {
+        out.push_str("\nHOSTS\n");
+        let rows: Vec<Vec<Cell>> = f
+            .hosts
+            .iter()
+            .map(|h| {
+                vec![
+                    plain(h.stack.clone()),
+                    plain(h.host.clone()),
+                    st(h.state),
+                    plain(format!("{} ok, {} warn, {} fail", h.ok, h.warn, h.fail)),
+                    plain(ago_words(now, h.received_at)),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["STACK", "HOST", "STATE", "CHECKS", "WHEN"],
+            &rows,
+            colour,
+        );
+    }
+
+    if !f.sources.is_empty() {
+        out.push_str("\nSOURCES\n");
+        let rows: Vec<Vec<Cell>> = f
+            .sources
+            .iter()
+            .map(|s| {
+                let word = match s.state {
+                    State::Green => "up",
+                    State::Red => "down",
+                    _ => "not run yet",
+                };
+                vec![
+                    plain(s.source.clone()),
+                    (word.to_string(), Some(s.state)),
+                    plain(
+                        s.last_success
+                            .map(|t| ago_words(now, t))
+                            .unwrap_or("never".into()),
+                    ),
+                    plain(or_dash(s.last_error.as_deref())),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["SOURCE", "STATE", "LAST SUCCESS", "LAST ERROR"],
+            &rows,
+            colour,
+        );
+    }
+    out
+}
+
+/// What `fleetpulse status` prints and exits with.
+pub struct Report {
+    pub output: String,
+    /// 0: nothing red; 1: something red.
+    pub exit_code: u8,
+}
+
+/// Fetches the board, selects the stack, and renders it as a table (or as
+/// the selected JSON).
+pub async fn run(
+    base: &str,
+    stack: Option<&str>,
+    json: bool,
+    colour: bool,
+) -> Result<Report, StatusError> {
+    let fleet = select(fetch(base).await?, stack)?;
+    let output = if json {
+        // A model of plain fields serializes without error.
+        let mut s = serde_json::to_string_pretty(&fleet).unwrap_or_default();
+        s.push('\n');
+        s
+    } else {
+        render_table(&fleet, colour)
+    };
+    Ok(Report {
+        exit_code: exit_code(&fleet),
+        output,
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let msg = c.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fleet_url_accepts_a_base_or_the_endpoint_and_refuses_non_http() {
+        assert_eq!(fleet_url("http://h:1").unwrap(), "http://h:1/api/v1/fleet");
+        assert_eq!(fleet_url("http://h:1/").unwrap(), "http://h:1/api/v1/fleet");
+        assert_eq!(
+            fleet_url("http://h:1/api/v1/fleet").unwrap(),
+            "http://h:1/api/v1/fleet"
+        );
+        assert!(matches!(fleet_url("h:1"), Err(StatusError::BadUrl(_))));
+        assert!(matches!(fleet_url("ftp://h/"), Err(StatusError::BadUrl(_))));
+    }
+
+    #[test]
+    fn parse_refuses_garbage_and_other_schema_versions() {
+        let e = parse("u", b"<html>oops</html>").unwrap_err();
+        assert!(e.to_string().contains("not JSON"), "{e}");
+        let e = parse("u", br#"{"hello":1}"#).unwrap_err();
+        assert!(e.to_string().contains("schema_version"), "{e}");
+        let e = parse("u", br#"{"schema_version":2}"#).unwrap_err();
+        assert!(matches!(e, StatusError::Schema { found: 2, .. }), "{e}");
+        let e = parse("u", br#"{"schema_version":1}"#).unwrap_err();
+        assert!(e.to_string().contains("unexpected shape"), "{e}");
+    }
+}

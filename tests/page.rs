@@ -1,0 +1,219 @@
+//! The status page and the fleet JSON rendered from fixed snapshots: healthy,
+//! degraded, empty, a source down; and public mode leaking nothing.
+
+mod fixtures;
+
+use std::sync::Arc;
+
+use fixtures::*;
+use fleetpulse::pulse::{Heartbeat, TestRun, TestRunFormat};
+use fleetpulse::views::json::{self, State};
+use fleetpulse::views::page;
+
+fn render(s: &fleetpulse::snapshot::Snapshot) -> (String, String) {
+    let model = json::view(s);
+    let body = serde_json::to_string(&model).unwrap();
+    (page::render(&model), body)
+}
+
+#[test]
+fn healthy_fleet_lists_every_environment_and_service_green() {
+    let (html, body) = render(&healthy(false));
+    for stack in STACKS {
+        assert!(html.contains(&format!("data-stack=\"{stack}\"")), "{stack}");
+    }
+    assert_eq!(html.matches("data-service=\"broker\"").count(), 2);
+    assert!(html.contains("data-state=\"green\""));
+    assert!(!html.contains("class=\"st st-red\""), "nothing is red");
+    assert!(html.contains("59 days left"), "cert days left");
+    // When the data was read, as text and as the refresh marker.
+    assert!(html.contains("data read at <time>2026-11-23 12:00:00 UTC</time>"));
+    assert!(html.contains(&format!("data-read-at=\"{NOW}\"")));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["schema_version"], 1);
+    assert_eq!(v["state"], "green");
+    assert_eq!(v["environments"][0]["services"][0]["state"], "green");
+    assert_eq!(v["environments"][0]["tls"][0]["days_left"], 59);
+    assert_eq!(
+        v["environments"][0]["instances"][0]["instance_id"],
+        INSTANCE_ID
+    );
+}
+
+#[test]
+fn old_heartbeat_reads_as_uptime_not_a_fault() {
+    let (html, body) = render(&healthy(false));
+    assert!(html.contains("up 12 days"), "heartbeat age in words");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["boxes"][0]["state"], "green");
+    assert_eq!(v["boxes"][0]["status"], "reported");
+}
+
+#[test]
+fn receipts_show_counts_when_and_commit_and_mutants_caught_vs_missed() {
+    let (html, _) = render(&healthy(false));
+    assert!(html.contains("57 passed"));
+    assert!(html.contains("0 failed"));
+    assert!(html.contains("2 skipped"));
+    assert!(html.contains("3 hours ago"));
+    assert!(html.contains("4f2c9e1"));
+    assert!(html.contains("41 caught"));
+    assert!(html.contains("2 missed"));
+    // The page never claims full coverage.
+    assert!(html.contains("not that every behaviour is covered"));
+    assert!(!html.to_lowercase().contains("all behaviours"));
+}
+
+#[test]
+fn degraded_fleet_shows_states_as_words_and_colours() {
+    let (html, body) = render(&degraded(false));
+    assert!(html.contains("<span class=\"st st-degraded\">degraded</span>"));
+    assert!(html.contains("<span class=\"st st-red\">red</span>"));
+    assert!(html.contains("data-state=\"red\""));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["state"], "red");
+    assert_eq!(v["environments"][0]["state"], "green", "prod untouched");
+    assert_eq!(v["environments"][1]["state"], "red");
+}
+
+#[test]
+fn failed_test_run_and_restart_loop_turn_the_board_red() {
+    let mut s = healthy(false);
+    let mut p = (*s.pulse).clone();
+    p.test_runs.insert(
+        ("prod".into(), "signer".into()),
+        Arc::new(TestRun {
+            stack: "prod".into(),
+            service: "signer".into(),
+            passed: 10,
+            failed: 1,
+            errored: 2,
+            skipped: 0,
+            duration_seconds: None,
+            started_at: None,
+            received_at: NOW - 60.0,
+            commit: None,
+            format: TestRunFormat::Json,
+        }),
+    );
+    p.heartbeats.insert(
+        Arc::from("test-1-box"),
+        Arc::new(Heartbeat {
+            stack: "test-1".into(),
+            box_name: "test-1-box".into(),
+            timestamp: NOW - 60.0,
+            count: 30,
+            recent: (0..5).map(|i| NOW - 600.0 * f64::from(i)).collect(),
+            commit: None,
+            version: None,
+            booted_at: None,
+        }),
+    );
+    s.pulse = Arc::new(p);
+    let model = json::view(&s);
+    assert_eq!(model.state, State::Red);
+    let html = page::render(&model);
+    assert!(html.contains("3 failed"), "failed counts errors too");
+    assert!(html.contains("restart loop: 5 boots in the last hour"));
+}
+
+#[test]
+fn empty_fleet_says_so_without_claiming_health() {
+    let (html, body) = render(&empty_fleet());
+    assert!(html.contains("No environments are configured."));
+    assert!(html.contains("No test run has been recorded yet."));
+    assert!(html.contains("data-state=\"unknown\""));
+    assert!(
+        !html.contains("class=\"st st-green\""),
+        "nothing known, nothing green"
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["state"], "unknown");
+    assert_eq!(v["environments"], serde_json::json!([]));
+}
+
+#[test]
+fn source_down_marks_its_data_unknown_and_the_source_down() {
+    let (html, body) = render(&source_down(false));
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["sources"][0]["source"], "healthz");
+    assert_eq!(v["sources"][0]["state"], "red");
+    assert_eq!(v["environments"][0]["services"][0]["state"], "unknown");
+    assert_eq!(
+        v["environments"][0]["services"][0]["reason"],
+        "no /healthz reading yet"
+    );
+    assert!(html.contains("<span class=\"st st-red\">down</span>"));
+    assert!(html.contains("10 minutes ago"), "last success age");
+    assert!(html.contains("class=\"st st-unknown\""));
+    assert!(html.contains("drifted"));
+}
+
+#[test]
+fn public_mode_leaks_no_instance_id_ip_address_or_run_url() {
+    for snapshot in [healthy, degraded, source_down] {
+        // The fixture does plant every value: the private view shows them.
+        let (html, body) = render(&snapshot(false));
+        let private = format!("{html}{body}");
+        for v in [INSTANCE_ID, INSTANCE_IP, EIP, ALLOCATION_ID] {
+            assert!(private.contains(v), "fixture lacks {v}");
+        }
+        let (html, body) = render(&snapshot(true));
+        let board = page::render_board(&json::view(&snapshot(true)));
+        for out in [&html, &body, &board] {
+            for v in INTERNAL_VALUES {
+                assert!(!out.contains(v), "public output leaks {v}");
+                assert!(!out.contains(&v.to_lowercase()), "public output leaks {v}");
+            }
+        }
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["public"], true);
+        // What is not internal stays: names, states, commits, counts.
+        assert!(html.contains("data-stack=\"prod\""));
+        assert!(html.contains("4f2c9e1"));
+        assert!(html.contains("57 passed"));
+    }
+    let (_, body) = render(&source_down(false));
+    for v in [WALLET, RUN_URL, PRIVATE_IP] {
+        assert!(body.contains(v), "fixture lacks {v}");
+    }
+}
+
+#[test]
+fn names_from_pushes_are_escaped() {
+    let mut s = healthy(false);
+    let mut p = (*s.pulse).clone();
+    let evil = "<img src=x onerror=alert(1)>&\"'";
+    p.test_runs.insert(
+        ("".into(), evil.into()),
+        Arc::new(TestRun {
+            stack: String::new(),
+            service: evil.into(),
+            passed: 1,
+            failed: 0,
+            errored: 0,
+            skipped: 0,
+            duration_seconds: None,
+            started_at: None,
+            received_at: NOW,
+            commit: Some("<script>x</script>".into()),
+            format: TestRunFormat::Json,
+        }),
+    );
+    s.pulse = Arc::new(p);
+    let html = page::render(&json::view(&s));
+    assert!(!html.contains("<img"));
+    assert!(!html.contains("<script>x"));
+    assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;&amp;&quot;&#39;"));
+}
+
+#[test]
+fn page_loads_nothing_from_elsewhere_and_refreshes_by_script() {
+    let html = page::render(&json::view(&healthy(false)));
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    assert!(!html.contains("<link"), "no external stylesheet");
+    assert!(!html.contains("src="), "no external script or image");
+    assert!(html.contains("fetch('board'"));
+    assert!(html.contains("setInterval(tick,5000)"));
+    assert!(html.len() < 40_000, "small: {} bytes", html.len());
+}
