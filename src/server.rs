@@ -13,6 +13,7 @@ use tokio::net::TcpListener;
 
 use crate::hub::Hub;
 use crate::metrics;
+use crate::views;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -25,6 +26,9 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
+        .route("/", get(page_handler))
+        .route("/board", get(board_handler))
+        .route("/api/v1/fleet", get(fleet_handler))
         .with_state(state)
 }
 
@@ -47,6 +51,40 @@ async fn metrics_handler(State(st): State<AppState>, headers: HeaderMap) -> Resp
         )
             .into_response()
     }
+}
+
+/// The page may load nothing from elsewhere: it works on a closed network.
+const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     script-src 'unsafe-inline'; connect-src 'self'; img-src 'self'";
+
+fn html(body: String) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn page_handler(State(st): State<AppState>) -> Response {
+    html(views::page::render(&views::json::view(&st.hub.snapshot())))
+}
+
+async fn board_handler(State(st): State<AppState>) -> Response {
+    html(views::page::render_board(&views::json::view(
+        &st.hub.snapshot(),
+    )))
+}
+
+async fn fleet_handler(State(st): State<AppState>) -> Response {
+    (
+        [(header::CACHE_CONTROL, "no-store")],
+        axum::Json(views::json::view(&st.hub.snapshot())),
+    )
+        .into_response()
 }
 
 async fn healthz() -> impl IntoResponse {
