@@ -25,7 +25,7 @@ fn healthy_fleet_lists_every_environment_and_service_green() {
     assert_eq!(html.matches("data-service=\"broker\"").count(), 2);
     assert!(html.contains("data-state=\"green\""));
     assert!(!html.contains("class=\"st st-red\""), "nothing is red");
-    assert!(html.contains("59 days left"), "cert days left");
+    assert!(html.contains("60 days left"), "cert days left");
     // When the data was read, as text and as the refresh marker.
     assert!(html.contains("data read at <time>2026-11-23 12:00:00 UTC</time>"));
     assert!(html.contains(&format!("data-read-at=\"{NOW}\"")));
@@ -33,7 +33,7 @@ fn healthy_fleet_lists_every_environment_and_service_green() {
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["state"], "green");
     assert_eq!(v["environments"][0]["services"][0]["state"], "green");
-    assert_eq!(v["environments"][0]["tls"][0]["days_left"], 59);
+    assert_eq!(v["environments"][0]["tls"][0]["days_left"], 60);
     assert_eq!(
         v["environments"][0]["instances"][0]["instance_id"],
         INSTANCE_ID
