@@ -20,6 +20,10 @@ pub enum StartError {
     Source(#[from] SourceError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Ingest(#[from] crate::ingest::IngestError),
+    #[error("ingest.tokens_file is set but state_dir is not: pushes need a state directory to be stored in")]
+    IngestWithoutStateDir,
 }
 
 /// A running exporter.
@@ -35,10 +39,28 @@ pub struct Running {
 pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
     let hub = Hub::new(config.clone());
+    // The store first: a store that cannot open stops start-up before any
+    // source task is running.
+    let ingest = match &config.state_dir {
+        Some(dir) => {
+            let pulse_hub = hub.clone();
+            let publish = Box::new(move |p| pulse_hub.publish_pulse(p));
+            Some(Arc::new(crate::ingest::Ingest::start(
+                &config, dir, publish,
+            )?))
+        }
+        None if config.ingest.tokens_file.is_some() => {
+            return Err(StartError::IngestWithoutStateDir)
+        }
+        None => None,
+    };
     let sources = sources::from_config(&config)?;
     let source_tasks = crate::scheduler::start(hub.clone(), sources);
     let (stop, stopped) = oneshot::channel::<()>();
-    let state = AppState { hub: hub.clone() };
+    let state = AppState {
+        hub: hub.clone(),
+        ingest,
+    };
     let server = tokio::spawn(server::serve(listener, state, async {
         let _ = stopped.await;
     }));

@@ -70,6 +70,172 @@ enum Command {
         /// The fleet inventory (YAML).
         file: PathBuf,
     },
+    /// Report to a fleetpulse exporter, as a box does: retried on 5xx and
+    /// connection errors, exits non-zero when the push did not go through.
+    Push {
+        #[command(subcommand)]
+        what: PushCommand,
+    },
+    /// Print the SHA-256 of a token read from standard input: the line the
+    /// ingest tokens file holds for it.
+    HashToken,
+}
+
+/// Where to push and how hard to try.
+#[derive(clap::Args)]
+struct PushArgs {
+    /// Base URL of the exporter, e.g. https://fleetpulse.example.com.
+    #[arg(long, env = "FLEETPULSE_URL")]
+    url: String,
+    /// File holding the ingest token; without it the token is read from
+    /// the FLEETPULSE_TOKEN environment variable.
+    #[arg(long, env = "FLEETPULSE_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Commit of the software on this box, sent as X-Fleet-Commit.
+    #[arg(long, env = "FLEETPULSE_COMMIT")]
+    commit: Option<String>,
+    /// Attempts in all before giving up.
+    #[arg(long, default_value_t = 5)]
+    attempts: u32,
+    /// Wait before the first retry; doubles with each retry (max 30s).
+    #[arg(long, default_value = "1s")]
+    backoff: fleetpulse::config::Seconds,
+    /// Timeout of each attempt.
+    #[arg(long, default_value = "10s")]
+    timeout: fleetpulse::config::Seconds,
+}
+
+#[derive(Subcommand)]
+enum PushCommand {
+    /// This box booted (send once per boot).
+    Heartbeat {
+        #[command(flatten)]
+        args: PushArgs,
+        /// The box's name in the inventory.
+        #[arg(long = "box")]
+        box_name: String,
+        /// Version of the software on the box.
+        #[arg(long)]
+        version: Option<String>,
+        /// Boot time, Unix seconds (default: this machine's, from /proc/stat).
+        #[arg(long)]
+        boot_time: Option<u64>,
+    },
+    /// The newest integration-test run of a service: JSON counts or JUnit XML.
+    TestRun {
+        #[command(flatten)]
+        args: PushArgs,
+        #[arg(long)]
+        service: String,
+        /// The environment the run tested.
+        #[arg(long)]
+        stack: Option<String>,
+        /// The report; - for standard input.
+        #[arg(long)]
+        file: String,
+        /// Report format (default: by extension, else by content).
+        #[arg(long, value_enum)]
+        format: Option<fleetpulse::push::TestRunFormat>,
+    },
+    /// Mutation-testing results: cargo-mutants' outcomes.json or counts.
+    Mutants {
+        #[command(flatten)]
+        args: PushArgs,
+        #[arg(long)]
+        service: String,
+        /// The results; - for standard input.
+        #[arg(long)]
+        file: String,
+    },
+    /// A host's doctor snapshot (JSON with a list of checks).
+    HostHealth {
+        #[command(flatten)]
+        args: PushArgs,
+        #[arg(long)]
+        host: String,
+        /// The snapshot; - for standard input.
+        #[arg(long)]
+        file: String,
+    },
+}
+
+fn push(command: PushCommand) -> anyhow::Result<ExitCode> {
+    use fleetpulse::push::{self, Push, TestRunFormat};
+    let (args, what) = match command {
+        PushCommand::Heartbeat {
+            args,
+            box_name,
+            version,
+            boot_time,
+        } => (
+            args,
+            Push::Heartbeat {
+                box_name,
+                version,
+                boot_time: boot_time.or_else(push::boot_time),
+            },
+        ),
+        PushCommand::TestRun {
+            args,
+            service,
+            stack,
+            file,
+            format,
+        } => {
+            let body = push::read_input(&file)?;
+            let format = format.unwrap_or_else(|| TestRunFormat::detect(&file, &body));
+            (
+                args,
+                Push::TestRun {
+                    service,
+                    stack,
+                    body,
+                    format,
+                },
+            )
+        }
+        PushCommand::Mutants {
+            args,
+            service,
+            file,
+        } => (
+            args,
+            Push::Mutants {
+                service,
+                body: push::read_input(&file)?,
+            },
+        ),
+        PushCommand::HostHealth { args, host, file } => (
+            args,
+            Push::HostHealth {
+                host,
+                body: push::read_input(&file)?,
+            },
+        ),
+    };
+    let client = push::PushClient::new(push::ClientOptions {
+        token: push::read_token(args.token_file.as_deref())?,
+        url: args.url,
+        commit: args.commit,
+        attempts: args.attempts,
+        first_backoff: args.backoff.0,
+        timeout: args.timeout.0,
+    })?;
+    let ack = runtime()?.block_on(client.push(&what))?;
+    println!("{}", ack.body.trim());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hash_token() -> anyhow::Result<ExitCode> {
+    let mut token = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut token)
+        .context("cannot read the token from standard input")?;
+    let token = token.trim();
+    if token.is_empty() {
+        anyhow::bail!("no token on standard input");
+    }
+    println!("{}", fleetpulse::ingest::auth::hash_token(token));
+    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {
@@ -106,6 +272,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
+        Command::Push { what } => push(what),
+        Command::HashToken => hash_token(),
         Command::Status { url, stack, json } => runtime()?.block_on(async move {
             let colour = fleetpulse::status_cli::colour_wanted();
             match fleetpulse::status_cli::run(&url, stack.as_deref(), json, colour).await {

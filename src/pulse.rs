@@ -1,7 +1,260 @@
-//! What the boxes pushed, as read from the store (not yet implemented).
+//! The pulse: the pushed half of the snapshot — what the boxes, services and
+//! hosts last reported, as committed to the store, plus the receiver's own
+//! request counts.
+//!
+//! Plain data. The store's writer owns the master copy and publishes clones
+//! into the hub; entries are behind `Arc` so a clone of a pulse with
+//! thousands of boxes costs reference counts, not copies of every string.
 
-use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+/// How far back `boots_in_last_hour` looks.
+pub const RESTART_WINDOW_SECONDS: f64 = 3600.0;
+/// Most boot times kept per box: far more than a restart loop needs to show.
+pub const RECENT_BOOTS_CAP: usize = 64;
+
+/// Stack label of a name pushed under `ingest.unknown_names_cap` that no
+/// environment lists.
+pub const NO_STACK: &str = "";
+
+/// One box's boot heartbeats.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Heartbeat {
+    /// The environment listing the box (empty for an accepted unknown box).
+    pub stack: String,
+    #[serde(rename = "box")]
+    pub box_name: String,
+    /// When the last heartbeat was received, Unix seconds.
+    pub timestamp: f64,
+    /// Heartbeats received from the box, ever.
+    pub count: u64,
+    /// Receive times of the heartbeats of the last hour (as of the last
+    /// one), oldest first, at most `RECENT_BOOTS_CAP`.
+    pub recent: Vec<f64>,
+    /// Commit the box reported (body, else the `X-Fleet-Commit` header).
+    pub commit: Option<String>,
+    /// Version the box reported.
+    pub version: Option<String>,
+    /// Boot time the box reported, Unix seconds.
+    pub booted_at: Option<f64>,
+}
+
+impl Heartbeat {
+    /// Heartbeats received in the hour before `now`: more than a few is a
+    /// restart loop.
+    pub fn boots_in_last_hour(&self, now: f64) -> usize {
+        self.recent
+            .iter()
+            .filter(|t| now - **t <= RESTART_WINDOW_SECONDS)
+            .count()
+    }
+}
+
+/// Where a test run's counts came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TestRunFormat {
+    Json,
+    Junit,
+}
+
+impl TestRunFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TestRunFormat::Json => "json",
+            TestRunFormat::Junit => "junit",
+        }
+    }
+}
+
+/// The newest integration-test run of a service on a stack.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestRun {
+    /// The environment the run was attributed to (empty: none).
+    pub stack: String,
+    pub service: String,
+    pub passed: u64,
+    pub failed: u64,
+    /// Tests that errored rather than failed an assertion (JUnit `<error>`);
+    /// exposed as failed.
+    pub errored: u64,
+    pub skipped: u64,
+    pub duration_seconds: Option<f64>,
+    /// When the run started, as the runner reported it, Unix seconds.
+    pub started_at: Option<f64>,
+    /// When fleetpulse received it, Unix seconds.
+    pub received_at: f64,
+    pub commit: Option<String>,
+    pub format: TestRunFormat,
+}
+
+impl TestRun {
+    /// The time that orders runs: the reported start, else the receipt.
+    pub fn timestamp(&self) -> f64 {
+        self.started_at.unwrap_or(self.received_at)
+    }
+
+    /// Failed plus errored: every test that did not pass or skip.
+    pub fn failed_total(&self) -> u64 {
+        self.failed + self.errored
+    }
+
+    /// Whether this run should replace `current` as the receipt: an older
+    /// run arriving late does not.
+    pub fn supersedes(&self, current: &TestRun) -> bool {
+        self.timestamp() >= current.timestamp()
+    }
+}
+
+/// The newest mutation-testing result of a service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mutants {
+    pub service: String,
+    pub caught: u64,
+    pub missed: u64,
+    pub timeout: u64,
+    pub unviable: u64,
+    /// When fleetpulse received it, Unix seconds.
+    pub received_at: f64,
+    pub commit: Option<String>,
+}
+
+/// The summary of a host's newest doctor snapshot (the whole document is in
+/// the store, served by `GET /api/v1/host-health/{host}`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HostHealth {
+    pub host: String,
+    /// The environment listing the host (empty for an accepted unknown host).
+    pub stack: String,
+    pub ok: u64,
+    pub warn: u64,
+    pub fail: u64,
+    /// When fleetpulse received it, Unix seconds.
+    pub received_at: f64,
+    pub commit: Option<String>,
+}
+
+/// The receiver's own count of push requests for one name. Kept in memory
+/// only: it counts refused requests too, which must not touch the store.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct IngestCounters {
+    /// The name pushed for, or `_invalid` / `_unknown` (see `ingest`).
+    pub host: String,
+    /// Requests by HTTP status code answered.
+    pub codes: BTreeMap<u16, u64>,
+    /// Requests without an `X-Fleet-Commit` header.
+    pub unstamped: u64,
+}
 
 /// The pushed half of the snapshot.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Pulse {}
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Pulse {
+    /// By box name (box names are fleet-wide).
+    #[serde(serialize_with = "values")]
+    pub heartbeats: BTreeMap<Arc<str>, Arc<Heartbeat>>,
+    /// By (stack, service).
+    #[serde(serialize_with = "values")]
+    pub test_runs: BTreeMap<(String, String), Arc<TestRun>>,
+    /// By service.
+    #[serde(serialize_with = "values")]
+    pub mutants: BTreeMap<String, Arc<Mutants>>,
+    /// By host.
+    #[serde(serialize_with = "values")]
+    pub host_health: BTreeMap<String, Arc<HostHealth>>,
+    /// By counter host label.
+    #[serde(serialize_with = "values")]
+    pub ingest: BTreeMap<Arc<str>, Arc<IngestCounters>>,
+}
+
+impl Pulse {
+    /// The heartbeat of one box.
+    pub fn heartbeat(&self, box_name: &str) -> Option<&Heartbeat> {
+        self.heartbeats.get(box_name).map(|h| &**h)
+    }
+
+    /// The receipt of one service on one stack.
+    pub fn test_run(&self, stack: &str, service: &str) -> Option<&TestRun> {
+        self.test_runs
+            .get(&(stack.to_string(), service.to_string()))
+            .map(|r| &**r)
+    }
+}
+
+/// Serializes a map as the list of its values (each value names its key).
+fn values<K, V: Serialize, S: Serializer>(
+    map: &BTreeMap<K, Arc<V>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(map.values().map(|v| &**v))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(started_at: Option<f64>, received_at: f64) -> TestRun {
+        TestRun {
+            stack: "prod".into(),
+            service: "broker".into(),
+            passed: 1,
+            failed: 0,
+            errored: 0,
+            skipped: 0,
+            duration_seconds: None,
+            started_at,
+            received_at,
+            commit: None,
+            format: TestRunFormat::Json,
+        }
+    }
+
+    #[test]
+    fn an_older_run_arriving_late_does_not_supersede_a_newer_one() {
+        let newer = run(Some(2000.0), 2100.0);
+        let older_late = run(Some(1000.0), 3000.0);
+        assert!(!older_late.supersedes(&newer));
+        assert!(newer.supersedes(&older_late));
+        // Without a reported start, the receipt orders runs.
+        assert!(run(None, 2500.0).supersedes(&newer));
+        assert!(!run(None, 1500.0).supersedes(&newer));
+    }
+
+    #[test]
+    fn boots_in_last_hour_counts_only_the_window() {
+        let hb = Heartbeat {
+            stack: "prod".into(),
+            box_name: "b".into(),
+            timestamp: 10_000.0,
+            count: 9,
+            recent: vec![5_000.0, 6_500.0, 9_000.0, 10_000.0],
+            commit: None,
+            version: None,
+            booted_at: None,
+        };
+        assert_eq!(hb.boots_in_last_hour(10_000.0), 3);
+        assert_eq!(hb.boots_in_last_hour(20_000.0), 0);
+    }
+
+    #[test]
+    fn pulse_serializes_maps_as_lists_of_entries() {
+        let mut p = Pulse::default();
+        p.mutants.insert(
+            "broker".into(),
+            Arc::new(Mutants {
+                service: "broker".into(),
+                caught: 3,
+                missed: 1,
+                timeout: 0,
+                unviable: 0,
+                received_at: 1.0,
+                commit: None,
+            }),
+        );
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["mutants"][0]["service"], "broker");
+        assert_eq!(v["heartbeats"], serde_json::json!([]));
+    }
+}

@@ -1,0 +1,880 @@
+//! Ingest: the push API every box reports to, under `/api/v1`.
+//!
+//! | route | what |
+//! |---|---|
+//! | `POST heartbeats/{box}` | a box booted; optional JSON `{commit, version, boot_time}` |
+//! | `PUT test-runs/{service}` | newest test run: JSON counts or JUnit XML; optional `stack` (body or `?stack=`) |
+//! | `PUT mutants/{service}` | cargo-mutants `outcomes.json` or plain counts |
+//! | `PUT host-health/{host}` | a doctor snapshot, stored whole |
+//! | `GET host-health/{host}`, `GET host-health` | the stored snapshot(s) |
+//!
+//! Every push is checked in the same order — name syntax (400), bearer
+//! token (401), token scope (403), inventory (404), content type (415), size
+//! (413), body (400) — and only then handed to the store, which answers
+//! once it is committed. A refused push changes nothing in the store.
+//!
+//! The receiver counts its own requests per name and status code, and those
+//! without `X-Fleet-Commit`. So clients cannot blow up the series count, a
+//! request for an invalid name counts as `_invalid` and one for a name that
+//! is not in the inventory as `_unknown`.
+
+pub mod auth;
+pub mod doctor;
+pub mod junit;
+pub mod mutants;
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::Router;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::{Config, Name};
+use crate::pulse::{HostHealth, Mutants, TestRun, TestRunFormat, NO_STACK};
+use crate::snapshot::now_unix;
+use crate::store::{
+    HeartbeatPush, NameKind, Publish, Store, StoreError, Write, WriteError, WriteRequest, Written,
+    INVALID_NAME_LABEL, UNKNOWN_NAME_LABEL,
+};
+use auth::{Caller, Tokens, TokensFileError, Unauthenticated};
+
+/// The header carrying the pushing client's commit.
+pub const COMMIT_HEADER: &str = "x-fleet-commit";
+/// How far in the future a reported start time may lie (clock skew).
+const MAX_CLOCK_SKEW_SECONDS: f64 = 300.0;
+/// Longest commit or version string accepted.
+const MAX_LABEL_TEXT: usize = 128;
+
+/// Why ingest could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Tokens(#[from] TokensFileError),
+}
+
+/// Which names may push: the inventory, indexed for lookups per request.
+#[derive(Debug, Default)]
+struct Inventory {
+    stacks: HashSet<String>,
+    /// Box → its stack.
+    boxes: HashMap<String, String>,
+    /// Host → its stack.
+    hosts: HashMap<String, String>,
+    /// Service → the stacks that list it (empty for `ingest.services`).
+    services: HashMap<String, Vec<String>>,
+}
+
+impl Inventory {
+    fn new(config: &Config) -> Inventory {
+        let mut inv = Inventory::default();
+        for env in &config.environments {
+            let stack = env.name.0.clone();
+            inv.stacks.insert(stack.clone());
+            for b in &env.boxes {
+                inv.boxes.insert(b.0.clone(), stack.clone());
+            }
+            for h in &env.hosts {
+                inv.hosts.insert(h.0.clone(), stack.clone());
+            }
+            for s in &env.services {
+                inv.services
+                    .entry(s.name.0.clone())
+                    .or_default()
+                    .push(stack.clone());
+            }
+        }
+        for s in &config.ingest.services {
+            inv.services.entry(s.0.clone()).or_default();
+        }
+        inv
+    }
+
+    fn knows(&self, kind: NameKind, name: &str) -> bool {
+        match kind {
+            NameKind::Box => self.boxes.contains_key(name),
+            NameKind::Host => self.hosts.contains_key(name),
+            NameKind::Service => self.services.contains_key(name),
+        }
+    }
+
+    /// The stack a name belongs to, when exactly one environment lists it.
+    fn stack_of(&self, kind: NameKind, name: &str) -> &str {
+        let stack = match kind {
+            NameKind::Box => self.boxes.get(name).map(String::as_str),
+            NameKind::Host => self.hosts.get(name).map(String::as_str),
+            NameKind::Service => match self.services.get(name).map(Vec::as_slice) {
+                Some([only]) => Some(only.as_str()),
+                _ => None,
+            },
+        };
+        stack.unwrap_or(NO_STACK)
+    }
+}
+
+/// The ingest side: tokens, inventory, limits and the store.
+#[derive(Debug)]
+pub struct Ingest {
+    store: Store,
+    tokens: Tokens,
+    inventory: Inventory,
+    max_body_bytes: usize,
+    max_junit_bytes: usize,
+    unknown_names_cap: usize,
+}
+
+impl Ingest {
+    /// Reads the tokens file, opens the store in `state_dir` and publishes
+    /// its pulse through `publish` (now and after every commit).
+    pub fn start(
+        config: &Config,
+        state_dir: &Path,
+        publish: Publish,
+    ) -> Result<Ingest, IngestError> {
+        let tokens = match &config.ingest.tokens_file {
+            Some(path) => Tokens::load(path)?,
+            None => {
+                tracing::warn!("ingest.tokens_file is not set: every push will be refused (401)");
+                Tokens::none()
+            }
+        };
+        let inventory = Inventory::new(config);
+        let store = Store::open(
+            state_dir,
+            config.ingest.unknown_names_cap,
+            &|kind, name| inventory.knows(kind, name),
+            publish,
+        )?;
+        tracing::info!(
+            store = %store.path().display(),
+            tokens = tokens.len(),
+            "ingest ready"
+        );
+        Ok(Ingest {
+            store,
+            tokens,
+            inventory,
+            max_body_bytes: config.ingest.max_body_bytes,
+            max_junit_bytes: config.ingest.max_junit_bytes,
+            unknown_names_cap: config.ingest.unknown_names_cap,
+        })
+    }
+
+    /// The store, for reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The ingest routes, ready to merge into the server's router.
+pub fn router<S: Clone + Send + Sync + 'static>(ingest: Arc<Ingest>) -> Router<S> {
+    Router::new()
+        .route("/api/v1/heartbeats/{name}", post(heartbeat))
+        .route("/api/v1/test-runs/{name}", put(test_run))
+        .route("/api/v1/mutants/{name}", put(mutants))
+        .route(
+            "/api/v1/host-health/{name}",
+            put(put_host_health).get(get_host_health),
+        )
+        .route("/api/v1/host-health", get(all_host_health))
+        .with_state(ingest)
+}
+
+/// A refused request: its status and what to tell the client.
+#[derive(Debug)]
+struct Refusal {
+    status: StatusCode,
+    message: String,
+    /// Whether the store's writer already counted it.
+    counted: bool,
+}
+
+impl Refusal {
+    fn new(status: StatusCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            message: message.into(),
+            counted: false,
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Refusal {
+        Refusal::new(StatusCode::BAD_REQUEST, message)
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut r = (self.status, axum::Json(json!({ "error": self.message }))).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"fleetpulse\""),
+            );
+        }
+        r
+    }
+}
+
+impl From<Unauthenticated> for Refusal {
+    fn from(e: Unauthenticated) -> Refusal {
+        Refusal::new(StatusCode::UNAUTHORIZED, e.to_string())
+    }
+}
+
+impl From<WriteError> for Refusal {
+    fn from(e: WriteError) -> Refusal {
+        let (status, counted) = match e {
+            WriteError::UnknownNamesCapReached(_) => (StatusCode::NOT_FOUND, true),
+            WriteError::Commit(_) => (StatusCode::INTERNAL_SERVER_ERROR, true),
+            WriteError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, false),
+        };
+        Refusal {
+            status,
+            message: e.to_string(),
+            counted,
+        }
+    }
+}
+
+fn kind_word(kind: NameKind) -> &'static str {
+    match kind {
+        NameKind::Box => "box",
+        NameKind::Service => "service",
+        NameKind::Host => "host",
+    }
+}
+
+/// A name as it may be echoed back: bounded and escaped.
+fn shown(name: &str) -> String {
+    let cut: String = name.chars().take(70).collect();
+    format!("{cut:?}")
+}
+
+/// What every push has been checked for before its body is read.
+struct Admitted {
+    name: String,
+    known: bool,
+    stamped: bool,
+    /// `X-Fleet-Commit`, when sent.
+    commit: Option<String>,
+}
+
+impl Ingest {
+    /// The counter label of a name: itself when it may have series of its own.
+    fn label(&self, kind: NameKind, name: &str) -> String {
+        if !Name::is_valid(name) {
+            INVALID_NAME_LABEL.into()
+        } else if self.inventory.knows(kind, name) {
+            name.into()
+        } else {
+            UNKNOWN_NAME_LABEL.into()
+        }
+    }
+
+    /// Checks name, token, scope and inventory, in that order.
+    fn admit(
+        &self,
+        kind: NameKind,
+        name: String,
+        headers: &HeaderMap,
+    ) -> Result<Admitted, Refusal> {
+        if !Name::is_valid(&name) {
+            return Err(Refusal::bad_request(format!(
+                "not a valid {} name: {} (expected 1 to 64 of A-Z a-z 0-9 . _ -)",
+                kind_word(kind),
+                shown(&name)
+            )));
+        }
+        let caller = self.caller(headers)?;
+        if !caller.scope.allows(&name) {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("token {} may not write {name}", caller.id),
+            ));
+        }
+        let known = self.inventory.knows(kind, &name);
+        if !known && self.unknown_names_cap == 0 {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("{} {name} is not in the inventory", kind_word(kind)),
+            ));
+        }
+        let commit = match headers.get(COMMIT_HEADER) {
+            None => None,
+            Some(v) => Some(
+                v.to_str()
+                    .ok()
+                    .filter(|c| is_label_text(c))
+                    .ok_or_else(|| {
+                        Refusal::bad_request(format!(
+                            "X-Fleet-Commit: expected 1 to {MAX_LABEL_TEXT} printable ASCII characters"
+                        ))
+                    })?
+                    .to_string(),
+            ),
+        };
+        Ok(Admitted {
+            name,
+            known,
+            stamped: commit.is_some(),
+            commit,
+        })
+    }
+
+    fn caller(&self, headers: &HeaderMap) -> Result<Caller<'_>, Refusal> {
+        Ok(self.tokens.authenticate(
+            headers
+                .get(header::AUTHORIZATION)
+                .map(HeaderValue::as_bytes),
+        )?)
+    }
+
+    async fn commit(&self, admitted: &Admitted, write: Write) -> Result<Written, Refusal> {
+        Ok(self
+            .store
+            .write(WriteRequest {
+                write,
+                known: admitted.known,
+                stamped: admitted.stamped,
+            })
+            .await?)
+    }
+
+    /// Answers a push and counts it (unless the writer already did).
+    fn finish(
+        &self,
+        kind: NameKind,
+        name: &str,
+        stamped: bool,
+        result: Result<serde_json::Value, Refusal>,
+    ) -> Response {
+        match result {
+            Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+            Err(refusal) => {
+                if !refusal.counted {
+                    self.store
+                        .count(self.label(kind, name), refusal.status.as_u16(), stamped);
+                }
+                if refusal.status.is_server_error() {
+                    tracing::warn!(kind = kind_word(kind), status = %refusal.status, error = %refusal.message, "push failed");
+                } else {
+                    tracing::debug!(kind = kind_word(kind), status = %refusal.status, error = %refusal.message, "push refused");
+                }
+                refusal.into_response()
+            }
+        }
+    }
+}
+
+/// 1 to `MAX_LABEL_TEXT` printable ASCII characters: a commit or version.
+fn is_label_text(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_LABEL_TEXT && s.bytes().all(|b| b.is_ascii_graphic())
+}
+
+fn optional_label_text(field: &str, v: Option<String>) -> Result<Option<String>, Refusal> {
+    match v {
+        Some(s) if !is_label_text(&s) => Err(Refusal::bad_request(format!(
+            "{field}: expected 1 to {MAX_LABEL_TEXT} printable ASCII characters"
+        ))),
+        v => Ok(v),
+    }
+}
+
+/// The media type of the request, lower-cased, without parameters.
+fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let t = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (!t.is_empty()).then_some(t)
+}
+
+fn is_json(media: &str) -> bool {
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+fn is_xml(media: &str) -> bool {
+    matches!(media, "application/xml" | "text/xml")
+        || (media.starts_with("application/") && media.ends_with("+xml"))
+}
+
+fn unsupported(media: Option<&str>, expected: &str) -> Refusal {
+    Refusal::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "Content-Type {} is not accepted here; send {expected}",
+            media.map_or_else(|| "(none)".to_string(), |m| format!("{m:?}"))
+        ),
+    )
+}
+
+/// Reads the body, refusing more than `limit` bytes (without reading them).
+async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Refusal> {
+    let too_large = || {
+        Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("body larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Err(e) => Err(Refusal::bad_request(format!(
+            "cannot read the request body: {e}"
+        ))),
+    }
+}
+
+/// A time written as Unix seconds or an RFC 3339 date-time.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Timestamp {
+    Seconds(f64),
+    Text(String),
+}
+
+fn timestamp(field: &str, t: Option<Timestamp>) -> Result<Option<f64>, Refusal> {
+    let bad = || {
+        Refusal::bad_request(format!(
+            "{field}: expected Unix seconds or an RFC 3339 date-time"
+        ))
+    };
+    match t {
+        None => Ok(None),
+        Some(Timestamp::Seconds(s)) if s.is_finite() && s >= 0.0 => Ok(Some(s)),
+        Some(Timestamp::Seconds(_)) => Err(bad()),
+        Some(Timestamp::Text(s)) => junit::parse_timestamp(&s).map(Some).ok_or_else(bad),
+    }
+}
+
+fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal::bad_request(format!("malformed JSON: {e}")))
+}
+
+fn stamped(headers: &HeaderMap) -> bool {
+    headers.contains_key(COMMIT_HEADER)
+}
+
+// ---- heartbeats ----
+
+#[derive(Deserialize, Default)]
+struct HeartbeatBody {
+    commit: Option<String>,
+    version: Option<String>,
+    #[serde(alias = "booted_at")]
+    boot_time: Option<Timestamp>,
+}
+
+async fn heartbeat(
+    State(ing): State<Arc<Ingest>>,
+    UrlPath(name): UrlPath<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let stamped = stamped(&parts.headers);
+    let result: Result<serde_json::Value, Refusal> = async {
+        let admitted = ing.admit(NameKind::Box, name.clone(), &parts.headers)?;
+        let media = media_type(&parts.headers);
+        let bytes = read_body(body, &parts.headers, ing.max_body_bytes).await?;
+        let body: HeartbeatBody = if bytes.iter().all(u8::is_ascii_whitespace) {
+            HeartbeatBody::default()
+        } else if media.as_deref().is_some_and(is_json) {
+            parse_json(&bytes)?
+        } else {
+            return Err(unsupported(
+                media.as_deref(),
+                "application/json, or no body",
+            ));
+        };
+        let push = HeartbeatPush {
+            stack: ing
+                .inventory
+                .stack_of(NameKind::Box, &admitted.name)
+                .to_string(),
+            box_name: admitted.name.clone(),
+            received_at: now_unix(),
+            commit: optional_label_text("commit", body.commit)?.or(admitted.commit.clone()),
+            version: optional_label_text("version", body.version)?,
+            booted_at: timestamp("boot_time", body.boot_time)?,
+        };
+        let now = push.received_at;
+        match ing.commit(&admitted, Write::Heartbeat(push)).await? {
+            Written::Heartbeat(hb) => Ok(json!({
+                "box": hb.box_name,
+                "stack": hb.stack,
+                "heartbeats": hb.count,
+                "boots_in_last_hour": hb.boots_in_last_hour(now),
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+    .await;
+    ing.finish(NameKind::Box, &name, stamped, result)
+}
+
+/// The store answered a write with another kind of record: a bug.
+fn unexpected(w: Written) -> Refusal {
+    tracing::error!(answer = ?w, "store answered with the wrong kind of record");
+    Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
+}
+
+// ---- test runs ----
+
+#[derive(Deserialize)]
+struct TestRunBody {
+    passed: u64,
+    failed: u64,
+    #[serde(default)]
+    skipped: u64,
+    #[serde(default)]
+    errored: u64,
+    #[serde(alias = "duration")]
+    duration_seconds: Option<f64>,
+    started_at: Option<Timestamp>,
+    commit: Option<String>,
+    stack: Option<String>,
+}
+
+fn query_param(query: Option<&str>, key: &str) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+}
+
+async fn test_run(
+    State(ing): State<Arc<Ingest>>,
+    UrlPath(name): UrlPath<String>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let stamped = stamped(&parts.headers);
+    let result: Result<serde_json::Value, Refusal> = async {
+        let admitted = ing.admit(NameKind::Service, name.clone(), &parts.headers)?;
+        let media = media_type(&parts.headers);
+        let expected = "application/json (counts) or application/xml (JUnit)";
+        let format = match media.as_deref() {
+            Some(m) if is_json(m) => TestRunFormat::Json,
+            Some(m) if is_xml(m) => TestRunFormat::Junit,
+            other => return Err(unsupported(other, expected)),
+        };
+        let limit = match format {
+            TestRunFormat::Json => ing.max_body_bytes,
+            TestRunFormat::Junit => ing.max_junit_bytes,
+        };
+        let bytes = read_body(body, &parts.headers, limit).await?;
+        let received_at = now_unix();
+        let query_stack = query_param(query.as_deref(), "stack");
+        let mut run = TestRun {
+            stack: String::new(),
+            service: admitted.name.clone(),
+            passed: 0,
+            failed: 0,
+            errored: 0,
+            skipped: 0,
+            duration_seconds: None,
+            started_at: None,
+            received_at,
+            commit: admitted.commit.clone(),
+            format,
+        };
+        let body_stack = match format {
+            TestRunFormat::Json => {
+                let b: TestRunBody = parse_json(&bytes)?;
+                if b.duration_seconds.is_some_and(|d| !d.is_finite() || d < 0.0) {
+                    return Err(Refusal::bad_request(
+                        "duration_seconds: expected a non-negative number",
+                    ));
+                }
+                run.passed = b.passed;
+                run.failed = b.failed;
+                run.skipped = b.skipped;
+                run.errored = b.errored;
+                run.duration_seconds = b.duration_seconds;
+                run.started_at = timestamp("started_at", b.started_at)?;
+                if let Some(c) = optional_label_text("commit", b.commit)? {
+                    run.commit = Some(c);
+                }
+                b.stack
+            }
+            TestRunFormat::Junit => {
+                let s = junit::count(&bytes)
+                    .map_err(|e| Refusal::bad_request(format!("JUnit report: {e}")))?;
+                run.passed = s.passed;
+                run.failed = s.failed;
+                run.errored = s.errored;
+                run.skipped = s.skipped;
+                run.duration_seconds = s.duration_seconds;
+                run.started_at = s.started_at;
+                None
+            }
+        };
+        if run
+            .started_at
+            .is_some_and(|t| t > received_at + MAX_CLOCK_SKEW_SECONDS)
+        {
+            return Err(Refusal::bad_request(
+                "started_at lies in the future; check the runner's clock",
+            ));
+        }
+        run.stack = ing.test_run_stack(&admitted.name, body_stack, query_stack)?;
+        match ing.commit(&admitted, Write::TestRun(run)).await? {
+            Written::TestRun { receipt, newest } => {
+                let mut answer = json!({
+                    "stack": receipt.stack,
+                    "service": receipt.service,
+                    "newest": newest,
+                    "passed": receipt.passed,
+                    "failed": receipt.failed,
+                    "errored": receipt.errored,
+                    "skipped": receipt.skipped,
+                });
+                if !newest {
+                    answer["message"] = json!(
+                        "a newer run is already the receipt of this service; this older one was not kept"
+                    );
+                }
+                Ok(answer)
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+    .await;
+    ing.finish(NameKind::Service, &name, stamped, result)
+}
+
+impl Ingest {
+    /// The stack a run is attributed to: as given (body or query, which must
+    /// agree), else the one environment listing the service, else none.
+    fn test_run_stack(
+        &self,
+        service: &str,
+        body: Option<String>,
+        query: Option<String>,
+    ) -> Result<String, Refusal> {
+        let given = match (body, query) {
+            (Some(b), Some(q)) if b != q => {
+                return Err(Refusal::bad_request(format!(
+                    "stack given twice and differently: {} in the body, {} in the query",
+                    shown(&b),
+                    shown(&q)
+                )))
+            }
+            (b, q) => b.or(q),
+        };
+        match given {
+            None => Ok(self
+                .inventory
+                .stack_of(NameKind::Service, service)
+                .to_string()),
+            Some(s) if !Name::is_valid(&s) => Err(Refusal::bad_request(format!(
+                "not a valid stack name: {}",
+                shown(&s)
+            ))),
+            Some(s) if !self.inventory.stacks.contains(&s) => Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("stack {s} is not in the inventory"),
+            )),
+            Some(s) => Ok(s),
+        }
+    }
+}
+
+// ---- mutants ----
+
+async fn mutants(
+    State(ing): State<Arc<Ingest>>,
+    UrlPath(name): UrlPath<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let stamped = stamped(&parts.headers);
+    let result: Result<serde_json::Value, Refusal> = async {
+        let admitted = ing.admit(NameKind::Service, name.clone(), &parts.headers)?;
+        let media = media_type(&parts.headers);
+        if !media.as_deref().is_some_and(is_json) {
+            return Err(unsupported(media.as_deref(), "application/json"));
+        }
+        let bytes = read_body(body, &parts.headers, ing.max_body_bytes).await?;
+        let counts = mutants::parse(&bytes).map_err(|e| Refusal::bad_request(e.to_string()))?;
+        let m = Mutants {
+            service: admitted.name.clone(),
+            caught: counts.caught,
+            missed: counts.missed,
+            timeout: counts.timeout,
+            unviable: counts.unviable,
+            received_at: now_unix(),
+            commit: admitted.commit.clone(),
+        };
+        match ing.commit(&admitted, Write::Mutants(m)).await? {
+            Written::Mutants(m) => Ok(json!({
+                "service": m.service,
+                "caught": m.caught,
+                "missed": m.missed,
+                "timeout": m.timeout,
+                "unviable": m.unviable,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+    .await;
+    ing.finish(NameKind::Service, &name, stamped, result)
+}
+
+// ---- host health ----
+
+async fn put_host_health(
+    State(ing): State<Arc<Ingest>>,
+    UrlPath(name): UrlPath<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let stamped = stamped(&parts.headers);
+    let result: Result<serde_json::Value, Refusal> = async {
+        let admitted = ing.admit(NameKind::Host, name.clone(), &parts.headers)?;
+        let media = media_type(&parts.headers);
+        if !media.as_deref().is_some_and(is_json) {
+            return Err(unsupported(media.as_deref(), "application/json"));
+        }
+        let bytes = read_body(body, &parts.headers, ing.max_body_bytes).await?;
+        let s = doctor::summarize(&bytes).map_err(|e| Refusal::bad_request(e.to_string()))?;
+        // Valid JSON is valid UTF-8.
+        let document = String::from_utf8(bytes.to_vec())
+            .map_err(|_| Refusal::bad_request("malformed JSON: not UTF-8"))?;
+        let summary = HostHealth {
+            host: admitted.name.clone(),
+            stack: ing
+                .inventory
+                .stack_of(NameKind::Host, &admitted.name)
+                .to_string(),
+            ok: s.ok,
+            warn: s.warn,
+            fail: s.fail,
+            received_at: now_unix(),
+            commit: admitted.commit.clone(),
+        };
+        match ing
+            .commit(&admitted, Write::HostHealth { summary, document })
+            .await?
+        {
+            Written::HostHealth(h) => Ok(json!({
+                "host": h.host,
+                "stack": h.stack,
+                "ok": h.ok,
+                "warn": h.warn,
+                "fail": h.fail,
+            })),
+            other => Err(unexpected(other)),
+        }
+    }
+    .await;
+    ing.finish(NameKind::Host, &name, stamped, result)
+}
+
+async fn get_host_health(
+    State(ing): State<Arc<Ingest>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = async {
+        if !Name::is_valid(&name) {
+            return Err(Refusal::bad_request(format!(
+                "not a valid host name: {}",
+                shown(&name)
+            )));
+        }
+        let caller = ing.caller(&headers)?;
+        if !caller.scope.allows(&name) {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("token {} may not read {name}", caller.id),
+            ));
+        }
+        let reader = ing.clone();
+        let host = name.clone();
+        let stored = tokio::task::spawn_blocking(move || reader.store.host_health_document(&host))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(read_failed)?;
+        let stored = stored.ok_or_else(|| {
+            Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("no doctor snapshot from host {name}"),
+            )
+        })?;
+        let mut r = (
+            [(header::CONTENT_TYPE, "application/json")],
+            stored.document,
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&format!("{}", stored.summary.received_at)) {
+            r.headers_mut().insert("x-fleet-received-at", v);
+        }
+        Ok(r)
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+fn read_failed(e: String) -> Refusal {
+    tracing::error!(error = %e, "cannot read doctor snapshots");
+    Refusal::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "cannot read the store; see the server log",
+    )
+}
+
+async fn all_host_health(State(ing): State<Arc<Ingest>>, headers: HeaderMap) -> Response {
+    let result = async {
+        let scope = ing.caller(&headers)?.scope.clone();
+        let reader = ing.clone();
+        let all = tokio::task::spawn_blocking(move || reader.store.host_health_documents())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|r| r)
+            .map_err(read_failed)?;
+        let hosts: Vec<_> = all
+            .into_iter()
+            .filter(|d| scope.allows(&d.summary.host))
+            .map(|d| {
+                // Stored documents were valid JSON when they were pushed.
+                let snapshot: serde_json::Value =
+                    serde_json::from_str(&d.document).unwrap_or(serde_json::Value::Null);
+                json!({
+                    "host": d.summary.host,
+                    "stack": d.summary.stack,
+                    "received_at": d.summary.received_at,
+                    "commit": d.summary.commit,
+                    "ok": d.summary.ok,
+                    "warn": d.summary.warn,
+                    "fail": d.summary.fail,
+                    "snapshot": snapshot,
+                })
+            })
+            .collect();
+        Ok::<_, Refusal>(axum::Json(json!({ "hosts": hosts })).into_response())
+    }
+    .await;
+    result.unwrap_or_else(IntoResponse::into_response)
+}

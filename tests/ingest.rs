@@ -1,0 +1,1615 @@
+//! Ingest end to end: every endpoint through HTTP and the CLI client, every
+//! bad-input class refused without touching the store, counters, restarts,
+//! start-up errors, and a SIGKILL in the middle of a stream of pushes.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, promtool, sample};
+use fleetpulse::app::{self, Running};
+use fleetpulse::config::Config;
+use fleetpulse::ingest::auth::hash_token;
+use fleetpulse::store::DB_FILE;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+const FLEET_TOKEN: &str = "fleet-wide-test-token";
+const BOX_TOKEN: &str = "prod-box-only-token";
+const BIN: &str = env!("CARGO_BIN_EXE_fleetpulse");
+
+/// Writes the tokens file and the config into `dir`; returns the config path.
+fn write_config(dir: &Path, listen: &str, ingest_extra: &str, boxes: &[String]) -> PathBuf {
+    let tokens = dir.join("tokens.yaml");
+    std::fs::write(
+        &tokens,
+        format!(
+            "- sha256: {}\n  names: ['*']\n  id: fleet\n- sha256: {}\n  names: [prod-box]\n  id: prod-box\n",
+            hash_token(FLEET_TOKEN),
+            hash_token(BOX_TOKEN)
+        ),
+    )
+    .unwrap();
+    let extra_boxes: String = boxes.iter().map(|b| format!(", {b}")).collect();
+    let yaml = format!(
+        "listen: {listen}
+state_dir: {state}
+ingest:
+  tokens_file: {tokens}
+  max_body_bytes: 4096
+  max_junit_bytes: 65536
+  services: [indexer]
+{ingest_extra}
+environments:
+  - name: prod
+    boxes: [prod-box{extra_boxes}]
+    hosts: [prod-host]
+    services:
+      - name: broker
+  - name: test-1
+    boxes: [test-1-box]
+    hosts: [test-1-host]
+    services:
+      - name: broker
+      - name: signer
+",
+        state = dir.join("state").display(),
+        tokens = tokens.display(),
+    );
+    let path = dir.join("fleet.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+/// An in-process exporter with ingest, on an ephemeral port.
+struct Fleet {
+    dir: tempfile::TempDir,
+    config: Arc<Config>,
+    running: Option<Running>,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Fleet {
+    async fn start(ingest_extra: &str) -> Fleet {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write_config(dir.path(), "127.0.0.1:0", ingest_extra, &[]);
+        let config = Arc::new(Config::load(&path).unwrap());
+        let mut fleet = Fleet {
+            dir,
+            config,
+            running: None,
+            base: String::new(),
+            http: reqwest::Client::new(),
+        };
+        fleet.up().await;
+        fleet
+    }
+
+    async fn up(&mut self) {
+        let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let running = app::start(self.config.clone(), listener).await.unwrap();
+        self.base = format!("http://{}", running.addr);
+        self.running = Some(running);
+    }
+
+    async fn restart(&mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await.unwrap();
+        }
+        // The store closes when the last request handler lets go of it.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        self.up().await;
+    }
+
+    fn db(&self) -> PathBuf {
+        self.dir.path().join("state").join(DB_FILE)
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        content_type: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    async fn put_json(&self, path: &str, body: Value) -> (u16, Value) {
+        self.send(
+            Method::PUT,
+            path,
+            Some(FLEET_TOKEN),
+            &[("x-fleet-commit", "c0ffee1")],
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    async fn heartbeat(&self, box_name: &str, body: Value) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            &format!("/api/v1/heartbeats/{box_name}"),
+            Some(FLEET_TOKEN),
+            &[("x-fleet-commit", "c0ffee1")],
+            Some("application/json"),
+            body.to_string(),
+        )
+        .await
+    }
+
+    async fn metrics(&self) -> String {
+        common::get(&format!("{}/metrics", self.base)).await.1
+    }
+}
+
+/// Every row of every table, as text: equal dumps mean an unchanged store.
+fn dump(db: &Path) -> String {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut out = String::new();
+    for table in ["heartbeats", "test_runs", "mutants", "host_health"] {
+        let mut st = conn
+            .prepare(&format!("SELECT * FROM {table} ORDER BY 1, 2"))
+            .unwrap();
+        let cols = st.column_count();
+        let rows = st
+            .query_map([], |r| {
+                (0..cols)
+                    .map(|i| r.get::<_, rusqlite::types::Value>(i))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .unwrap();
+        for row in rows {
+            out.push_str(&format!("{table}: {:?}\n", row.unwrap()));
+        }
+    }
+    out
+}
+
+const JUNIT: &str = r#"<?xml version="1.0"?>
+<testsuites time="4.5">
+  <testsuite name="e2e" timestamp="2024-05-01T10:00:00Z">
+    <testcase name="a"/><testcase name="b"/><testcase name="c"><failure/></testcase>
+    <testcase name="d"><skipped/></testcase>
+  </testsuite>
+</testsuites>"#;
+
+const DOCTOR: &str = r#"{"host":"prod-host","checks":[{"name":"disk","status":"ok"},{"name":"units","status":"warn"},{"name":"certs","status":"fail","detail":"expires in 3 days"}]}"#;
+
+#[tokio::test]
+async fn every_push_kind_is_stored_read_back_and_exposed() {
+    let fleet = Fleet::start("").await;
+
+    let (s, v) = fleet
+        .heartbeat(
+            "prod-box",
+            json!({"version": "1.4.2", "boot_time": 1_700_000_000}),
+        )
+        .await;
+    assert_eq!((s, &v["heartbeats"]), (200, &json!(1)), "{v}");
+    assert_eq!(v["stack"], "prod");
+
+    let (s, v) = fleet
+        .put_json(
+            "/api/v1/test-runs/broker?stack=test-1",
+            json!({"passed": 40, "failed": 2, "skipped": 1, "duration_seconds": 93.5,
+                   "started_at": "2024-05-01T09:00:00Z", "commit": "abc1234", "future_field": 1}),
+        )
+        .await;
+    assert_eq!((s, &v["newest"]), (200, &json!(true)), "{v}");
+
+    let (s, v) = fleet
+        .send(
+            Method::PUT,
+            "/api/v1/test-runs/signer",
+            Some(FLEET_TOKEN),
+            &[],
+            Some("application/xml; charset=utf-8"),
+            JUNIT,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    // signer is only in test-1: the run is attributed there.
+    assert_eq!(
+        (&v["stack"], &v["passed"], &v["failed"], &v["skipped"]),
+        (&json!("test-1"), &json!(2), &json!(1), &json!(1))
+    );
+
+    let (s, v) = fleet
+        .put_json(
+            "/api/v1/mutants/indexer",
+            json!({"outcomes": [
+                {"scenario": "Baseline", "summary": "Success"},
+                {"scenario": {"Mutant": {}}, "summary": "CaughtMutant"},
+                {"scenario": {"Mutant": {}}, "summary": "MissedMutant"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["caught"], &v["missed"]),
+        (200, &json!(1), &json!(1)),
+        "{v}"
+    );
+
+    let (s, v) = fleet
+        .send(
+            Method::PUT,
+            "/api/v1/host-health/prod-host",
+            Some(FLEET_TOKEN),
+            &[],
+            Some("application/json"),
+            DOCTOR,
+        )
+        .await;
+    assert_eq!((s, &v["fail"]), (200, &json!(1)), "{v}");
+
+    // The doctor document comes back exactly as pushed.
+    let resp = fleet
+        .http
+        .get(format!("{}/api/v1/host-health/prod-host", fleet.base))
+        .bearer_auth(FLEET_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), DOCTOR);
+    let (s, v) = fleet
+        .send(
+            Method::GET,
+            "/api/v1/host-health",
+            Some(FLEET_TOKEN),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(v["hosts"][0]["host"], "prod-host");
+    assert_eq!(
+        v["hosts"][0]["snapshot"]["checks"][2]["detail"],
+        "expires in 3 days"
+    );
+    // A token scoped elsewhere sees nothing of it.
+    let (s, v) = fleet
+        .send(
+            Method::GET,
+            "/api/v1/host-health",
+            Some(BOX_TOKEN),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!((s, v["hosts"].as_array().unwrap().len()), (200, 0));
+    let (s, _) = fleet
+        .send(
+            Method::GET,
+            "/api/v1/host-health/prod-host",
+            Some(BOX_TOKEN),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _) = fleet
+        .send(
+            Method::GET,
+            "/api/v1/host-health/test-1-host",
+            Some(FLEET_TOKEN),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let body = fleet.metrics().await;
+    for (series, want) in [
+        (
+            r#"fleet_heartbeats_total{stack="prod",box="prod-box"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_box_expected{stack="test-1",box="test-1-box"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_box_commit_info{stack="prod",box="prod-box",commit="c0ffee1",version="1.4.2"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_test_run_tests{stack="test-1",service="broker",outcome="failed"}"#,
+            2.0,
+        ),
+        (
+            r#"fleet_test_run_tests{stack="test-1",service="signer",outcome="passed"}"#,
+            2.0,
+        ),
+        (
+            r#"fleet_test_run_timestamp_seconds{stack="test-1",service="broker"}"#,
+            1_714_554_000.0,
+        ),
+        (
+            r#"fleet_test_run_duration_seconds{stack="test-1",service="signer"}"#,
+            4.5,
+        ),
+        (
+            r#"fleet_test_run_info{stack="test-1",service="broker",commit="abc1234"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_test_mutants{service="indexer",outcome="missed"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_host_health_checks{host="prod-host",status="warn"}"#,
+            1.0,
+        ),
+    ] {
+        assert_eq!(sample(&body, series), Some(want), "{series}\n{body}");
+    }
+    assert!(sample(
+        &body,
+        r#"fleet_heartbeat_timestamp_seconds{stack="prod",box="prod-box"}"#
+    )
+    .is_some());
+    assert!(sample(
+        &body,
+        r#"fleet_host_health_timestamp_seconds{host="prod-host"}"#
+    )
+    .is_some());
+    assert!(sample(
+        &body,
+        r#"fleet_test_mutants_timestamp_seconds{service="indexer"}"#
+    )
+    .is_some());
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_ingest_requests_total{host="prod-box",code="200"}"#
+        ),
+        Some(1.0)
+    );
+
+    let mut child = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "promtool: {text}"
+    );
+}
+
+#[tokio::test]
+async fn an_older_test_run_arriving_late_keeps_the_newer_receipt() {
+    let fleet = Fleet::start("").await;
+    let run = |passed: u64, started: &str| json!({"passed": passed, "failed": 0, "started_at": started, "stack": "prod"});
+    let (s, _) = fleet
+        .put_json("/api/v1/test-runs/broker", run(10, "2024-05-02T00:00:00Z"))
+        .await;
+    assert_eq!(s, 200);
+    let before = dump(&fleet.db());
+    let (s, v) = fleet
+        .put_json("/api/v1/test-runs/broker", run(3, "2024-05-01T00:00:00Z"))
+        .await;
+    assert_eq!(
+        (s, &v["newest"], &v["passed"]),
+        (200, &json!(false), &json!(10)),
+        "{v}"
+    );
+    assert_eq!(dump(&fleet.db()), before);
+    let (s, v) = fleet
+        .put_json("/api/v1/test-runs/broker", run(11, "2024-05-03T00:00:00Z"))
+        .await;
+    assert_eq!((s, &v["newest"]), (200, &json!(true)));
+    let body = fleet.metrics().await;
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_test_run_tests{stack="prod",service="broker",outcome="passed"}"#
+        ),
+        Some(11.0)
+    );
+}
+
+/// One refused request: what is sent and what must come back.
+struct Bad {
+    what: &'static str,
+    method: Method,
+    path: String,
+    token: Option<&'static str>,
+    headers: Vec<(&'static str, String)>,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+    message: &'static str,
+}
+
+fn bad(
+    what: &'static str,
+    method: Method,
+    path: &str,
+    content_type: Option<&'static str>,
+    body: impl Into<Vec<u8>>,
+    status: u16,
+    message: &'static str,
+) -> Bad {
+    Bad {
+        what,
+        method,
+        path: path.to_string(),
+        token: Some(FLEET_TOKEN),
+        headers: Vec::new(),
+        content_type,
+        body: body.into(),
+        status,
+        message,
+    }
+}
+
+fn billion_laughs() -> String {
+    let mut xml = String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [<!ENTITY lol \"lol\">");
+    for i in 1..10 {
+        let prev = if i == 1 {
+            "lol".to_string()
+        } else {
+            format!("lol{}", i - 1)
+        };
+        xml.push_str(&format!(
+            "<!ENTITY lol{i} \"{}\">",
+            format!("&{prev};").repeat(10)
+        ));
+    }
+    xml + "]>\n<testsuite><testcase name=\"&lol9;\"/></testsuite>"
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_its_status_and_changes_nothing() {
+    let fleet = Fleet::start("").await;
+    // Something of every kind in the store first, so "unchanged" means more
+    // than "still empty".
+    assert_eq!(fleet.heartbeat("prod-box", json!({})).await.0, 200);
+    assert_eq!(
+        fleet
+            .put_json(
+                "/api/v1/test-runs/broker",
+                json!({"passed": 1, "failed": 0, "stack": "prod"})
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        fleet
+            .put_json("/api/v1/mutants/broker", json!({"caught": 1}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        fleet
+            .put_json("/api/v1/host-health/prod-host", json!({"checks": []}))
+            .await
+            .0,
+        200
+    );
+    let before = dump(&fleet.db());
+    assert_eq!(before.lines().count(), 4, "{before}");
+
+    use Method as M;
+    let json_ct = Some("application/json");
+    let xml_ct = Some("application/xml");
+    let deep = format!(
+        "<testsuites>{}{}</testsuites>",
+        "<testsuite>".repeat(100),
+        "</testsuite>".repeat(100)
+    );
+    let mut cases = vec![
+        // 400: malformed bodies
+        bad(
+            "heartbeat JSON",
+            M::POST,
+            "/api/v1/heartbeats/prod-box",
+            json_ct,
+            "{\"version\":",
+            400,
+            "malformed JSON",
+        ),
+        bad(
+            "heartbeat boot_time",
+            M::POST,
+            "/api/v1/heartbeats/prod-box",
+            json_ct,
+            r#"{"boot_time":"yesterday"}"#,
+            400,
+            "boot_time",
+        ),
+        bad(
+            "heartbeat version with a newline",
+            M::POST,
+            "/api/v1/heartbeats/prod-box",
+            json_ct,
+            r#"{"version":"1\n2"}"#,
+            400,
+            "version",
+        ),
+        bad(
+            "test-run JSON",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            json_ct,
+            "[1,2",
+            400,
+            "malformed JSON",
+        ),
+        bad(
+            "test-run without counts",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            json_ct,
+            r#"{"skipped":1}"#,
+            400,
+            "missing field `passed`",
+        ),
+        bad(
+            "test-run negative count",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            json_ct,
+            r#"{"passed":-1,"failed":0}"#,
+            400,
+            "malformed JSON",
+        ),
+        bad(
+            "test-run from the future",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            json_ct,
+            r#"{"passed":1,"failed":0,"started_at":"2999-01-01T00:00:00Z"}"#,
+            400,
+            "future",
+        ),
+        bad(
+            "test-run stack twice",
+            M::PUT,
+            "/api/v1/test-runs/broker?stack=prod",
+            json_ct,
+            r#"{"passed":1,"failed":0,"stack":"test-1"}"#,
+            400,
+            "stack given twice",
+        ),
+        bad(
+            "test-run invalid stack",
+            M::PUT,
+            "/api/v1/test-runs/broker?stack=a%20b",
+            json_ct,
+            r#"{"passed":1,"failed":0}"#,
+            400,
+            "not a valid stack name",
+        ),
+        bad(
+            "JUnit not XML",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            xml_ct,
+            "<testsuite><testcase></testsuite>",
+            400,
+            "malformed XML",
+        ),
+        bad(
+            "JUnit wrong root",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            xml_ct,
+            "<html/>",
+            400,
+            "expected <testsuites> or <testsuite>",
+        ),
+        bad(
+            "JUnit billion laughs",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            xml_ct,
+            billion_laughs(),
+            400,
+            "DOCTYPE",
+        ),
+        bad(
+            "JUnit too deep",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            xml_ct,
+            deep,
+            400,
+            "nested deeper",
+        ),
+        bad(
+            "mutants JSON",
+            M::PUT,
+            "/api/v1/mutants/broker",
+            json_ct,
+            "{",
+            400,
+            "malformed JSON",
+        ),
+        bad(
+            "mutants without counts",
+            M::PUT,
+            "/api/v1/mutants/broker",
+            json_ct,
+            r#"{"score":0.9}"#,
+            400,
+            "found neither",
+        ),
+        bad(
+            "doctor not an object",
+            M::PUT,
+            "/api/v1/host-health/prod-host",
+            json_ct,
+            "[]",
+            400,
+            "expected a JSON object",
+        ),
+        bad(
+            "doctor bad status",
+            M::PUT,
+            "/api/v1/host-health/prod-host",
+            json_ct,
+            r#"{"checks":[{"status":"meh"}]}"#,
+            400,
+            "not one of ok, warn, fail",
+        ),
+        // 400: names
+        bad(
+            "name too long",
+            M::POST,
+            &format!("/api/v1/heartbeats/{}", "x".repeat(65)),
+            json_ct,
+            "{}",
+            400,
+            "not a valid box name",
+        ),
+        bad(
+            "name with a space",
+            M::PUT,
+            "/api/v1/mutants/bro%20ker",
+            json_ct,
+            r#"{"caught":1}"#,
+            400,
+            "not a valid service name",
+        ),
+        bad(
+            "name with a slash",
+            M::PUT,
+            "/api/v1/host-health/..%2Fetc",
+            json_ct,
+            r#"{"checks":[]}"#,
+            400,
+            "not a valid host name",
+        ),
+        // 404: not in the inventory
+        bad(
+            "unknown box",
+            M::POST,
+            "/api/v1/heartbeats/stranger",
+            json_ct,
+            "{}",
+            404,
+            "box stranger is not in the inventory",
+        ),
+        bad(
+            "unknown service",
+            M::PUT,
+            "/api/v1/test-runs/nobody",
+            json_ct,
+            r#"{"passed":1,"failed":0}"#,
+            404,
+            "service nobody is not in the inventory",
+        ),
+        bad(
+            "unknown host",
+            M::PUT,
+            "/api/v1/host-health/elsewhere",
+            json_ct,
+            r#"{"checks":[]}"#,
+            404,
+            "host elsewhere is not in the inventory",
+        ),
+        bad(
+            "unknown stack",
+            M::PUT,
+            "/api/v1/test-runs/broker?stack=test-9",
+            json_ct,
+            r#"{"passed":1,"failed":0}"#,
+            404,
+            "stack test-9 is not in the inventory",
+        ),
+        // 413: too large (limits 4096 JSON, 65536 JUnit in this config)
+        bad(
+            "JSON over the limit",
+            M::PUT,
+            "/api/v1/host-health/prod-host",
+            json_ct,
+            format!(r#"{{"checks":[],"pad":"{}"}}"#, "x".repeat(5000)),
+            413,
+            "limit of 4096 bytes",
+        ),
+        bad(
+            "JUnit over its limit",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            xml_ct,
+            format!("<testsuite>{}</testsuite>", "<testcase/>".repeat(7000)),
+            413,
+            "limit of 65536 bytes",
+        ),
+        // 415: wrong content type
+        bad(
+            "test-run as text",
+            M::PUT,
+            "/api/v1/test-runs/broker",
+            Some("text/plain"),
+            r#"{"passed":1,"failed":0}"#,
+            415,
+            "Content-Type \"text/plain\"",
+        ),
+        bad(
+            "mutants without a type",
+            M::PUT,
+            "/api/v1/mutants/broker",
+            None,
+            r#"{"caught":1}"#,
+            415,
+            "(none)",
+        ),
+        bad(
+            "doctor as form",
+            M::PUT,
+            "/api/v1/host-health/prod-host",
+            Some("application/x-www-form-urlencoded"),
+            "checks=1",
+            415,
+            "send application/json",
+        ),
+        bad(
+            "heartbeat body as text",
+            M::POST,
+            "/api/v1/heartbeats/prod-box",
+            Some("text/plain"),
+            "hello",
+            415,
+            "or no body",
+        ),
+    ];
+    // 401 and 403: the token
+    let mut no_token = bad(
+        "no token",
+        M::POST,
+        "/api/v1/heartbeats/prod-box",
+        json_ct,
+        "{}",
+        401,
+        "missing bearer token",
+    );
+    no_token.token = None;
+    let mut wrong_token = bad(
+        "wrong token",
+        M::PUT,
+        "/api/v1/test-runs/broker",
+        json_ct,
+        r#"{"passed":1,"failed":0}"#,
+        401,
+        "invalid bearer token",
+    );
+    wrong_token.token = Some("not-a-token");
+    let mut out_of_scope = bad(
+        "out of scope",
+        M::POST,
+        "/api/v1/heartbeats/test-1-box",
+        json_ct,
+        "{}",
+        403,
+        "token prod-box may not write test-1-box",
+    );
+    out_of_scope.token = Some(BOX_TOKEN);
+    let mut basic = bad(
+        "basic auth",
+        M::PUT,
+        "/api/v1/mutants/broker",
+        json_ct,
+        r#"{"caught":1}"#,
+        401,
+        "missing bearer token",
+    );
+    basic.token = None;
+    basic
+        .headers
+        .push(("authorization", "Basic ZmxlZXQ6cHVsc2U=".into()));
+    let mut bad_commit = bad(
+        "commit header too long",
+        M::POST,
+        "/api/v1/heartbeats/prod-box",
+        json_ct,
+        "{}",
+        400,
+        "X-Fleet-Commit",
+    );
+    bad_commit.headers.push(("x-fleet-commit", "a".repeat(200)));
+    cases.extend([no_token, wrong_token, out_of_scope, basic, bad_commit]);
+
+    for case in &cases {
+        let headers: Vec<(&str, &str)> =
+            case.headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, body) = fleet
+            .send(
+                case.method.clone(),
+                &case.path,
+                case.token,
+                &headers,
+                case.content_type,
+                case.body.clone(),
+            )
+            .await;
+        assert_eq!(status, case.status, "{}: {body}", case.what);
+        let message = body["error"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(case.message),
+            "{}: message {message:?} does not say {:?}",
+            case.what,
+            case.message
+        );
+        for secret in [FLEET_TOKEN, BOX_TOKEN, "not-a-token"] {
+            assert!(
+                !message.contains(secret),
+                "{}: token in the answer",
+                case.what
+            );
+        }
+        assert_eq!(dump(&fleet.db()), before, "{} changed the store", case.what);
+    }
+
+    // A body sent without a length is cut off at the limit all the same.
+    let chunks: Vec<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>> = (0..10)
+        .map(|_| {
+            Ok(hyper::body::Frame::data(bytes::Bytes::from(vec![
+                b' ';
+                1000
+            ])))
+        })
+        .collect();
+    let (status, _) = fleet
+        .send(
+            M::PUT,
+            "/api/v1/host-health/prod-host",
+            Some(FLEET_TOKEN),
+            &[],
+            json_ct,
+            reqwest::Body::wrap(http_body_util::StreamBody::new(futures::stream::iter(
+                chunks,
+            ))),
+        )
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(dump(&fleet.db()), before);
+}
+
+#[tokio::test]
+async fn requests_are_counted_per_name_and_status_without_letting_clients_add_series() {
+    let fleet = Fleet::start("").await;
+    assert_eq!(fleet.heartbeat("prod-box", json!({})).await.0, 200);
+    // Unstamped, and refused.
+    let (s, _) = fleet
+        .send(
+            Method::POST,
+            "/api/v1/heartbeats/prod-box",
+            Some("wrong"),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!(s, 401);
+    for i in 0..5 {
+        let (s, _) = fleet
+            .send(
+                Method::POST,
+                &format!("/api/v1/heartbeats/random-{i}"),
+                Some(FLEET_TOKEN),
+                &[],
+                None,
+                "",
+            )
+            .await;
+        assert_eq!(s, 404);
+        let (s, _) = fleet
+            .send(
+                Method::POST,
+                &format!("/api/v1/heartbeats/bad%20name-{i}"),
+                Some(FLEET_TOKEN),
+                &[],
+                None,
+                "",
+            )
+            .await;
+        assert_eq!(s, 400);
+    }
+    let body = eventually(Duration::from_secs(5), "refusals counted", || async {
+        let body = fleet.metrics().await;
+        (sample(
+            &body,
+            r#"fleet_ingest_requests_total{host="_invalid",code="400"}"#,
+        ) == Some(5.0))
+        .then_some(body)
+    })
+    .await;
+    for (series, want) in [
+        (
+            r#"fleet_ingest_requests_total{host="prod-box",code="200"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_ingest_requests_total{host="prod-box",code="401"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_ingest_requests_total{host="_unknown",code="404"}"#,
+            5.0,
+        ),
+        (
+            r#"fleet_ingest_unstamped_requests_total{host="prod-box"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_ingest_unstamped_requests_total{host="_unknown"}"#,
+            5.0,
+        ),
+    ] {
+        assert_eq!(sample(&body, series), Some(want), "{series}\n{body}");
+    }
+    assert!(
+        !body.contains("random-"),
+        "an unknown name got series of its own"
+    );
+    assert!(
+        !body.contains("bad name"),
+        "an invalid name got series of its own"
+    );
+}
+
+#[tokio::test]
+async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
+    let mut fleet = Fleet::start("  unknown_names_cap: 2").await;
+    assert_eq!(fleet.heartbeat("guest-a", json!({})).await.0, 200);
+    assert_eq!(
+        fleet
+            .put_json("/api/v1/host-health/guest-b", json!({"checks": []}))
+            .await
+            .0,
+        200
+    );
+    let before = dump(&fleet.db());
+    let (s, v) = fleet.heartbeat("guest-c", json!({})).await;
+    assert_eq!(s, 404, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("cap of 2"), "{v}");
+    assert_eq!(dump(&fleet.db()), before);
+    // Names already accepted, and inventory names, still go through.
+    assert_eq!(fleet.heartbeat("guest-a", json!({})).await.0, 200);
+    assert_eq!(fleet.heartbeat("prod-box", json!({})).await.0, 200);
+
+    fleet.restart().await;
+    assert_eq!(fleet.heartbeat("guest-c", json!({})).await.0, 404);
+    let (s, v) = fleet.heartbeat("guest-a", json!({})).await;
+    assert_eq!(
+        (s, &v["heartbeats"], &v["stack"]),
+        (200, &json!(3), &json!(""))
+    );
+    let body = fleet.metrics().await;
+    assert_eq!(
+        sample(&body, r#"fleet_heartbeats_total{stack="",box="guest-a"}"#),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_ingest_requests_total{host="guest-a",code="200"}"#
+        ),
+        Some(1.0),
+        "counters restart with the process"
+    );
+    assert!(sample(
+        &body,
+        r#"fleet_ingest_requests_total{host="_unknown",code="404"}"#
+    )
+    .is_some());
+}
+
+#[tokio::test]
+async fn the_pulse_is_reloaded_from_the_store_on_start() {
+    let mut fleet = Fleet::start("").await;
+    for _ in 0..3 {
+        assert_eq!(
+            fleet
+                .heartbeat("test-1-box", json!({"version": "2.0"}))
+                .await
+                .0,
+            200
+        );
+    }
+    assert_eq!(
+        fleet
+            .send(
+                Method::PUT,
+                "/api/v1/test-runs/signer",
+                Some(FLEET_TOKEN),
+                &[],
+                Some("text/xml"),
+                JUNIT
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        fleet
+            .send(
+                Method::PUT,
+                "/api/v1/host-health/test-1-host",
+                Some(FLEET_TOKEN),
+                &[],
+                Some("application/json"),
+                DOCTOR
+            )
+            .await
+            .0,
+        200
+    );
+    fleet.restart().await;
+    let body = fleet.metrics().await;
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_heartbeats_total{stack="test-1",box="test-1-box"}"#
+        ),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_test_run_tests{stack="test-1",service="signer",outcome="skipped"}"#
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_host_health_checks{host="test-1-host",status="fail"}"#
+        ),
+        Some(1.0)
+    );
+    let pulse = fleet.running.as_ref().unwrap().hub.pulse();
+    let hb = pulse.heartbeat("test-1-box").unwrap();
+    assert_eq!((hb.count, hb.recent.len()), (3, 3));
+    assert_eq!(hb.version.as_deref(), Some("2.0"));
+    assert_eq!(hb.commit.as_deref(), Some("c0ffee1"));
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_be_used_stops_start_up_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "127.0.0.1:0", "", &[]);
+    let base = Config::load(&path).unwrap();
+    let start = |state_dir: PathBuf| {
+        let mut c = base.clone();
+        c.state_dir = Some(state_dir);
+        async move {
+            let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+                .await
+                .unwrap();
+            match app::start(Arc::new(c), listener).await {
+                Ok(_) => panic!("started"),
+                Err(e) => e.to_string(),
+            }
+        }
+    };
+
+    let corrupt = dir.path().join("corrupt");
+    std::fs::create_dir(&corrupt).unwrap();
+    std::fs::write(corrupt.join(DB_FILE), vec![0x5a; 8192]).unwrap();
+    let e = start(corrupt).await;
+    assert!(
+        e.contains("corrupt or not a fleetpulse database") && e.contains("move it aside"),
+        "{e}"
+    );
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "x").unwrap();
+    let e = start(file).await;
+    assert!(
+        e.contains("cannot create it") || e.contains("not a directory"),
+        "{e}"
+    );
+
+    // Read-only even for root: procfs.
+    let e = start(PathBuf::from("/proc/self")).await;
+    assert!(e.contains("is not writable"), "{e}");
+
+    let missing_tokens = dir.path().join("no-tokens.yaml");
+    let mut c = base.clone();
+    c.ingest.tokens_file = Some(missing_tokens);
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let e = app::start(Arc::new(c), listener)
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("cannot read the tokens file"), "{e}");
+
+    // Through the binary: a message and exit status 1, not a panic.
+    let corrupt_path = write_config(dir.path(), "127.0.0.1:0", "", &[]);
+    std::fs::create_dir_all(dir.path().join("state")).unwrap();
+    std::fs::write(dir.path().join("state").join(DB_FILE), vec![0x5a; 8192]).unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--config"])
+        .arg(&corrupt_path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("move it aside") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A `fleetpulse serve` child process, killed when dropped.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn serve(config: &Path) -> Child {
+    let child = Command::new(BIN)
+        .args(["--log-level", "warn", "serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    child_ready(config).await;
+    Child(child)
+}
+
+async fn child_ready(config: &Path) {
+    let c = Config::load(config).unwrap();
+    let url = format!("http://{}/healthz", c.listen);
+    eventually(Duration::from_secs(20), "fleetpulse serving", || {
+        let url = url.clone();
+        async move {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_acknowledged_push_survives_sigkill() {
+    const WRITERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let boxes: Vec<String> = (0..WRITERS).map(|i| format!("kill-box-{i}")).collect();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = write_config(dir.path(), &listen, "", &boxes);
+    let mut child = serve(&config).await;
+
+    let http = reqwest::Client::new();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Per writer: the highest heartbeat count acknowledged.
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
+    let doctor_acked = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for (i, b) in boxes.iter().enumerate() {
+        let (http, stop, acked) = (http.clone(), stop.clone(), acked.clone());
+        let url = format!("http://{listen}/api/v1/heartbeats/{b}");
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(r) = http.post(&url).bearer_auth(FLEET_TOKEN).send().await else {
+                    break;
+                };
+                if r.status() != 200 {
+                    break;
+                }
+                let Ok(v) = r.json::<Value>().await else {
+                    break;
+                };
+                acked[i].store(v["heartbeats"].as_u64().unwrap(), Ordering::SeqCst);
+            }
+        }));
+    }
+    {
+        let (http, stop, doctor_acked) = (http.clone(), stop.clone(), doctor_acked.clone());
+        let url = format!("http://{listen}/api/v1/host-health/prod-host");
+        tasks.push(tokio::spawn(async move {
+            let mut seq = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                seq += 1;
+                let doc = json!({"seq": seq, "checks": [{"status": "ok"}]}).to_string();
+                let Ok(r) = http
+                    .put(&url)
+                    .bearer_auth(FLEET_TOKEN)
+                    .header("content-type", "application/json")
+                    .body(doc)
+                    .send()
+                    .await
+                else {
+                    break;
+                };
+                if r.status() != 200 {
+                    break;
+                }
+                doctor_acked.store(seq, Ordering::SeqCst);
+            }
+        }));
+    }
+    // Let the pushes run, then kill the server in the middle of them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let total: u64 = acked.iter().map(|a| a.load(Ordering::SeqCst)).sum();
+    assert!(
+        total > 100,
+        "only {total} pushes were acknowledged before the kill"
+    );
+
+    let db = dir.path().join("state").join(DB_FILE);
+    let _restarted = serve(&config).await;
+    let body = common::get(&format!("http://{listen}/metrics")).await.1;
+    for (i, b) in boxes.iter().enumerate() {
+        let acked = acked[i].load(Ordering::SeqCst) as f64;
+        let stored = sample(
+            &body,
+            &format!(r#"fleet_heartbeats_total{{stack="prod",box="{b}"}}"#),
+        )
+        .unwrap_or(0.0);
+        // Every acknowledged push is there; at most the one in flight at
+        // the kill may have been committed without its answer arriving.
+        assert!(
+            stored >= acked && stored <= acked + 1.0,
+            "{b}: {acked} acknowledged, {stored} stored"
+        );
+    }
+    let doc = http
+        .get(format!("http://{listen}/api/v1/host-health/prod-host"))
+        .bearer_auth(FLEET_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap();
+    let seq = doc["seq"].as_u64().unwrap();
+    let doctor_acked = doctor_acked.load(Ordering::SeqCst);
+    assert!(
+        seq == doctor_acked || seq == doctor_acked + 1,
+        "doctor seq {seq}, acknowledged {doctor_acked}"
+    );
+
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
+
+fn run_cli(args: &[&str], stdin: Option<&str>, env: &[(&str, &str)]) -> (i32, String, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .env_remove("FLEETPULSE_TOKEN")
+        .env_remove("FLEETPULSE_URL")
+        .env_remove("FLEETPULSE_COMMIT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let input = stdin.unwrap_or("").to_string();
+    let mut pipe = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = pipe.write_all(input.as_bytes());
+    });
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_cli_delivers_every_kind_and_fails_loudly() {
+    let fleet = Fleet::start("").await;
+    let dir = fleet.dir.path();
+    let token_file = dir.join("push.token");
+    std::fs::write(&token_file, format!("{FLEET_TOKEN}\n")).unwrap();
+    let token_file = token_file.to_str().unwrap().to_string();
+    let junit = dir.join("report.xml");
+    std::fs::write(&junit, JUNIT).unwrap();
+    let doctor = dir.join("doctor.json");
+    std::fs::write(&doctor, DOCTOR).unwrap();
+    let url = fleet.base.clone();
+    let common = ["--url", url.as_str(), "--token-file", token_file.as_str()];
+
+    let ok = |args: Vec<&str>, stdin: Option<&str>, env: &[(&str, &str)]| {
+        let (code, out, err) = run_cli(&args, stdin, env);
+        assert_eq!(code, 0, "{args:?}: {out}{err}");
+        out
+    };
+    let mut a = vec!["push", "heartbeat"];
+    a.extend(common);
+    a.extend([
+        "--box",
+        "prod-box",
+        "--commit",
+        "feedbee",
+        "--version",
+        "3.1",
+    ]);
+    let out = ok(a, None, &[]);
+    assert!(out.contains("\"heartbeats\":1"), "{out}");
+
+    let mut a = vec!["push", "test-run"];
+    a.extend(common);
+    a.extend([
+        "--service",
+        "broker",
+        "--stack",
+        "prod",
+        "--file",
+        junit.to_str().unwrap(),
+    ]);
+    ok(a, None, &[]);
+
+    // JSON from stdin, the token from the environment.
+    let a = vec![
+        "push",
+        "mutants",
+        "--url",
+        url.as_str(),
+        "--service",
+        "broker",
+        "--file",
+        "-",
+    ];
+    ok(
+        a,
+        Some(r#"{"caught": 7, "missed": 2}"#),
+        &[
+            ("FLEETPULSE_TOKEN", FLEET_TOKEN),
+            ("FLEETPULSE_COMMIT", "0ddba11"),
+        ],
+    );
+
+    let mut a = vec!["push", "host-health"];
+    a.extend(common);
+    a.extend(["--host", "prod-host", "--file", doctor.to_str().unwrap()]);
+    ok(a, None, &[]);
+
+    let body = fleet.metrics().await;
+    for (series, want) in [
+        (
+            r#"fleet_box_commit_info{stack="prod",box="prod-box",commit="feedbee",version="3.1"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_test_run_tests{stack="prod",service="broker",outcome="failed"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_test_mutants{service="broker",outcome="caught"}"#,
+            7.0,
+        ),
+        (
+            r#"fleet_host_health_checks{host="prod-host",status="ok"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_ingest_unstamped_requests_total{host="prod-box"}"#,
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&body, series), Some(want), "{series}\n{body}");
+    }
+
+    // A refusal is final: exit 1 at once, the server's reason, no token.
+    let box_token = dir.join("box.token");
+    std::fs::write(&box_token, BOX_TOKEN).unwrap();
+    let (code, _, err) = run_cli(
+        &[
+            "push",
+            "heartbeat",
+            "--url",
+            &url,
+            "--token-file",
+            box_token.to_str().unwrap(),
+            "--box",
+            "test-1-box",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("403") && err.contains("may not write test-1-box"),
+        "{err}"
+    );
+    assert!(!err.contains(BOX_TOKEN));
+    let (code, _, err) = run_cli(
+        &["push", "heartbeat", "--url", &url, "--box", "prod-box"],
+        None,
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("no token"), "{err}");
+
+    // Nothing listening: retried, then given up with a non-zero exit.
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (code, _, err) = run_cli(
+        &[
+            "push",
+            "heartbeat",
+            "--url",
+            &dead,
+            "--token-file",
+            &token_file,
+            "--box",
+            "prod-box",
+            "--attempts",
+            "3",
+            "--backoff",
+            "50ms",
+        ],
+        None,
+        &[],
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("gave up after 3 attempts"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_push_cli_retries_until_fleetpulse_comes_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = write_config(dir.path(), &listen, "", &[]);
+    let token_file = dir.path().join("t");
+    std::fs::write(&token_file, FLEET_TOKEN).unwrap();
+    let url = format!("http://{listen}");
+    let args: Vec<String> = [
+        "push",
+        "heartbeat",
+        "--url",
+        &url,
+        "--token-file",
+        token_file.to_str().unwrap(),
+        "--box",
+        "prod-box",
+        "--attempts",
+        "30",
+        "--backoff",
+        "200ms",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let client = std::thread::spawn(move || {
+        let a: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&a, None, &[])
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let _server = serve(&config).await;
+    let (code, out, err) = tokio::task::spawn_blocking(move || client.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("retrying"), "no retry was logged: {err}");
+}
+
+#[test]
+fn hash_token_prints_what_the_tokens_file_holds() {
+    let (code, out, _) = run_cli(&["hash-token"], Some("s3cret\n"), &[]);
+    assert_eq!(code, 0);
+    assert_eq!(out.trim(), hash_token("s3cret"));
+}
+
+#[tokio::test]
+async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), dir.path())
+        .await
+        .unwrap();
+    let base = format!("http://{}", demo.exporter.addr);
+    let body = common::get(&format!("{base}/metrics")).await.1;
+    assert!(body.contains("fleet_heartbeats_total{"), "{body}");
+    assert!(
+        body.contains(r#"outcome="failed"} "#),
+        "no failing suite: {body}"
+    );
+    assert!(body.contains("fleet_test_mutants{"), "{body}");
+    assert!(body.contains(r#"fleet_host_health_checks{host="#), "{body}");
+    let token = std::fs::read_to_string(dir.path().join("ingest.token")).unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/v1/heartbeats/prod-box"))
+        .bearer_auth(token.trim())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
