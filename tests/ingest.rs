@@ -1597,13 +1597,44 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
         .unwrap();
     let base = format!("http://{}", demo.exporter.addr);
     let body = common::get(&format!("{base}/metrics")).await.1;
-    assert!(body.contains("fleet_heartbeats_total{"), "{body}");
-    assert!(
-        body.contains(r#"outcome="failed"} "#),
-        "no failing suite: {body}"
-    );
-    assert!(body.contains("fleet_test_mutants{"), "{body}");
-    assert!(body.contains(r#"fleet_host_health_checks{host="#), "{body}");
+    for (series, want) in [
+        (
+            r#"fleet_heartbeats_total{stack="test-2",box="test-2-box"}"#,
+            5.0,
+        ),
+        (
+            r#"fleet_box_expected{stack="test-2",box="test-2-spare"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_test_run_tests{stack="test-1",service="signer",outcome="failed"}"#,
+            3.0,
+        ),
+        (
+            r#"fleet_test_run_tests{stack="test-1",service="broker",outcome="skipped"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_test_mutants{service="signer",outcome="missed"}"#,
+            4.0,
+        ),
+        (
+            r#"fleet_host_health_checks{host="test-2-host",status="fail"}"#,
+            1.0,
+        ),
+        (
+            r#"fleet_ingest_unstamped_requests_total{host="test-2-box"}"#,
+            5.0,
+        ),
+    ] {
+        assert_eq!(sample(&body, series), Some(want), "{series}\n{body}");
+    }
+    assert!(sample(
+        &body,
+        r#"fleet_heartbeats_total{stack="test-2",box="test-2-spare"}"#
+    )
+    .is_none());
+    assert!(dir.path().join("demo-junit.xml").exists());
     let token = std::fs::read_to_string(dir.path().join("ingest.token")).unwrap();
     let r = reqwest::Client::new()
         .post(format!("{base}/api/v1/heartbeats/prod-box"))
