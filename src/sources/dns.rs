@@ -1,24 +1,155 @@
-//! The dns source (not yet implemented: enabled by no config).
+//! The dns source: the A records of the names the inventory lists, read from
+//! the Route53 hosted zone in `sources.aws.hosted_zone_id` (it shares the aws
+//! source's settings and credentials).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::config::{Config, Schedule};
+use aws_sdk_route53::types::RrType;
+use serde::Serialize;
+use tokio::sync::OnceCell;
+
+use crate::config::{AwsConfig, Config, Schedule};
+use crate::snapshot::SourceOutput;
+use crate::sources::aws::{sdk_config, sdk_error};
 use crate::sources::{CollectFuture, Source, SourceError};
+
+/// The A record of one listed name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    pub stack: String,
+    /// Lower case, without the trailing dot.
+    pub name: String,
+    /// IPv4 addresses, sorted; empty when the zone has no A record for the name.
+    pub addresses: Vec<String>,
+    /// The target, when the A record is an alias (its addresses are not listed).
+    pub alias: Option<String>,
+}
 
 /// What the dns source found.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct DnsFacts {}
+pub struct DnsFacts {
+    /// One per (stack, listed name), in inventory order.
+    pub records: Vec<DnsRecord>,
+}
+
+impl DnsFacts {
+    /// The records of one environment.
+    pub fn of<'a>(&'a self, stack: &'a str) -> impl Iterator<Item = &'a DnsRecord> + 'a {
+        self.records.iter().filter(move |r| r.stack == stack)
+    }
+}
 
 /// The dns source.
 pub struct DnsSource {
-    schedule: Schedule,
+    config: Arc<Config>,
+    aws: AwsConfig,
+    zone_id: String,
+    client: OnceCell<aws_sdk_route53::Client>,
 }
 
 impl DnsSource {
-    /// Builds the source if the config enables it.
-    pub fn from_config(_config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-        Ok(None)
+    /// Builds the source if `sources.aws` names a hosted zone and an environment lists `dns_names`.
+    pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
+        let Some(aws) = &config.sources.aws else {
+            return Ok(None);
+        };
+        let Some(zone) = &aws.hosted_zone_id else {
+            return Ok(None);
+        };
+        if config.environments.iter().all(|e| e.dns_names.is_empty()) {
+            return Ok(None);
+        }
+        Ok(Some(DnsSource {
+            config: config.clone(),
+            aws: aws.clone(),
+            // The API answers ids as "/hostedzone/Z…" but takes either form.
+            zone_id: zone.trim_start_matches("/hostedzone/").to_string(),
+            client: OnceCell::new(),
+        }))
     }
+
+    async fn collect_facts(&self) -> Result<DnsFacts, SourceError> {
+        let r53 = self
+            .client
+            .get_or_init(|| async { aws_sdk_route53::Client::new(&sdk_config(&self.aws).await) })
+            .await;
+        let wanted: BTreeSet<String> = self
+            .config
+            .environments
+            .iter()
+            .flat_map(|e| e.dns_names.iter().map(|n| normalise(n)))
+            .collect();
+        let mut found: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
+        // Route53 pages by (name, type, identifier) tokens rather than a page number.
+        let mut next: Option<(String, RrType, Option<String>)> = None;
+        loop {
+            let mut req = r53
+                .list_resource_record_sets()
+                .hosted_zone_id(&self.zone_id);
+            if let Some((name, ty, id)) = next.take() {
+                req = req
+                    .start_record_name(name)
+                    .start_record_type(ty)
+                    .set_start_record_identifier(id);
+            }
+            let out = req
+                .send()
+                .await
+                .map_err(|e| sdk_error("route53:ListResourceRecordSets", &e))?;
+            for set in out.resource_record_sets() {
+                if set.r#type() != &RrType::A {
+                    continue;
+                }
+                let name = normalise(set.name());
+                if !wanted.contains(&name) {
+                    continue;
+                }
+                let entry = found.entry(name).or_default();
+                entry
+                    .0
+                    .extend(set.resource_records().iter().map(|r| r.value().to_string()));
+                if let Some(alias) = set.alias_target() {
+                    entry.1 = Some(normalise(alias.dns_name()));
+                }
+            }
+            match (
+                out.is_truncated(),
+                out.next_record_name(),
+                out.next_record_type(),
+            ) {
+                (true, Some(name), Some(ty)) => {
+                    next = Some((
+                        name.to_string(),
+                        ty.clone(),
+                        out.next_record_identifier().map(str::to_string),
+                    ))
+                }
+                _ => break,
+            }
+        }
+        let mut records = Vec::new();
+        for e in &self.config.environments {
+            for n in &e.dns_names {
+                let name = normalise(n);
+                let (mut addresses, alias) = found.get(&name).cloned().unwrap_or_default();
+                addresses.sort();
+                addresses.dedup();
+                records.push(DnsRecord {
+                    stack: e.name.0.clone(),
+                    name,
+                    addresses,
+                    alias,
+                });
+            }
+        }
+        Ok(DnsFacts { records })
+    }
+}
+
+/// Lower case, no trailing dot: `Broker.Example.NET.` → `broker.example.net`.
+fn normalise(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
 }
 
 impl Source for DnsSource {
@@ -26,9 +157,9 @@ impl Source for DnsSource {
         "dns"
     }
     fn schedule(&self) -> Schedule {
-        self.schedule
+        self.aws.schedule()
     }
     fn collect(&self) -> CollectFuture<'_> {
-        Box::pin(async { Ok(crate::snapshot::SourceOutput::Dns(DnsFacts::default())) })
+        Box::pin(async move { self.collect_facts().await.map(SourceOutput::Dns) })
     }
 }

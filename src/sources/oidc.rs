@@ -1,24 +1,106 @@
-//! The oidc source (not yet implemented: enabled by no config).
+//! The oidc source: fetch each environment's OIDC discovery document and read
+//! the `issuer` it advertises. Drift compares it with the configured one.
 
 use std::sync::Arc;
 
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+
 use crate::config::{Config, Schedule};
+use crate::snapshot::SourceOutput;
+use crate::sources::healthz::http_client;
 use crate::sources::{CollectFuture, Source, SourceError};
+
+/// Discovery documents are small; more than this is not one.
+const MAX_BODY: usize = 256 * 1024;
+/// Documents fetched at once.
+const CONCURRENCY: usize = 16;
+
+/// One environment's discovery document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OidcDocument {
+    pub stack: String,
+    pub url: String,
+    /// The advertised issuer; `None` when the document could not be read.
+    pub issuer: Option<String>,
+    /// Why it could not be read.
+    pub error: Option<String>,
+}
 
 /// What the oidc source found.
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
-pub struct OidcFacts {}
+pub struct OidcFacts {
+    /// In inventory order.
+    pub documents: Vec<OidcDocument>,
+}
+
+impl OidcFacts {
+    /// The document of one environment.
+    pub fn of(&self, stack: &str) -> Option<&OidcDocument> {
+        self.documents.iter().find(|d| d.stack == stack)
+    }
+}
 
 /// The oidc source.
 pub struct OidcSource {
-    schedule: Schedule,
+    config: Arc<Config>,
+    client: reqwest::Client,
 }
 
 impl OidcSource {
-    /// Builds the source if the config enables it.
-    pub fn from_config(_config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-        Ok(None)
+    /// Builds the source if an environment lists `oidc`.
+    pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
+        if config.environments.iter().all(|e| e.oidc.is_none()) {
+            return Ok(None);
+        }
+        let client = http_client(config, config.sources.oidc.timeout.0)?;
+        Ok(Some(OidcSource {
+            config: config.clone(),
+            client,
+        }))
     }
+
+    async fn fetch(&self, url: &url::Url) -> Result<String, String> {
+        let mut resp = self
+            .client
+            .get(url.clone())
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| innermost(&e))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(format!("answered {status}"));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| innermost(&e))? {
+            body.extend_from_slice(&chunk);
+            if body.len() > MAX_BODY {
+                return Err(format!("document larger than {MAX_BODY} bytes"));
+            }
+        }
+        issuer_of(&body)
+    }
+}
+
+/// The `issuer` of a discovery document.
+fn issuer_of(body: &[u8]) -> Result<String, String> {
+    #[derive(serde::Deserialize)]
+    struct Discovery {
+        issuer: Option<String>,
+    }
+    let doc: Discovery =
+        serde_json::from_slice(body).map_err(|e| format!("not a JSON discovery document: {e}"))?;
+    doc.issuer
+        .ok_or_else(|| "the document names no issuer".to_string())
+}
+
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 impl Source for OidcSource {
@@ -26,9 +108,53 @@ impl Source for OidcSource {
         "oidc"
     }
     fn schedule(&self) -> Schedule {
-        self.schedule
+        self.config.sources.oidc.schedule()
+    }
+    /// Each fetch has its own timeout; the run as a whole may take up to the interval.
+    fn run_deadline(&self) -> std::time::Duration {
+        self.config.sources.oidc.interval.0
     }
     fn collect(&self) -> CollectFuture<'_> {
-        Box::pin(async { Ok(crate::snapshot::SourceOutput::Oidc(OidcFacts::default())) })
+        Box::pin(async move {
+            let targets: Vec<(String, url::Url)> = self
+                .config
+                .environments
+                .iter()
+                .filter_map(|e| e.oidc.as_ref().map(|o| (e.name.0.clone(), o.url.0.clone())))
+                .collect();
+            let documents: Vec<OidcDocument> = stream::iter(targets)
+                .map(|(stack, url)| async move {
+                    let got = self.fetch(&url).await;
+                    OidcDocument {
+                        stack,
+                        url: url.to_string(),
+                        issuer: got.as_ref().ok().cloned(),
+                        error: got.err(),
+                    }
+                })
+                .buffered(CONCURRENCY)
+                .collect()
+                .await;
+            Ok(SourceOutput::Oidc(OidcFacts { documents }))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_is_read_from_the_discovery_document() {
+        assert_eq!(
+            issuer_of(
+                br#"{"issuer":"https://id.example.net","jwks_uri":"https://id.example.net/jwks"}"#
+            ),
+            Ok("https://id.example.net".to_string())
+        );
+        assert!(issuer_of(br#"{"jwks_uri":"x"}"#)
+            .unwrap_err()
+            .contains("no issuer"));
+        assert!(issuer_of(b"<html>").unwrap_err().contains("not a JSON"));
     }
 }

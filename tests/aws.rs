@@ -1,0 +1,451 @@
+//! The aws and dns sources against moto server through the real AWS SDK.
+
+mod common;
+mod harness;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fleetpulse::config::Config;
+use fleetpulse::snapshot::SourceOutput;
+use fleetpulse::sources::aws::{AwsFacts, AwsSource, InstanceState};
+use fleetpulse::sources::dns::{DnsFacts, DnsSource};
+use fleetpulse::sources::Source;
+
+use harness::cloud::{config_yaml, seed, Seeded};
+
+fn config(url: &str, s: &Seeded) -> Arc<Config> {
+    Arc::new(Config::parse(&config_yaml(url, s, "30s", ""), "aws.yaml").unwrap())
+}
+
+async fn aws_facts(cfg: &Arc<Config>) -> AwsFacts {
+    let src = AwsSource::from_config(cfg)
+        .unwrap()
+        .expect("aws source enabled");
+    match src.collect().await {
+        Ok(SourceOutput::Aws(f)) => f,
+        other => panic!("aws collect: {other:?}"),
+    }
+}
+
+async fn dns_facts(cfg: &Arc<Config>) -> DnsFacts {
+    let src = DnsSource::from_config(cfg)
+        .unwrap()
+        .expect("dns source enabled");
+    match src.collect().await {
+        Ok(SourceOutput::Dns(f)) => f,
+        other => panic!("dns collect: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn instances_and_eips_are_found_by_tag_across_environments() {
+    let moto = harness::moto(0);
+    let s = seed(&moto.url()).await;
+    let f = aws_facts(&config(&moto.url(), &s)).await;
+
+    let ids: Vec<(&str, &str, Option<InstanceState>)> = f
+        .instances
+        .iter()
+        .map(|i| (i.stack.as_str(), i.instance_id.as_str(), i.state))
+        .collect();
+    let mut want = vec![
+        (
+            "prod",
+            s.prod_instance.as_str(),
+            Some(InstanceState::Running),
+        ),
+        (
+            "test-1",
+            s.test1_instance.as_str(),
+            Some(InstanceState::Stopped),
+        ),
+        (
+            "test-2",
+            s.test2_running.as_str(),
+            Some(InstanceState::Running),
+        ),
+        (
+            "test-2",
+            s.test2_terminated.as_str(),
+            Some(InstanceState::Terminated),
+        ),
+    ];
+    want.sort();
+    assert_eq!(
+        ids, want,
+        "the untagged-for-us instance {} must not appear",
+        s.stranger_instance
+    );
+
+    let prod = f.instances.iter().find(|i| i.stack == "prod").unwrap();
+    assert_eq!(prod.instance_type, "t3.small");
+    assert!(prod.availability_zone.starts_with("eu-west-1"), "{prod:?}");
+    let launched = prod.launch_time.expect("launch time");
+    let now = fleetpulse::snapshot::now_unix();
+    assert!(
+        (now - launched).abs() < 600.0,
+        "launch {launched} vs now {now}"
+    );
+
+    let eips: Vec<(&str, &str, bool, Option<&str>)> = f
+        .addresses
+        .iter()
+        .map(|a| {
+            (
+                a.stack.as_str(),
+                a.public_ip.as_str(),
+                a.associated,
+                a.instance_id.as_deref(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        eips,
+        vec![
+            (
+                "prod",
+                s.prod_eip.as_str(),
+                true,
+                Some(s.prod_instance.as_str())
+            ),
+            ("test-1", s.test1_eip.as_str(), false, None),
+            (
+                "test-2",
+                s.test2_eip.as_str(),
+                true,
+                Some(s.test2_running.as_str())
+            ),
+        ]
+    );
+    assert!(f
+        .addresses
+        .iter()
+        .all(|a| a.allocation_id.starts_with("eipalloc-")));
+}
+
+#[tokio::test]
+async fn a_records_of_listed_names_are_read_from_the_zone() {
+    let moto = harness::moto(0);
+    let s = seed(&moto.url()).await;
+    let f = dns_facts(&config(&moto.url(), &s)).await;
+    let got: Vec<(&str, &str, Vec<&str>)> = f
+        .records
+        .iter()
+        .map(|r| {
+            (
+                r.stack.as_str(),
+                r.name.as_str(),
+                r.addresses.iter().map(String::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("prod", "broker.example.net", vec![s.prod_eip.as_str()]),
+            // Listed as "Worker.Example.NET.": names compare without case or the root dot.
+            ("prod", "worker.example.net", vec![s.prod_eip.as_str()]),
+            ("test-1", "t1.example.net", vec![s.test1_eip.as_str()]),
+            ("test-1", "t1-api.example.net", vec!["192.0.2.10"]),
+            ("test-2", "t2.example.net", vec!["192.0.2.20"]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn records_past_the_first_page_of_the_zone_are_found() {
+    let moto = harness::moto(0);
+    let s = seed(&moto.url()).await;
+    // Route53 answers at most 300 record sets a page; push the listed names past it.
+    let filler: Vec<(String, String)> = (0..320)
+        .map(|i| {
+            (
+                format!("aa-{i:03}.example.net"),
+                format!("198.51.100.{}", i % 250),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = filler
+        .iter()
+        .map(|(n, a)| (n.as_str(), a.as_str()))
+        .collect();
+    harness::cloud::set_a_records(&moto.url(), &s.zone_id, &refs).await;
+    harness::cloud::set_a_records(
+        &moto.url(),
+        &s.zone_id,
+        &[("zz.example.net", "203.0.113.9")],
+    )
+    .await;
+    let yaml = config_yaml(&moto.url(), &s, "30s", "").replace(
+        "dns_names: [t2.example.net]",
+        "dns_names: [t2.example.net, zz.example.net]",
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "aws.yaml").unwrap());
+    let f = dns_facts(&cfg).await;
+    let zz = f
+        .records
+        .iter()
+        .find(|r| r.name == "zz.example.net")
+        .unwrap();
+    assert_eq!(zz.addresses, vec!["203.0.113.9".to_string()]);
+}
+
+#[tokio::test]
+async fn cloud_families_and_drift_are_served_on_metrics() {
+    let moto = harness::moto(0);
+    let s = seed(&moto.url()).await;
+    let cfg = config(&moto.url(), &s);
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let url = format!("http://{}/metrics", running.addr);
+    let body = common::eventually(Duration::from_secs(30), "aws and dns up", || {
+        let url = url.clone();
+        async move {
+            let (_, b) = common::get(&url).await;
+            (common::sample(&b, r#"fleet_source_up{source="aws"}"#) == Some(1.0)
+                && common::sample(&b, r#"fleet_source_up{source="dns"}"#) == Some(1.0))
+            .then_some(b)
+        }
+    })
+    .await;
+    let has = |series: &str, v: f64| {
+        assert_eq!(
+            common::sample(&body, series),
+            Some(v),
+            "{series} in\n{body}"
+        );
+    };
+    let p = &s.prod_instance;
+    has(
+        &format!(r#"fleet_instance_state{{stack="prod",instance_id="{p}",state="running"}}"#),
+        1.0,
+    );
+    has(
+        &format!(r#"fleet_instance_state{{stack="prod",instance_id="{p}",state="stopped"}}"#),
+        0.0,
+    );
+    let t1 = &s.test1_instance;
+    has(
+        &format!(r#"fleet_instance_state{{stack="test-1",instance_id="{t1}",state="stopped"}}"#),
+        1.0,
+    );
+    assert_eq!(body.matches("fleet_instance_state{").count(), 4 * 6);
+    assert!(body.contains(&format!(r#"fleet_instance_info{{stack="prod",instance_id="{p}",instance_type="t3.small",availability_zone="eu-west-1"#)));
+    assert!(body.contains(&format!(
+        r#"fleet_instance_launch_timestamp_seconds{{stack="prod",instance_id="{p}"}} "#
+    )));
+    has(
+        &format!(
+            r#"fleet_eip_associated{{stack="prod",public_ip="{}"}}"#,
+            s.prod_eip
+        ),
+        1.0,
+    );
+    has(
+        &format!(
+            r#"fleet_eip_associated{{stack="test-1",public_ip="{}"}}"#,
+            s.test1_eip
+        ),
+        0.0,
+    );
+    assert!(
+        body.contains(&format!(r#",instance_id="{p}"}} 1"#)),
+        "eip info names its instance"
+    );
+    has(
+        &format!(
+            r#"fleet_dns_record_info{{stack="prod",name="broker.example.net",address="{}"}}"#,
+            s.prod_eip
+        ),
+        1.0,
+    );
+    has(r#"fleet_drift{stack="prod",kind="dns_mismatch"}"#, 0.0);
+    has(r#"fleet_drift{stack="prod",kind="eip_mismatch"}"#, 0.0);
+    has(r#"fleet_drift{stack="test-1",kind="dns_mismatch"}"#, 1.0);
+    has(r#"fleet_drift{stack="test-1",kind="eip_mismatch"}"#, 1.0);
+    // test-2 lists one name: nothing to compare, so no series rather than a 0.
+    assert_eq!(
+        common::sample(&body, r#"fleet_drift{stack="test-2",kind="dns_mismatch"}"#),
+        None
+    );
+    has(r#"fleet_drift{stack="test-2",kind="eip_mismatch"}"#, 1.0);
+    harness::promtool_check_metrics(&body);
+    running.shutdown().await.unwrap();
+}
+
+/// Scrapes the exporter once.
+async fn scrape(addr: std::net::SocketAddr) -> String {
+    common::get(&format!("http://{addr}/metrics")).await.1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_going_away_keeps_last_values_for_staleness_then_drops_them_and_recovers() {
+    let moto = harness::moto(0);
+    let s = seed(&moto.url()).await;
+    let other = harness::HealthzPeer::start().await;
+    let yaml = config_yaml(&moto.url(), &s, "1s", &other.sources_yaml()).replace(
+        "environments:\n",
+        &format!("environments:\n{}", other.environment_yaml()),
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "aws.yaml").unwrap());
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let addr = running.addr;
+    let prod = format!(
+        r#"fleet_instance_state{{stack="prod",instance_id="{}",state="running"}}"#,
+        s.prod_instance
+    );
+    let up = r#"fleet_source_up{source="aws"}"#;
+    let last_ok = r#"fleet_source_last_success_timestamp_seconds{source="aws"}"#;
+    let other_ok = r#"fleet_source_last_success_timestamp_seconds{source="healthz"}"#;
+    common::eventually(
+        Duration::from_secs(20),
+        "aws up with prod's instance",
+        || async {
+            let b = scrape(addr).await;
+            (common::sample(&b, up) == Some(1.0) && common::sample(&b, &prod) == Some(1.0))
+                .then_some(())
+        },
+    )
+    .await;
+
+    let port = moto.kill();
+    let killed_at = fleetpulse::snapshot::now_unix();
+    let b = common::eventually(Duration::from_secs(20), "aws down", || async {
+        let b = scrape(addr).await;
+        (common::sample(&b, up) == Some(0.0)).then_some(b)
+    })
+    .await;
+    assert_eq!(
+        common::sample(&b, &prod),
+        Some(1.0),
+        "last good values are kept while fresh"
+    );
+    assert!(common::sample(&b, r#"fleet_source_errors_total{source="aws"}"#).unwrap() >= 1.0);
+    let last_success = common::sample(&b, last_ok).unwrap();
+
+    let gone = common::eventually(
+        Duration::from_secs(20),
+        "stale aws values dropped",
+        || async {
+            let b = scrape(addr).await;
+            common::sample(&b, &prod).is_none().then_some(b)
+        },
+    )
+    .await;
+    let now = fleetpulse::snapshot::now_unix();
+    assert!(
+        now - last_success >= 4.0,
+        "dropped {:.1} s after the last success, before the 4 s staleness",
+        now - last_success
+    );
+    assert!(
+        !gone.contains("fleet_instance_info{"),
+        "every aws family goes"
+    );
+    assert!(
+        !gone.contains("fleet_dns_record_info{"),
+        "dns shares the peer and goes too"
+    );
+    // The healthz source kept running against its own peer all along.
+    assert_eq!(
+        common::sample(&gone, r#"fleet_source_up{source="healthz"}"#),
+        Some(1.0)
+    );
+    assert!(
+        common::sample(&gone, other_ok).unwrap() > killed_at,
+        "healthz stayed fresh"
+    );
+
+    let moto = harness::moto(port);
+    let s2 = seed(&moto.url()).await;
+    // The zone id is new after a restart, so only the aws source recovers here.
+    let prod2 = format!(
+        r#"fleet_instance_state{{stack="prod",instance_id="{}",state="running"}}"#,
+        s2.prod_instance
+    );
+    common::eventually(Duration::from_secs(20), "aws recovered", || async {
+        let b = scrape(addr).await;
+        (common::sample(&b, up) == Some(1.0) && common::sample(&b, &prod2) == Some(1.0))
+            .then_some(())
+    })
+    .await;
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn throttled_calls_are_retried_then_given_up_with_the_code() {
+    let moto = harness::moto(0);
+    let s = seed(&moto.url()).await;
+    let proxy = harness::ThrottlingProxy::start(&moto.url(), 2).await;
+    let cfg = config(&proxy.url(), &s);
+    let f = aws_facts(&cfg).await;
+    assert_eq!(
+        f.instances.len(),
+        4,
+        "the run succeeds after two throttled answers"
+    );
+    assert_eq!(proxy.throttled(), 2);
+
+    // Throttled every time: the SDK gives up after its attempts, not before, not never.
+    let proxy = harness::ThrottlingProxy::start(&moto.url(), u32::MAX).await;
+    let src = AwsSource::from_config(&config(&proxy.url(), &s))
+        .unwrap()
+        .unwrap();
+    let err = src.collect().await.unwrap_err().to_string();
+    assert!(
+        err.contains("ec2:DescribeInstances: RequestLimitExceeded"),
+        "{err}"
+    );
+    assert_eq!(proxy.requests(), 4, "four attempts, then the error");
+}
+
+#[tokio::test]
+async fn missing_credentials_fail_the_source_with_a_log_line_saying_what_to_fix() {
+    let moto = harness::moto(0);
+    let s = seed(&moto.url()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg_path = dir.path().join("fleet.yaml");
+    std::fs::write(&cfg_path, config_yaml(&moto.url(), &s, "2s", "")).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpulse"))
+        .args(["serve", "--config", cfg_path.to_str().unwrap()])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .args(["--state-dir", dir.path().to_str().unwrap()])
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("AWS_CONFIG_FILE", dir.path().join("none"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", dir.path().join("none"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("FLEETPULSE_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let body = common::eventually(Duration::from_secs(30), "aws run failed", || async {
+        let r = reqwest::get(format!("http://{addr}/metrics")).await.ok()?;
+        let b = r.text().await.ok()?;
+        (common::sample(&b, r#"fleet_source_errors_total{source="aws"}"#) >= Some(1.0)).then_some(b)
+    })
+    .await;
+    assert_eq!(
+        common::sample(&body, r#"fleet_source_up{source="aws"}"#),
+        Some(0.0)
+    );
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let log =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(log.contains("no AWS credentials found"), "{log}");
+    assert!(log.contains("AWS_ACCESS_KEY_ID"), "{log}");
+}

@@ -1,0 +1,1 @@
+//! An in-process server speaking the GitHub REST shapes the github source reads.
