@@ -57,6 +57,9 @@ fn receipts_show_counts_when_and_commit_and_mutants_caught_vs_missed() {
     assert!(html.contains("2 skipped"));
     assert!(html.contains("3 hours ago"));
     assert!(html.contains("4f2c9e1"));
+    assert!(html.contains("held by integration “Fix the signer retry” on fix-signer"));
+    assert!(html.contains("2 queued"));
+    assert!(html.contains("deployer balance 1.25 ETH"));
     assert!(html.contains("41 caught"));
     assert!(html.contains("2 missed"));
     // The page never claims full coverage.
@@ -155,7 +158,14 @@ fn public_mode_leaks_no_instance_id_ip_address_or_run_url() {
         // The fixture does plant every value: the private view shows them.
         let (html, body) = render(&snapshot(false));
         let private = format!("{html}{body}");
-        for v in [INSTANCE_ID, INSTANCE_IP, EIP, ALLOCATION_ID] {
+        for v in [
+            INSTANCE_ID,
+            INSTANCE_IP,
+            EIP,
+            ALLOCATION_ID,
+            WALLET,
+            RUN_URL,
+        ] {
             assert!(private.contains(v), "fixture lacks {v}");
         }
         let (html, body) = render(&snapshot(true));

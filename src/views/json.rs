@@ -82,7 +82,46 @@ pub struct Environment {
     pub instances: Vec<Instance>,
     pub elastic_ips: Vec<ElasticIp>,
     pub dns: Vec<DnsName>,
+    /// The CI test slot; `null` when no slot is watched for this stack.
+    pub slot: Option<Slot>,
+    /// Deployer balance and registry registration; `null` when not watched.
+    pub chain: Option<Chain>,
     pub drift: Vec<Drift>,
+}
+
+/// Who holds an environment's CI slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The run holding the slot; `null` when it is free.
+    pub holder: Option<SlotRun>,
+    /// Runs waiting for it.
+    pub queued: u32,
+}
+
+/// A CI run holding a slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotRun {
+    pub workflow: String,
+    pub title: String,
+    pub branch: String,
+    pub head_sha: String,
+    pub status: String,
+    pub started_at: Option<f64>,
+    /// `null` in public mode.
+    pub url: Option<String>,
+}
+
+/// What the chain says about an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chain {
+    pub block_number: u64,
+    pub symbol: String,
+    /// `null` in public mode.
+    pub deployer: Option<String>,
+    /// In whole tokens; `null` when not read.
+    pub balance: Option<f64>,
+    /// `null` when no registration is checked.
+    pub registered: Option<bool>,
 }
 
 /// A service's last /healthz answer.
@@ -532,6 +571,39 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
         })
         .unwrap_or_default();
 
+    let slot = s
+        .facts
+        .github
+        .as_deref()
+        .and_then(|g| g.slot(stack))
+        .map(|o| Slot {
+            holder: o.holder.as_ref().map(|r| SlotRun {
+                workflow: r.workflow.clone(),
+                title: r.title.clone(),
+                branch: r.branch.clone(),
+                head_sha: r.head_sha.clone(),
+                status: r.status.clone(),
+                started_at: r.started_at,
+                url: Some(r.url.clone()),
+            }),
+            queued: o.queued,
+        });
+
+    let chain = s.facts.chain.as_deref().and_then(|c| {
+        let balance = c.balances.iter().find(|b| b.stack == stack);
+        let registration = c.registrations.iter().find(|r| r.stack == stack);
+        if balance.is_none() && registration.is_none() {
+            return None;
+        }
+        Some(Chain {
+            block_number: c.block_number,
+            symbol: c.symbol.clone(),
+            deployer: balance.map(|b| b.address.clone()),
+            balance: balance.map(|b| b.balance),
+            registered: registration.map(|r| r.registered),
+        })
+    });
+
     let drift = s
         .drift
         .iter()
@@ -547,6 +619,13 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
         .iter()
         .map(|s| s.state)
         .chain(tls.iter().map(|t| t.state))
+        // A missing registration breaks the environment.
+        .chain(
+            chain
+                .as_ref()
+                .filter(|c| c.registered == Some(false))
+                .map(|_| State::Red),
+        )
         .max()
         .unwrap_or(State::Unknown);
     Environment {
@@ -557,6 +636,8 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
         instances,
         elastic_ips,
         dns,
+        slot,
+        chain,
         drift,
     }
 }
@@ -656,6 +737,13 @@ pub fn redact(f: &mut Fleet) {
         }
         for d in &mut e.drift {
             d.detail = scrub(&d.detail);
+        }
+        if let Some(run) = e.slot.as_mut().and_then(|s| s.holder.as_mut()) {
+            run.url = None;
+            run.title = scrub(&run.title);
+        }
+        if let Some(c) = &mut e.chain {
+            c.deployer = None;
         }
     }
     for s in &mut f.sources {

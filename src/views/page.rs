@@ -407,6 +407,49 @@ fn environment(h: &mut String, e: &Environment) {
         h.push_str("</ul></div>");
     }
 
+    if let Some(slot) = &e.slot {
+        let who = match &slot.holder {
+            Some(r) => format!(
+                "held by {} “{}” on {} ({}{})",
+                r.workflow,
+                r.title,
+                r.branch,
+                r.status,
+                r.started_at
+                    .map(|t| format!(", since {}", utc(t)))
+                    .unwrap_or_default()
+            ),
+            None => "free".to_string(),
+        };
+        let _ = write!(
+            h,
+            "<div><b>CI slot</b><ul><li>{}; {} queued</li></ul></div>",
+            escape(&who),
+            slot.queued
+        );
+    }
+
+    if let Some(c) = &e.chain {
+        h.push_str("<div><b>Chain</b><ul>");
+        if let Some(b) = c.balance {
+            let _ = write!(h, "<li>deployer balance {} {}</li>", b, escape(&c.symbol));
+        }
+        if let Some(r) = c.registered {
+            h.push_str("<li>registration ");
+            h.push_str(&if r {
+                badge(State::Green, "present")
+            } else {
+                badge(State::Red, "missing")
+            });
+            h.push_str("</li>");
+        }
+        let _ = write!(
+            h,
+            "<li class=\"meta\">at block {}</li></ul></div>",
+            c.block_number
+        );
+    }
+
     if !e.drift.is_empty() {
         h.push_str("<div><b>Drift</b><ul>");
         for d in &e.drift {
