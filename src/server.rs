@@ -19,11 +19,18 @@ use crate::views;
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Arc<Hub>,
+    /// The push API; `None` when no state directory is configured.
+    pub ingest: Option<Arc<crate::ingest::Ingest>>,
 }
 
 /// All routes.
 pub fn router(state: AppState) -> Router {
+    let ingest = match &state.ingest {
+        Some(i) => crate::ingest::router(i.clone()),
+        None => Router::new(),
+    };
     Router::new()
+        .merge(ingest)
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/", get(page_handler))

@@ -30,11 +30,17 @@ async fn read_to_eof(s: &mut TcpStream, limit: Duration) -> (String, bool) {
 async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let running = exporter("web:\n  request_timeout: 1s\n").await;
     let mut slow = TcpStream::connect(running.addr).await.unwrap();
-    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     let start = Instant::now();
     let (_, closed) = read_to_eof(&mut slow, Duration::from_secs(5)).await;
     assert!(closed, "the server kept a half-sent request open");
-    assert!(start.elapsed() < Duration::from_secs(4), "took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        start.elapsed()
+    );
     // Meanwhile and afterwards, normal requests are served.
     let (status, _) = common::get(&format!("http://{}/healthz", running.addr)).await;
     assert_eq!(status, 200);
@@ -52,7 +58,10 @@ async fn connections_beyond_the_limit_are_closed_and_service_resumes() {
         .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .await;
     let (answer, closed) = read_to_eof(&mut third, Duration::from_secs(5)).await;
-    assert!(closed && answer.is_empty(), "third connection was served: {answer:?}");
+    assert!(
+        closed && answer.is_empty(),
+        "third connection was served: {answer:?}"
+    );
     drop(held);
     let body = common::eventually(Duration::from_secs(5), "a free place", || async {
         let mut s = TcpStream::connect(running.addr).await.ok()?;

@@ -103,6 +103,16 @@ pub(crate) fn family<'a, const L: usize>(
         ),
     };
     let mut me = enc.encode_descriptor(name, def.help, None, metric_type)?;
+    if L == 0 {
+        // A family without labels has one sample, written as `name value`, not `name{} value`.
+        if let Some((_, v)) = samples.next() {
+            match def.kind {
+                Kind::Gauge => ConstGauge::new(v).encode(me)?,
+                Kind::Counter => ConstCounter::new(v as u64).encode(me)?,
+            }
+        }
+        return Ok(());
+    }
     for (values, v) in samples {
         let labels: [(&str, &str); L] = std::array::from_fn(|i| (def.labels[i], values[i]));
         let fam = me.encode_family(&labels)?;
