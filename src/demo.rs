@@ -286,9 +286,9 @@ fn demo_junit(started: &str) -> String {
         "rejects_unsigned",
         "drains_on_sigterm",
     ] {
-        let _ = write!(
+        let _ = writeln!(
             cases,
-            "    <testcase classname=\"broker.e2e\" name=\"{name}\" time=\"2.1\"/>\n"
+            "    <testcase classname=\"broker.e2e\" name=\"{name}\" time=\"2.1\"/>"
         );
     }
     cases.push_str("    <testcase classname=\"broker.e2e\" name=\"survives_az_loss\"><skipped message=\"needs two zones\"/></testcase>\n");
