@@ -124,11 +124,15 @@ impl ChainSource {
                 let tx = TransactionRequest::default()
                     .to(registry)
                     .input(Bytes::from(input).into());
-                let out = self
-                    .provider
-                    .call(tx)
-                    .await
-                    .map_err(|e| rpc("eth_call", &e))?;
+                let out = self.provider.call(tx).await.map_err(|e| {
+                    let call = format!("eth_call {} to {registry}", self.chain.registry_function);
+                    let mut err = rpc(&call, &e);
+                    if e.to_string().contains("revert") {
+                        err.0
+                            .push_str("; does the registry have sources.chain.registry_function?");
+                    }
+                    err
+                })?;
                 let to = Address::abi_decode(&out).map_err(|e| {
                     SourceError::new(format!(
                         "{} at {registry}: the answer is not an address ({e}); is sources.chain.registry_function right?",
