@@ -201,13 +201,23 @@ fn stale_binary(
 
 /// Every commit the environment is known to run: from its /healthz answers
 /// and its boxes' heartbeats, each with who reported it.
-fn deployed_commits(facts: &Facts, _pulse: &Pulse, stack: &str) -> Vec<(String, String)> {
+fn deployed_commits(facts: &Facts, pulse: &Pulse, stack: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let reported = |c: Option<&str>| {
+        c.map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+    };
     if let Some(probes) = &facts.healthz {
         for p in probes.iter().filter(|p| p.stack == stack) {
-            if let Some(c) = p.commit.as_deref().filter(|c| !c.trim().is_empty()) {
-                out.push((p.service.clone(), c.trim().to_string()));
+            if let Some(c) = reported(p.commit.as_deref()) {
+                out.push((p.service.clone(), c));
             }
+        }
+    }
+    for hb in pulse.heartbeats.values().filter(|h| h.stack == stack) {
+        if let Some(c) = reported(hb.commit.as_deref()) {
+            out.push((format!("box {}", hb.box_name), c));
         }
     }
     out
@@ -226,6 +236,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::pulse::Heartbeat;
     use crate::snapshot::{Health, ServiceProbe};
     use crate::sources::aws::{AwsFacts, ElasticIp};
     use crate::sources::dns::{DnsFacts, DnsRecord};
@@ -545,6 +556,81 @@ mod tests {
                 ..Facts::default()
             };
             assert_eq!(verdict(facts, STALE_BINARY), want, "{what}");
+        }
+    }
+
+    fn pulse(boxes: &[(&str, &str, Option<&str>)]) -> Pulse {
+        let mut p = Pulse::default();
+        for (stack, name, commit) in boxes {
+            p.heartbeats.insert(
+                Arc::from(*name),
+                Arc::new(Heartbeat {
+                    stack: stack.to_string(),
+                    box_name: name.to_string(),
+                    timestamp: NOW - 86_400.0,
+                    count: 1,
+                    recent: vec![],
+                    commit: commit.map(str::to_string),
+                    version: None,
+                    booted_at: None,
+                }),
+            );
+        }
+        p
+    }
+
+    #[test]
+    fn stale_binary_reads_heartbeat_commits_too() {
+        type Case<'a> = (
+            &'a str,
+            Vec<(&'a str, &'a str, Option<&'a str>)>,
+            Vec<ServiceProbe>,
+            Option<bool>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "box runs head",
+                vec![("prod", "prod-a", Some("4f2c9e1d"))],
+                vec![],
+                Some(false),
+            ),
+            (
+                "box runs an old commit",
+                vec![("prod", "prod-a", Some("0badc0de"))],
+                vec![],
+                Some(true),
+            ),
+            (
+                "box behind while healthz is current",
+                vec![("prod", "prod-a", Some("0badc0de"))],
+                vec![probe("broker", Some(HEAD))],
+                Some(true),
+            ),
+            (
+                "another stack's box is not ours",
+                vec![("test-1", "t1-a", Some("0badc0de"))],
+                vec![],
+                None,
+            ),
+            (
+                "box reported no commit",
+                vec![("prod", "prod-a", None)],
+                vec![],
+                None,
+            ),
+        ];
+        for (what, boxes, probes, want) in cases {
+            let facts = Facts {
+                github: Some(Arc::new(github(7200.0, None))),
+                healthz: (!probes.is_empty()).then(|| Arc::new(probes)),
+                ..Facts::default()
+            };
+            let flags = detect(&config(), &facts, &pulse(&boxes), NOW);
+            let got = flags
+                .iter()
+                .find(|f| f.kind == STALE_BINARY)
+                .map(|f| f.drifted);
+            assert_eq!(got, want, "{what}: {flags:?}");
         }
     }
 
