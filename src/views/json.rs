@@ -688,7 +688,7 @@ static INTERNAL: LazyLock<Regex> = LazyLock::new(|| {
         r"|\b(?:i|eipalloc|eni|vpc|subnet)-[0-9a-f]{8,17}\b", // AWS ids
         r"|\b\d{1,3}(?:\.\d{1,3}){3}\b",   // IPv4
         r"|\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b", // IPv6, full
-        r"|[0-9a-f]{0,4}::[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*", // IPv6, compressed
+        r"|(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{0,4}::[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*", // IPv6, compressed
     ))
     .expect("the internal-value pattern is a valid constant regex")
 });
