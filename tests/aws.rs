@@ -449,3 +449,34 @@ async fn missing_credentials_fail_the_source_with_a_log_line_saying_what_to_fix(
     assert!(log.contains("no AWS credentials found"), "{log}");
     assert!(log.contains("AWS_ACCESS_KEY_ID"), "{log}");
 }
+
+#[test]
+fn iam_policy_allows_exactly_the_calls_made_and_nothing_else() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/aws/iam-policy.json");
+    let policy: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut allowed = Vec::new();
+    for st in policy["Statement"].as_array().unwrap() {
+        assert_eq!(st["Effect"], "Allow");
+        for a in st["Action"].as_array().unwrap() {
+            let a = a.as_str().unwrap();
+            assert!(!a.contains('*'), "no wildcard actions: {a}");
+            allowed.push(a.to_string());
+            if a.starts_with("route53:") {
+                let r = st["Resource"].as_str().unwrap();
+                assert!(
+                    r.starts_with("arn:aws:route53:::hostedzone/"),
+                    "Route53 limited to the zone: {r}"
+                );
+            }
+        }
+    }
+    allowed.sort();
+    let mut made: Vec<String> = fleetpulse::sources::aws::CALLS
+        .iter()
+        .chain(fleetpulse::sources::dns::CALLS.iter())
+        .map(|s| s.to_string())
+        .collect();
+    made.sort();
+    assert_eq!(allowed, made);
+}

@@ -19,6 +19,11 @@ use crate::config::{AwsConfig, Config, Schedule, Tag};
 use crate::snapshot::SourceOutput;
 use crate::sources::{CollectFuture, Source, SourceError};
 
+/// The EC2 calls this source makes, as IAM names them; deploy/aws/iam-policy.json allows exactly these.
+pub const CALLS: [&str; 2] = [DESCRIBE_INSTANCES, DESCRIBE_ADDRESSES];
+const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
+const DESCRIBE_ADDRESSES: &str = "ec2:DescribeAddresses";
+
 /// Attempts per call, the first included; retries back off exponentially.
 const MAX_ATTEMPTS: u32 = 4;
 /// Values per EC2 filter: the API accepts up to 200.
@@ -180,7 +185,7 @@ impl AwsSource {
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| sdk_error("ec2:DescribeInstances", &e))?;
+                    let page = page.map_err(|e| sdk_error(DESCRIBE_INSTANCES, &e))?;
                     for i in page.reservations().iter().flat_map(|r| r.instances()) {
                         for stack in stacks_of(i.tags()) {
                             facts.instances.push(instance(stack, i));
@@ -194,7 +199,7 @@ impl AwsSource {
                     .filters(filter)
                     .send()
                     .await
-                    .map_err(|e| sdk_error("ec2:DescribeAddresses", &e))?;
+                    .map_err(|e| sdk_error(DESCRIBE_ADDRESSES, &e))?;
                 for a in out.addresses() {
                     let Some(ip) = a.public_ip() else { continue };
                     // Some endpoints write absent fields as empty strings.

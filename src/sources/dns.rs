@@ -14,6 +14,10 @@ use crate::snapshot::SourceOutput;
 use crate::sources::aws::{sdk_config, sdk_error};
 use crate::sources::{CollectFuture, Source, SourceError};
 
+/// The Route53 calls this source makes, as IAM names them; deploy/aws/iam-policy.json allows exactly these.
+pub const CALLS: [&str; 1] = [LIST_RECORD_SETS];
+const LIST_RECORD_SETS: &str = "route53:ListResourceRecordSets";
+
 /// The A record of one listed name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DnsRecord {
@@ -96,7 +100,7 @@ impl DnsSource {
             let out = req
                 .send()
                 .await
-                .map_err(|e| sdk_error("route53:ListResourceRecordSets", &e))?;
+                .map_err(|e| sdk_error(LIST_RECORD_SETS, &e))?;
             for set in out.resource_record_sets() {
                 if set.r#type() != &RrType::A {
                     continue;
