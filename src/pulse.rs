@@ -13,8 +13,9 @@ use serde::{Serialize, Serializer};
 
 /// How far back `boots_in_last_hour` looks.
 pub const RESTART_WINDOW_SECONDS: f64 = 3600.0;
-/// Most boot times kept per box: far more than a restart loop needs to show.
-pub const RECENT_BOOTS_CAP: usize = 64;
+/// Most boot times kept per box: well past the "more than 3 an hour" of a
+/// restart loop, and small enough that a looping box's row stays small.
+pub const RECENT_BOOTS_CAP: usize = 16;
 
 /// Stack label of a name pushed under `ingest.unknown_names_cap` that no
 /// environment lists.
