@@ -7,27 +7,12 @@
 //! retry mode with backoff; anything it gives up on fails the run with a
 //! message that says what to fix.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
-use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ec2::types::{Filter, InstanceStateName};
 use serde::Serialize;
-use tokio::sync::OnceCell;
-
-use crate::config::{AwsConfig, Config, Schedule, Tag};
-use crate::snapshot::SourceOutput;
-use crate::sources::{CollectFuture, Source, SourceError};
 
 /// The EC2 calls this source makes, as IAM names them; deploy/aws/iam-policy.json allows exactly these.
 pub const CALLS: [&str; 2] = [DESCRIBE_INSTANCES, DESCRIBE_ADDRESSES];
 const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
 const DESCRIBE_ADDRESSES: &str = "ec2:DescribeAddresses";
-
-/// Attempts per call, the first included; retries back off exponentially.
-const MAX_ATTEMPTS: u32 = 4;
-/// Values per EC2 filter: the API accepts up to 200.
-const FILTER_VALUES: usize = 200;
 
 /// EC2 instance state, in state-set order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -62,18 +47,6 @@ impl InstanceState {
             InstanceState::ShuttingDown => "shutting-down",
             InstanceState::Terminated => "terminated",
         }
-    }
-
-    fn from_sdk(s: &InstanceStateName) -> Option<Self> {
-        Some(match s {
-            InstanceStateName::Pending => InstanceState::Pending,
-            InstanceStateName::Running => InstanceState::Running,
-            InstanceStateName::Stopping => InstanceState::Stopping,
-            InstanceStateName::Stopped => InstanceState::Stopped,
-            InstanceStateName::ShuttingDown => InstanceState::ShuttingDown,
-            InstanceStateName::Terminated => InstanceState::Terminated,
-            _ => return None,
-        })
     }
 }
 
@@ -119,216 +92,257 @@ impl AwsFacts {
     }
 }
 
-/// The aws source.
-pub struct AwsSource {
-    config: Arc<Config>,
-    aws: AwsConfig,
-    client: OnceCell<aws_sdk_ec2::Client>,
-}
+#[cfg(feature = "aws")]
+pub use client::AwsSource;
+#[cfg(feature = "aws")]
+pub(crate) use client::{sdk_config, sdk_error};
 
-impl AwsSource {
-    /// Builds the source if `sources.aws` is set and an environment has an `aws_tag`.
-    pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-        let Some(aws) = &config.sources.aws else {
-            return Ok(None);
-        };
-        if !config.environments.iter().any(|e| e.aws_tag.is_some()) {
-            return Ok(None);
+/// The source itself, in builds with the `aws` feature (the AWS SDK).
+#[cfg(feature = "aws")]
+mod client {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use aws_sdk_ec2::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+    use aws_sdk_ec2::types::{Filter, InstanceStateName};
+    use tokio::sync::OnceCell;
+
+    use super::*;
+    use crate::config::{AwsConfig, Config, Schedule, Tag};
+    use crate::snapshot::SourceOutput;
+    use crate::sources::{CollectFuture, Source, SourceError};
+
+    /// Attempts per call, the first included; retries back off exponentially.
+    const MAX_ATTEMPTS: u32 = 4;
+    /// Values per EC2 filter: the API accepts up to 200.
+    const FILTER_VALUES: usize = 200;
+
+    impl InstanceState {
+        fn from_sdk(s: &InstanceStateName) -> Option<Self> {
+            Some(match s {
+                InstanceStateName::Pending => InstanceState::Pending,
+                InstanceStateName::Running => InstanceState::Running,
+                InstanceStateName::Stopping => InstanceState::Stopping,
+                InstanceStateName::Stopped => InstanceState::Stopped,
+                InstanceStateName::ShuttingDown => InstanceState::ShuttingDown,
+                InstanceStateName::Terminated => InstanceState::Terminated,
+                _ => return None,
+            })
         }
-        Ok(Some(AwsSource {
-            config: config.clone(),
-            aws: aws.clone(),
-            client: OnceCell::new(),
-        }))
     }
 
-    async fn client(&self) -> &aws_sdk_ec2::Client {
-        self.client
-            .get_or_init(|| async { aws_sdk_ec2::Client::new(&sdk_config(&self.aws).await) })
-            .await
+    /// The aws source.
+    pub struct AwsSource {
+        config: Arc<Config>,
+        aws: AwsConfig,
+        client: OnceCell<aws_sdk_ec2::Client>,
     }
 
-    async fn collect_facts(&self) -> Result<AwsFacts, SourceError> {
-        let ec2 = self.client().await;
-        // Environments grouped by tag key, so one filtered call serves many.
-        let mut by_key: BTreeMap<&str, Vec<(&str, &Tag)>> = BTreeMap::new();
-        for e in &self.config.environments {
-            if let Some(tag) = &e.aws_tag {
-                by_key
-                    .entry(tag.key.as_str())
-                    .or_default()
-                    .push((e.name.as_str(), tag));
+    impl AwsSource {
+        /// Builds the source if `sources.aws` is set and an environment has an `aws_tag`.
+        pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
+            let Some(aws) = &config.sources.aws else {
+                return Ok(None);
+            };
+            if !config.environments.iter().any(|e| e.aws_tag.is_some()) {
+                return Ok(None);
             }
+            Ok(Some(AwsSource {
+                config: config.clone(),
+                aws: aws.clone(),
+                client: OnceCell::new(),
+            }))
         }
-        let mut facts = AwsFacts::default();
-        for (key, envs) in &by_key {
-            for chunk in envs.chunks(FILTER_VALUES) {
-                let filter = Filter::builder()
-                    .name(format!("tag:{key}"))
-                    .set_values(Some(chunk.iter().map(|(_, t)| t.value.clone()).collect()))
-                    .build();
-                let stacks_of = |tags: &[aws_sdk_ec2::types::Tag]| -> Vec<&str> {
-                    let value = tags
-                        .iter()
-                        .find(|t| t.key() == Some(*key))
-                        .and_then(|t| t.value());
-                    chunk
-                        .iter()
-                        .filter(|(_, t)| Some(t.value.as_str()) == value)
-                        .map(|(s, _)| *s)
-                        .collect()
-                };
 
-                let mut pages = ec2
-                    .describe_instances()
-                    .filters(filter.clone())
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| sdk_error(DESCRIBE_INSTANCES, &e))?;
-                    for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                        for stack in stacks_of(i.tags()) {
-                            facts.instances.push(instance(stack, i));
+        async fn client(&self) -> &aws_sdk_ec2::Client {
+            self.client
+                .get_or_init(|| async { aws_sdk_ec2::Client::new(&sdk_config(&self.aws).await) })
+                .await
+        }
+
+        async fn collect_facts(&self) -> Result<AwsFacts, SourceError> {
+            let ec2 = self.client().await;
+            // Environments grouped by tag key, so one filtered call serves many.
+            let mut by_key: BTreeMap<&str, Vec<(&str, &Tag)>> = BTreeMap::new();
+            for e in &self.config.environments {
+                if let Some(tag) = &e.aws_tag {
+                    by_key
+                        .entry(tag.key.as_str())
+                        .or_default()
+                        .push((e.name.as_str(), tag));
+                }
+            }
+            let mut facts = AwsFacts::default();
+            for (key, envs) in &by_key {
+                for chunk in envs.chunks(FILTER_VALUES) {
+                    let filter = Filter::builder()
+                        .name(format!("tag:{key}"))
+                        .set_values(Some(chunk.iter().map(|(_, t)| t.value.clone()).collect()))
+                        .build();
+                    let stacks_of = |tags: &[aws_sdk_ec2::types::Tag]| -> Vec<&str> {
+                        let value = tags
+                            .iter()
+                            .find(|t| t.key() == Some(*key))
+                            .and_then(|t| t.value());
+                        chunk
+                            .iter()
+                            .filter(|(_, t)| Some(t.value.as_str()) == value)
+                            .map(|(s, _)| *s)
+                            .collect()
+                    };
+
+                    let mut pages = ec2
+                        .describe_instances()
+                        .filters(filter.clone())
+                        .into_paginator()
+                        .send();
+                    while let Some(page) = pages.next().await {
+                        let page = page.map_err(|e| sdk_error(DESCRIBE_INSTANCES, &e))?;
+                        for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                            for stack in stacks_of(i.tags()) {
+                                facts.instances.push(instance(stack, i));
+                            }
+                        }
+                    }
+
+                    // DescribeAddresses is not paginated: it returns every match.
+                    let out = ec2
+                        .describe_addresses()
+                        .filters(filter)
+                        .send()
+                        .await
+                        .map_err(|e| sdk_error(DESCRIBE_ADDRESSES, &e))?;
+                    for a in out.addresses() {
+                        let Some(ip) = a.public_ip() else { continue };
+                        // Some endpoints write absent fields as empty strings.
+                        let present =
+                            |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
+                        let instance_id = present(a.instance_id());
+                        let associated =
+                            instance_id.is_some() || present(a.association_id()).is_some();
+                        for stack in stacks_of(a.tags()) {
+                            facts.addresses.push(ElasticIp {
+                                stack: stack.to_string(),
+                                public_ip: ip.to_string(),
+                                allocation_id: a.allocation_id().unwrap_or_default().to_string(),
+                                associated,
+                                instance_id: instance_id.clone(),
+                            });
                         }
                     }
                 }
-
-                // DescribeAddresses is not paginated: it returns every match.
-                let out = ec2
-                    .describe_addresses()
-                    .filters(filter)
-                    .send()
-                    .await
-                    .map_err(|e| sdk_error(DESCRIBE_ADDRESSES, &e))?;
-                for a in out.addresses() {
-                    let Some(ip) = a.public_ip() else { continue };
-                    // Some endpoints write absent fields as empty strings.
-                    let present = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
-                    let instance_id = present(a.instance_id());
-                    let associated = instance_id.is_some() || present(a.association_id()).is_some();
-                    for stack in stacks_of(a.tags()) {
-                        facts.addresses.push(ElasticIp {
-                            stack: stack.to_string(),
-                            public_ip: ip.to_string(),
-                            allocation_id: a.allocation_id().unwrap_or_default().to_string(),
-                            associated,
-                            instance_id: instance_id.clone(),
-                        });
-                    }
-                }
             }
+            facts.instances.sort_by(|a, b| {
+                (a.stack.as_str(), a.instance_id.as_str()).cmp(&(b.stack.as_str(), &b.instance_id))
+            });
+            facts
+                .instances
+                .dedup_by(|a, b| a.stack == b.stack && a.instance_id == b.instance_id);
+            facts.addresses.sort_by(|a, b| {
+                (a.stack.as_str(), a.public_ip.as_str()).cmp(&(b.stack.as_str(), &b.public_ip))
+            });
+            facts
+                .addresses
+                .dedup_by(|a, b| a.stack == b.stack && a.public_ip == b.public_ip);
+            Ok(facts)
         }
-        facts.instances.sort_by(|a, b| {
-            (a.stack.as_str(), a.instance_id.as_str()).cmp(&(b.stack.as_str(), &b.instance_id))
-        });
-        facts
-            .instances
-            .dedup_by(|a, b| a.stack == b.stack && a.instance_id == b.instance_id);
-        facts.addresses.sort_by(|a, b| {
-            (a.stack.as_str(), a.public_ip.as_str()).cmp(&(b.stack.as_str(), &b.public_ip))
-        });
-        facts
-            .addresses
-            .dedup_by(|a, b| a.stack == b.stack && a.public_ip == b.public_ip);
-        Ok(facts)
     }
-}
 
-fn instance(stack: &str, i: &aws_sdk_ec2::types::Instance) -> Instance {
-    Instance {
-        stack: stack.to_string(),
-        instance_id: i.instance_id().unwrap_or_default().to_string(),
-        state: i
-            .state()
-            .and_then(|s| s.name())
-            .and_then(InstanceState::from_sdk),
-        instance_type: i
-            .instance_type()
-            .map(|t| t.as_str().to_string())
-            .unwrap_or_default(),
-        availability_zone: i
-            .placement()
-            .and_then(|p| p.availability_zone())
-            .unwrap_or_default()
-            .to_string(),
-        launch_time: i.launch_time().map(|t| t.as_secs_f64()),
-        public_ip: i.public_ip_address().map(str::to_string),
+    fn instance(stack: &str, i: &aws_sdk_ec2::types::Instance) -> Instance {
+        Instance {
+            stack: stack.to_string(),
+            instance_id: i.instance_id().unwrap_or_default().to_string(),
+            state: i
+                .state()
+                .and_then(|s| s.name())
+                .and_then(InstanceState::from_sdk),
+            instance_type: i
+                .instance_type()
+                .map(|t| t.as_str().to_string())
+                .unwrap_or_default(),
+            availability_zone: i
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .unwrap_or_default()
+                .to_string(),
+            launch_time: i.launch_time().map(|t| t.as_secs_f64()),
+            public_ip: i.public_ip_address().map(str::to_string),
+        }
     }
-}
 
-impl Source for AwsSource {
-    fn name(&self) -> &'static str {
-        "aws"
+    impl Source for AwsSource {
+        fn name(&self) -> &'static str {
+            "aws"
+        }
+        fn schedule(&self) -> Schedule {
+            self.aws.schedule()
+        }
+        fn collect(&self) -> CollectFuture<'_> {
+            Box::pin(async move { self.collect_facts().await.map(SourceOutput::Aws) })
+        }
     }
-    fn schedule(&self) -> Schedule {
-        self.aws.schedule()
+
+    /// The SDK configuration both AWS sources use: the default credential and
+    /// region chains, the configured region and endpoint, standard retries.
+    pub(crate) async fn sdk_config(cfg: &AwsConfig) -> aws_config::SdkConfig {
+        use aws_config::retry::RetryConfig;
+        use aws_config::timeout::TimeoutConfig;
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .operation_timeout(cfg.timeout.0)
+                    .build(),
+            );
+        if let Some(region) = &cfg.region {
+            loader = loader.region(aws_config::Region::new(region.clone()));
+        }
+        if let Some(url) = &cfg.endpoint_url {
+            // `Url` always writes a path; a bare "/" would double up in REST paths.
+            loader = loader.endpoint_url(url.0.as_str().trim_end_matches('/'));
+        }
+        loader.load().await
     }
-    fn collect(&self) -> CollectFuture<'_> {
-        Box::pin(async move { self.collect_facts().await.map(SourceOutput::Aws) })
+
+    /// Turns an SDK error into a message that says what to fix.
+    pub(crate) fn sdk_error<E, R>(call: &str, e: &SdkError<E, R>) -> SourceError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        let (code, message) = match e {
+            SdkError::ServiceError(se) => (
+                se.err().code().map(str::to_string),
+                se.err().message().unwrap_or_default().to_string(),
+            ),
+            other => (None, DisplayErrorContext(other).to_string()),
+        };
+        SourceError::new(explain(call, code.as_deref(), &message))
     }
-}
 
-/// The SDK configuration both AWS sources use: the default credential and
-/// region chains, the configured region and endpoint, standard retries.
-pub(crate) async fn sdk_config(cfg: &AwsConfig) -> aws_config::SdkConfig {
-    use aws_config::retry::RetryConfig;
-    use aws_config::timeout::TimeoutConfig;
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-        .timeout_config(
-            TimeoutConfig::builder()
-                .operation_timeout(cfg.timeout.0)
-                .build(),
-        );
-    if let Some(region) = &cfg.region {
-        loader = loader.region(aws_config::Region::new(region.clone()));
-    }
-    if let Some(url) = &cfg.endpoint_url {
-        // `Url` always writes a path; a bare "/" would double up in REST paths.
-        loader = loader.endpoint_url(url.0.as_str().trim_end_matches('/'));
-    }
-    loader.load().await
-}
+    /// Error codes AWS answers when the credentials are expired or not valid.
+    const CREDENTIAL_CODES: &[&str] = &[
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "AuthFailure",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+    ];
 
-/// Turns an SDK error into a message that says what to fix.
-pub(crate) fn sdk_error<E, R>(call: &str, e: &SdkError<E, R>) -> SourceError
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    let (code, message) = match e {
-        SdkError::ServiceError(se) => (
-            se.err().code().map(str::to_string),
-            se.err().message().unwrap_or_default().to_string(),
-        ),
-        other => (None, DisplayErrorContext(other).to_string()),
-    };
-    SourceError::new(explain(call, code.as_deref(), &message))
-}
+    /// Error codes AWS answers when the credentials lack a permission.
+    const PERMISSION_CODES: &[&str] = &[
+        "UnauthorizedOperation",
+        "AccessDenied",
+        "AccessDeniedException",
+    ];
 
-/// Error codes AWS answers when the credentials are expired or not valid.
-const CREDENTIAL_CODES: &[&str] = &[
-    "ExpiredToken",
-    "ExpiredTokenException",
-    "RequestExpired",
-    "AuthFailure",
-    "InvalidClientTokenId",
-    "UnrecognizedClientException",
-    "SignatureDoesNotMatch",
-    "InvalidAccessKeyId",
-];
-
-/// Error codes AWS answers when the credentials lack a permission.
-const PERMISSION_CODES: &[&str] = &[
-    "UnauthorizedOperation",
-    "AccessDenied",
-    "AccessDeniedException",
-];
-
-/// The message for a failed call: the code (if the service answered one) or
-/// the SDK's description, and what to do about it.
-pub(crate) fn explain(call: &str, code: Option<&str>, message: &str) -> String {
-    match code {
+    /// The message for a failed call: the code (if the service answered one) or
+    /// the SDK's description, and what to do about it.
+    pub(crate) fn explain(call: &str, code: Option<&str>, message: &str) -> String {
+        match code {
         Some(c) if CREDENTIAL_CODES.contains(&c) => format!(
             "{call}: AWS rejected the credentials ({c}: {message}); refresh or replace them \
              (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN, AWS_PROFILE, SSO login, or the instance role)"
@@ -351,75 +365,76 @@ pub(crate) fn explain(call: &str, code: Option<&str>, message: &str) -> String {
         ),
         None => format!("{call}: cannot reach AWS: {message}"),
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failed_calls_say_what_to_fix() {
-        let cases: &[(Option<&str>, &str, &str)] = &[
-            (
-                Some("ExpiredToken"),
-                "The security token included in the request is expired",
-                "AWS rejected the credentials (ExpiredToken",
-            ),
-            (
-                Some("AuthFailure"),
-                "AWS was not able to validate the provided access credentials",
-                "refresh or replace them",
-            ),
-            (
-                Some("UnauthorizedOperation"),
-                "You are not authorized to perform this operation.",
-                "attach deploy/aws/iam-policy.json",
-            ),
-            (
-                None,
-                "dispatch failure: other: no credentials provider was configured",
-                "no AWS credentials found",
-            ),
-            (
-                None,
-                "failed to construct request: No region was configured",
-                "set sources.aws.region or AWS_REGION",
-            ),
-            (
-                None,
-                "dispatch failure: io error: Connection refused",
-                "cannot reach AWS: dispatch failure",
-            ),
-            (
-                Some("RequestLimitExceeded"),
-                "Request limit exceeded.",
-                "ec2:DescribeInstances: RequestLimitExceeded: Request limit exceeded.",
-            ),
-        ];
-        for (code, msg, want) in cases {
-            let got = explain("ec2:DescribeInstances", *code, msg);
-            assert!(got.contains(want), "{code:?} {msg:?}: {got}");
-            assert!(got.starts_with("ec2:DescribeInstances: "), "{got}");
-        }
     }
 
-    #[test]
-    fn state_names_are_ec2s() {
-        let names: Vec<_> = InstanceState::ALL.iter().map(|s| s.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "pending",
-                "running",
-                "stopping",
-                "stopped",
-                "shutting-down",
-                "terminated"
-            ]
-        );
-        for s in InstanceState::ALL {
-            let sdk = InstanceStateName::from(s.as_str());
-            assert_eq!(InstanceState::from_sdk(&sdk), Some(s));
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn failed_calls_say_what_to_fix() {
+            let cases: &[(Option<&str>, &str, &str)] = &[
+                (
+                    Some("ExpiredToken"),
+                    "The security token included in the request is expired",
+                    "AWS rejected the credentials (ExpiredToken",
+                ),
+                (
+                    Some("AuthFailure"),
+                    "AWS was not able to validate the provided access credentials",
+                    "refresh or replace them",
+                ),
+                (
+                    Some("UnauthorizedOperation"),
+                    "You are not authorized to perform this operation.",
+                    "attach deploy/aws/iam-policy.json",
+                ),
+                (
+                    None,
+                    "dispatch failure: other: no credentials provider was configured",
+                    "no AWS credentials found",
+                ),
+                (
+                    None,
+                    "failed to construct request: No region was configured",
+                    "set sources.aws.region or AWS_REGION",
+                ),
+                (
+                    None,
+                    "dispatch failure: io error: Connection refused",
+                    "cannot reach AWS: dispatch failure",
+                ),
+                (
+                    Some("RequestLimitExceeded"),
+                    "Request limit exceeded.",
+                    "ec2:DescribeInstances: RequestLimitExceeded: Request limit exceeded.",
+                ),
+            ];
+            for (code, msg, want) in cases {
+                let got = explain("ec2:DescribeInstances", *code, msg);
+                assert!(got.contains(want), "{code:?} {msg:?}: {got}");
+                assert!(got.starts_with("ec2:DescribeInstances: "), "{got}");
+            }
+        }
+
+        #[test]
+        fn state_names_are_ec2s() {
+            let names: Vec<_> = InstanceState::ALL.iter().map(|s| s.as_str()).collect();
+            assert_eq!(
+                names,
+                [
+                    "pending",
+                    "running",
+                    "stopping",
+                    "stopped",
+                    "shutting-down",
+                    "terminated"
+                ]
+            );
+            for s in InstanceState::ALL {
+                let sdk = InstanceStateName::from(s.as_str());
+                assert_eq!(InstanceState::from_sdk(&sdk), Some(s));
+            }
         }
     }
 }

@@ -3,17 +3,7 @@
 //! (an `eth_call` to a view function of one `bytes32` returning an address;
 //! non-zero means registered), and the latest block number.
 
-use std::sync::Arc;
-
-use alloy::primitives::{keccak256, Address, Bytes, FixedBytes, U256};
-use alloy::providers::{Provider, RootProvider};
-use alloy::rpc::types::TransactionRequest;
-use alloy::sol_types::SolValue;
 use serde::Serialize;
-
-use crate::config::{ChainConfig, Config, Schedule};
-use crate::snapshot::SourceOutput;
-use crate::sources::{CollectFuture, Source, SourceError};
 
 /// One deployer wallet's balance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -48,155 +38,176 @@ pub struct ChainFacts {
     pub registrations: Vec<Registration>,
 }
 
-/// The chain source.
-pub struct ChainSource {
-    config: Arc<Config>,
-    chain: ChainConfig,
-    provider: RootProvider,
-    registry: Option<Address>,
-    /// First four bytes of keccak256 of the registry function's signature.
-    selector: [u8; 4],
-}
+#[cfg(feature = "chain")]
+pub use client::{whole_tokens, ChainSource};
 
-impl ChainSource {
-    /// Builds the source if `sources.chain` is set and an environment lists a deployer or registry account.
-    pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-        let Some(chain) = &config.sources.chain else {
-            return Ok(None);
-        };
-        let wanted = config
-            .environments
-            .iter()
-            .any(|e| e.deployer.is_some() || e.registry_account.is_some());
-        if !wanted {
-            return Ok(None);
-        }
-        let registry = match &chain.registry_address {
-            Some(a) => Some(a.parse::<Address>().map_err(|e| {
-                SourceError::new(format!("sources.chain.registry_address {a:?}: {e}"))
-            })?),
-            None => None,
-        };
-        let hash = keccak256(chain.registry_function.as_bytes());
-        let selector = [hash[0], hash[1], hash[2], hash[3]];
-        Ok(Some(ChainSource {
-            config: config.clone(),
-            chain: chain.clone(),
-            provider: RootProvider::new_http(chain.rpc_url.0.clone()),
-            registry,
-            selector,
-        }))
+/// The source itself, in builds with the `chain` feature (alloy).
+#[cfg(feature = "chain")]
+mod client {
+    use std::sync::Arc;
+
+    use alloy::primitives::{keccak256, Address, Bytes, FixedBytes, U256};
+    use alloy::providers::{Provider, RootProvider};
+    use alloy::rpc::types::TransactionRequest;
+    use alloy::sol_types::SolValue;
+
+    use super::*;
+    use crate::config::{ChainConfig, Config, Schedule};
+    use crate::snapshot::SourceOutput;
+    use crate::sources::{CollectFuture, Source, SourceError};
+
+    /// The chain source.
+    pub struct ChainSource {
+        config: Arc<Config>,
+        chain: ChainConfig,
+        provider: RootProvider,
+        registry: Option<Address>,
+        /// First four bytes of keccak256 of the registry function's signature.
+        selector: [u8; 4],
     }
 
-    async fn collect_facts(&self) -> Result<ChainFacts, SourceError> {
-        let rpc = |call: &str, e: &dyn std::fmt::Display| {
-            SourceError::new(format!("{call} on {}: {e}", self.chain.rpc_url))
-        };
-        let block_number = self
-            .provider
-            .get_block_number()
-            .await
-            .map_err(|e| rpc("eth_blockNumber", &e))?;
-        let mut balances = Vec::new();
-        let mut registrations = Vec::new();
-        for env in &self.config.environments {
-            if let Some(deployer) = &env.deployer {
-                let address: Address = deployer
-                    .parse()
-                    .map_err(|e| SourceError::new(format!("deployer {deployer:?}: {e}")))?;
-                let wei = self
-                    .provider
-                    .get_balance(address)
-                    .await
-                    .map_err(|e| rpc("eth_getBalance", &e))?;
-                balances.push(DeployerBalance {
-                    stack: env.name.0.clone(),
-                    address: address.to_checksum(None),
-                    balance: whole_tokens(wei, self.chain.decimals),
-                });
+    impl ChainSource {
+        /// Builds the source if `sources.chain` is set and an environment lists a deployer or registry account.
+        pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
+            let Some(chain) = &config.sources.chain else {
+                return Ok(None);
+            };
+            let wanted = config
+                .environments
+                .iter()
+                .any(|e| e.deployer.is_some() || e.registry_account.is_some());
+            if !wanted {
+                return Ok(None);
             }
-            if let (Some(account), Some(registry)) = (&env.registry_account, self.registry) {
-                let id: FixedBytes<32> = account
-                    .parse()
-                    .map_err(|e| SourceError::new(format!("registry_account {account:?}: {e}")))?;
-                let mut input = self.selector.to_vec();
-                input.extend_from_slice(id.as_slice());
-                let tx = TransactionRequest::default()
-                    .to(registry)
-                    .input(Bytes::from(input).into());
-                let out = self.provider.call(tx).await.map_err(|e| {
-                    let call = format!("eth_call {} to {registry}", self.chain.registry_function);
-                    let mut err = rpc(&call, &e);
-                    if e.to_string().contains("revert") {
-                        err.0
-                            .push_str("; does the registry have sources.chain.registry_function?");
-                    }
-                    err
-                })?;
-                let to = Address::abi_decode(&out).map_err(|e| {
+            let registry = match &chain.registry_address {
+                Some(a) => Some(a.parse::<Address>().map_err(|e| {
+                    SourceError::new(format!("sources.chain.registry_address {a:?}: {e}"))
+                })?),
+                None => None,
+            };
+            let hash = keccak256(chain.registry_function.as_bytes());
+            let selector = [hash[0], hash[1], hash[2], hash[3]];
+            Ok(Some(ChainSource {
+                config: config.clone(),
+                chain: chain.clone(),
+                provider: RootProvider::new_http(chain.rpc_url.0.clone()),
+                registry,
+                selector,
+            }))
+        }
+
+        async fn collect_facts(&self) -> Result<ChainFacts, SourceError> {
+            let rpc = |call: &str, e: &dyn std::fmt::Display| {
+                SourceError::new(format!("{call} on {}: {e}", self.chain.rpc_url))
+            };
+            let block_number = self
+                .provider
+                .get_block_number()
+                .await
+                .map_err(|e| rpc("eth_blockNumber", &e))?;
+            let mut balances = Vec::new();
+            let mut registrations = Vec::new();
+            for env in &self.config.environments {
+                if let Some(deployer) = &env.deployer {
+                    let address: Address = deployer
+                        .parse()
+                        .map_err(|e| SourceError::new(format!("deployer {deployer:?}: {e}")))?;
+                    let wei = self
+                        .provider
+                        .get_balance(address)
+                        .await
+                        .map_err(|e| rpc("eth_getBalance", &e))?;
+                    balances.push(DeployerBalance {
+                        stack: env.name.0.clone(),
+                        address: address.to_checksum(None),
+                        balance: whole_tokens(wei, self.chain.decimals),
+                    });
+                }
+                if let (Some(account), Some(registry)) = (&env.registry_account, self.registry) {
+                    let id: FixedBytes<32> = account.parse().map_err(|e| {
+                        SourceError::new(format!("registry_account {account:?}: {e}"))
+                    })?;
+                    let mut input = self.selector.to_vec();
+                    input.extend_from_slice(id.as_slice());
+                    let tx = TransactionRequest::default()
+                        .to(registry)
+                        .input(Bytes::from(input).into());
+                    let out = self.provider.call(tx).await.map_err(|e| {
+                        let call =
+                            format!("eth_call {} to {registry}", self.chain.registry_function);
+                        let mut err = rpc(&call, &e);
+                        if e.to_string().contains("revert") {
+                            err.0.push_str(
+                                "; does the registry have sources.chain.registry_function?",
+                            );
+                        }
+                        err
+                    })?;
+                    let to = Address::abi_decode(&out).map_err(|e| {
                     SourceError::new(format!(
                         "{} at {registry}: the answer is not an address ({e}); is sources.chain.registry_function right?",
                         self.chain.registry_function
                     ))
                 })?;
-                registrations.push(Registration {
-                    stack: env.name.0.clone(),
-                    account: account.clone(),
-                    registered_to: to.to_checksum(None),
-                    registered: !to.is_zero(),
-                });
+                    registrations.push(Registration {
+                        stack: env.name.0.clone(),
+                        account: account.clone(),
+                        registered_to: to.to_checksum(None),
+                        registered: !to.is_zero(),
+                    });
+                }
             }
+            Ok(ChainFacts {
+                block_number,
+                symbol: self.chain.symbol.clone(),
+                balances,
+                registrations,
+            })
         }
-        Ok(ChainFacts {
-            block_number,
-            symbol: self.chain.symbol.clone(),
-            balances,
-            registrations,
-        })
     }
-}
 
-/// `amount / 10^decimals` as a float: exact to the precision a gauge carries.
-pub fn whole_tokens(amount: U256, decimals: u8) -> f64 {
-    let scale = U256::from(10u8).pow(U256::from(decimals));
-    let whole = amount / scale;
-    let frac = amount % scale;
-    // Each part fits a float's range; the fraction keeps ~15 significant digits.
-    f64::from(whole) + f64::from(frac) / f64::from(scale)
-}
-
-impl Source for ChainSource {
-    fn name(&self) -> &'static str {
-        "chain"
+    /// `amount / 10^decimals` as a float: exact to the precision a gauge carries.
+    pub fn whole_tokens(amount: U256, decimals: u8) -> f64 {
+        let scale = U256::from(10u8).pow(U256::from(decimals));
+        let whole = amount / scale;
+        let frac = amount % scale;
+        // Each part fits a float's range; the fraction keeps ~15 significant digits.
+        f64::from(whole) + f64::from(frac) / f64::from(scale)
     }
-    fn schedule(&self) -> Schedule {
-        self.chain.schedule()
-    }
-    fn collect(&self) -> CollectFuture<'_> {
-        Box::pin(async move { self.collect_facts().await.map(SourceOutput::Chain) })
-    }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    impl Source for ChainSource {
+        fn name(&self) -> &'static str {
+            "chain"
+        }
+        fn schedule(&self) -> Schedule {
+            self.chain.schedule()
+        }
+        fn collect(&self) -> CollectFuture<'_> {
+            Box::pin(async move { self.collect_facts().await.map(SourceOutput::Chain) })
+        }
+    }
 
-    #[test]
-    fn balances_are_scaled_to_whole_tokens() {
-        let cases: &[(&str, u8, f64)] = &[
-            ("10000000000000000000000", 18, 10_000.0),
-            ("1500000000000000000", 18, 1.5),
-            ("1", 18, 1e-18),
-            ("0", 18, 0.0),
-            ("123456", 6, 0.123456),
-            ("42", 0, 42.0),
-        ];
-        for (wei, decimals, want) in cases {
-            let got = whole_tokens(wei.parse().unwrap(), *decimals);
-            assert!(
-                (got - want).abs() <= want.abs() * 1e-12,
-                "{wei} / 10^{decimals}: {got}"
-            );
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn balances_are_scaled_to_whole_tokens() {
+            let cases: &[(&str, u8, f64)] = &[
+                ("10000000000000000000000", 18, 10_000.0),
+                ("1500000000000000000", 18, 1.5),
+                ("1", 18, 1e-18),
+                ("0", 18, 0.0),
+                ("123456", 6, 0.123456),
+                ("42", 0, 42.0),
+            ];
+            for (wei, decimals, want) in cases {
+                let got = whole_tokens(wei.parse().unwrap(), *decimals);
+                assert!(
+                    (got - want).abs() <= want.abs() * 1e-12,
+                    "{wei} / 10^{decimals}: {got}"
+                );
+            }
         }
     }
 }

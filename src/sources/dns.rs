@@ -2,17 +2,7 @@
 //! the Route53 hosted zone in `sources.aws.hosted_zone_id` (it shares the aws
 //! source's settings and credentials).
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
-
-use aws_sdk_route53::types::RrType;
 use serde::Serialize;
-use tokio::sync::OnceCell;
-
-use crate::config::{AwsConfig, Config, Schedule};
-use crate::snapshot::SourceOutput;
-use crate::sources::aws::{sdk_config, sdk_error};
-use crate::sources::{CollectFuture, Source, SourceError};
 
 /// The Route53 calls this source makes, as IAM names them; deploy/aws/iam-policy.json allows exactly these.
 pub const CALLS: [&str; 1] = [LIST_RECORD_SETS];
@@ -44,126 +34,147 @@ impl DnsFacts {
     }
 }
 
-/// The dns source.
-pub struct DnsSource {
-    config: Arc<Config>,
-    aws: AwsConfig,
-    zone_id: String,
-    client: OnceCell<aws_sdk_route53::Client>,
-}
+#[cfg(feature = "aws")]
+pub use client::DnsSource;
 
-impl DnsSource {
-    /// Builds the source if `sources.aws` names a hosted zone and an environment lists `dns_names`.
-    pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-        let Some(aws) = &config.sources.aws else {
-            return Ok(None);
-        };
-        let Some(zone) = &aws.hosted_zone_id else {
-            return Ok(None);
-        };
-        if config.environments.iter().all(|e| e.dns_names.is_empty()) {
-            return Ok(None);
+/// The source itself, in builds with the `aws` feature (the AWS SDK).
+#[cfg(feature = "aws")]
+mod client {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    use aws_sdk_route53::types::RrType;
+    use tokio::sync::OnceCell;
+
+    use super::*;
+    use crate::config::{AwsConfig, Config, Schedule};
+    use crate::snapshot::SourceOutput;
+    use crate::sources::aws::{sdk_config, sdk_error};
+    use crate::sources::{CollectFuture, Source, SourceError};
+
+    /// The dns source.
+    pub struct DnsSource {
+        config: Arc<Config>,
+        aws: AwsConfig,
+        zone_id: String,
+        client: OnceCell<aws_sdk_route53::Client>,
+    }
+
+    impl DnsSource {
+        /// Builds the source if `sources.aws` names a hosted zone and an environment lists `dns_names`.
+        pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
+            let Some(aws) = &config.sources.aws else {
+                return Ok(None);
+            };
+            let Some(zone) = &aws.hosted_zone_id else {
+                return Ok(None);
+            };
+            if config.environments.iter().all(|e| e.dns_names.is_empty()) {
+                return Ok(None);
+            }
+            Ok(Some(DnsSource {
+                config: config.clone(),
+                aws: aws.clone(),
+                // The API answers ids as "/hostedzone/Z…" but takes either form.
+                zone_id: zone.trim_start_matches("/hostedzone/").to_string(),
+                client: OnceCell::new(),
+            }))
         }
-        Ok(Some(DnsSource {
-            config: config.clone(),
-            aws: aws.clone(),
-            // The API answers ids as "/hostedzone/Z…" but takes either form.
-            zone_id: zone.trim_start_matches("/hostedzone/").to_string(),
-            client: OnceCell::new(),
-        }))
-    }
 
-    async fn collect_facts(&self) -> Result<DnsFacts, SourceError> {
-        let r53 = self
-            .client
-            .get_or_init(|| async { aws_sdk_route53::Client::new(&sdk_config(&self.aws).await) })
-            .await;
-        let wanted: BTreeSet<String> = self
-            .config
-            .environments
-            .iter()
-            .flat_map(|e| e.dns_names.iter().map(|n| normalise(n)))
-            .collect();
-        let mut found: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
-        // Route53 pages by (name, type, identifier) tokens rather than a page number.
-        let mut next: Option<(String, RrType, Option<String>)> = None;
-        loop {
-            let mut req = r53
-                .list_resource_record_sets()
-                .hosted_zone_id(&self.zone_id);
-            if let Some((name, ty, id)) = next.take() {
-                req = req
-                    .start_record_name(name)
-                    .start_record_type(ty)
-                    .set_start_record_identifier(id);
+        async fn collect_facts(&self) -> Result<DnsFacts, SourceError> {
+            let r53 = self
+                .client
+                .get_or_init(|| async {
+                    aws_sdk_route53::Client::new(&sdk_config(&self.aws).await)
+                })
+                .await;
+            let wanted: BTreeSet<String> = self
+                .config
+                .environments
+                .iter()
+                .flat_map(|e| e.dns_names.iter().map(|n| normalise(n)))
+                .collect();
+            let mut found: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
+            // Route53 pages by (name, type, identifier) tokens rather than a page number.
+            let mut next: Option<(String, RrType, Option<String>)> = None;
+            loop {
+                let mut req = r53
+                    .list_resource_record_sets()
+                    .hosted_zone_id(&self.zone_id);
+                if let Some((name, ty, id)) = next.take() {
+                    req = req
+                        .start_record_name(name)
+                        .start_record_type(ty)
+                        .set_start_record_identifier(id);
+                }
+                let out = req
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(LIST_RECORD_SETS, &e))?;
+                for set in out.resource_record_sets() {
+                    if set.r#type() != &RrType::A {
+                        continue;
+                    }
+                    let name = normalise(set.name());
+                    if !wanted.contains(&name) {
+                        continue;
+                    }
+                    let entry = found.entry(name).or_default();
+                    entry
+                        .0
+                        .extend(set.resource_records().iter().map(|r| r.value().to_string()));
+                    if let Some(alias) = set.alias_target() {
+                        entry.1 = Some(normalise(alias.dns_name()));
+                    }
+                }
+                match (
+                    out.is_truncated(),
+                    out.next_record_name(),
+                    out.next_record_type(),
+                ) {
+                    (true, Some(name), Some(ty)) => {
+                        next = Some((
+                            name.to_string(),
+                            ty.clone(),
+                            out.next_record_identifier().map(str::to_string),
+                        ))
+                    }
+                    _ => break,
+                }
             }
-            let out = req
-                .send()
-                .await
-                .map_err(|e| sdk_error(LIST_RECORD_SETS, &e))?;
-            for set in out.resource_record_sets() {
-                if set.r#type() != &RrType::A {
-                    continue;
-                }
-                let name = normalise(set.name());
-                if !wanted.contains(&name) {
-                    continue;
-                }
-                let entry = found.entry(name).or_default();
-                entry
-                    .0
-                    .extend(set.resource_records().iter().map(|r| r.value().to_string()));
-                if let Some(alias) = set.alias_target() {
-                    entry.1 = Some(normalise(alias.dns_name()));
+            let mut records = Vec::new();
+            for e in &self.config.environments {
+                for n in &e.dns_names {
+                    let name = normalise(n);
+                    let (mut addresses, alias) = found.get(&name).cloned().unwrap_or_default();
+                    addresses.sort();
+                    addresses.dedup();
+                    records.push(DnsRecord {
+                        stack: e.name.0.clone(),
+                        name,
+                        addresses,
+                        alias,
+                    });
                 }
             }
-            match (
-                out.is_truncated(),
-                out.next_record_name(),
-                out.next_record_type(),
-            ) {
-                (true, Some(name), Some(ty)) => {
-                    next = Some((
-                        name.to_string(),
-                        ty.clone(),
-                        out.next_record_identifier().map(str::to_string),
-                    ))
-                }
-                _ => break,
-            }
+            Ok(DnsFacts { records })
         }
-        let mut records = Vec::new();
-        for e in &self.config.environments {
-            for n in &e.dns_names {
-                let name = normalise(n);
-                let (mut addresses, alias) = found.get(&name).cloned().unwrap_or_default();
-                addresses.sort();
-                addresses.dedup();
-                records.push(DnsRecord {
-                    stack: e.name.0.clone(),
-                    name,
-                    addresses,
-                    alias,
-                });
-            }
+    }
+
+    /// Lower case, no trailing dot: `Broker.Example.NET.` → `broker.example.net`.
+    fn normalise(name: &str) -> String {
+        name.trim_end_matches('.').to_ascii_lowercase()
+    }
+
+    impl Source for DnsSource {
+        fn name(&self) -> &'static str {
+            "dns"
         }
-        Ok(DnsFacts { records })
-    }
-}
-
-/// Lower case, no trailing dot: `Broker.Example.NET.` → `broker.example.net`.
-fn normalise(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-impl Source for DnsSource {
-    fn name(&self) -> &'static str {
-        "dns"
-    }
-    fn schedule(&self) -> Schedule {
-        self.aws.schedule()
-    }
-    fn collect(&self) -> CollectFuture<'_> {
-        Box::pin(async move { self.collect_facts().await.map(SourceOutput::Dns) })
+        fn schedule(&self) -> Schedule {
+            self.aws.schedule()
+        }
+        fn collect(&self) -> CollectFuture<'_> {
+            Box::pin(async move { self.collect_facts().await.map(SourceOutput::Dns) })
+        }
     }
 }

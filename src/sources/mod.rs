@@ -4,6 +4,11 @@
 //! facts or an error. It knows nothing of scheduling, HTTP serving or metric
 //! encoding: the scheduler runs it on its interval under its timeout and keeps
 //! the books (`fleet_source_*`).
+//!
+//! The aws (with dns), github and chain sources pull in heavy client crates
+//! and sit behind Cargo features of those names, all on by default. Their
+//! facts types are always compiled, so snapshots, views and the config are
+//! the same in every build; only the collecting part is left out.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -66,17 +71,61 @@ pub fn from_config(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceE
             out.push(Arc::new(s));
         }
     }
-    if let Some(s) = aws::AwsSource::from_config(config)? {
-        out.push(Arc::new(s));
+    compiled_in(config.sources.aws.is_some(), "aws", cfg!(feature = "aws"))?;
+    compiled_in(
+        config.sources.github.is_some(),
+        "github",
+        cfg!(feature = "github"),
+    )?;
+    compiled_in(
+        config.sources.chain.is_some(),
+        "chain",
+        cfg!(feature = "chain"),
+    )?;
+    #[cfg(feature = "aws")]
+    {
+        if let Some(s) = aws::AwsSource::from_config(config)? {
+            out.push(Arc::new(s));
+        }
+        if let Some(s) = dns::DnsSource::from_config(config)? {
+            out.push(Arc::new(s));
+        }
     }
-    if let Some(s) = dns::DnsSource::from_config(config)? {
-        out.push(Arc::new(s));
-    }
+    #[cfg(feature = "github")]
     if let Some(s) = github::GithubSource::from_config(config)? {
         out.push(Arc::new(s));
     }
+    #[cfg(feature = "chain")]
     if let Some(s) = chain::ChainSource::from_config(config)? {
         out.push(Arc::new(s));
     }
     Ok(out)
+}
+
+/// Refuses a configured `sources.<feature>` section when this build left its
+/// source out (the Cargo feature of the same name), rather than silently not
+/// watching it. The config itself parses alike in every build.
+fn compiled_in(configured: bool, feature: &str, built_with: bool) -> Result<(), SourceError> {
+    if configured && !built_with {
+        return Err(SourceError::new(format!(
+            "sources.{feature} is configured, but this fleetpulse was built without the \"{feature}\" \
+             feature: rebuild with `--features {feature}` (it is in the default features) or remove sources.{feature}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configured_source_left_out_of_the_build_is_refused_by_section_and_feature() {
+        let err = compiled_in(true, "github", false).unwrap_err().to_string();
+        assert!(err.starts_with("sources.github is configured"), "{err}");
+        assert!(err.contains("without the \"github\" feature"), "{err}");
+        assert!(err.contains("--features github"), "{err}");
+        assert_eq!(compiled_in(true, "github", true), Ok(()));
+        assert_eq!(compiled_in(false, "github", false), Ok(()));
+    }
 }
