@@ -1052,7 +1052,9 @@ fn locate(text: &str, needle: &str) -> (usize, usize) {
 
 /// `environments[1].services[0].healthz`: serde_path_to_error prints `.` for the root.
 fn display_path(p: &str) -> String {
-    if p == "." || p.is_empty() {
+    // `?` stands for a key the YAML reader could not read.
+    let p = p.trim_end_matches(".?");
+    if p == "." || p == "?" || p.is_empty() {
         "(top level)".into()
     } else {
         p.to_string()
@@ -1089,6 +1091,7 @@ fn refine_location(
     path: &str,
     message: &str,
 ) -> (usize, usize) {
+    let (line, column) = within_text(text, line, column);
     let last = path.rsplit('.').next().unwrap_or("");
     let key = last.split('[').next().unwrap_or("");
     if key.is_empty() {
@@ -1112,6 +1115,17 @@ fn refine_location(
         return (i + 1, at + needle.len() + pad + 1);
     }
     (line, column)
+}
+
+/// The reader reports an error at the end of the input one line past the
+/// last: point at the end of the last line instead.
+fn within_text(text: &str, line: usize, column: usize) -> (usize, usize) {
+    let lines = text.split('\n').count();
+    if line <= lines {
+        return (line.max(1), column.max(1));
+    }
+    let last = text.rsplit('\n').next().unwrap_or("");
+    (lines, last.chars().count() + 1)
 }
 
 #[cfg(test)]
