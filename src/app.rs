@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::hub::Hub;
 use crate::server::{self, AppState};
 use crate::sources::{self, SourceError};
+use crate::webconfig::WebSecurity;
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +25,16 @@ pub enum StartError {
     Ingest(#[from] crate::ingest::IngestError),
     #[error("ingest.tokens_file is set but state_dir is not: pushes need a state directory to be stored in")]
     IngestWithoutStateDir,
+    #[error("{0}")]
+    WebConfig(#[from] crate::config::ConfigError),
 }
 
 /// A running exporter.
 pub struct Running {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
+    /// The TLS and basic-auth settings it serves with.
+    pub security: WebSecurity,
     source_tasks: Vec<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
@@ -38,6 +43,12 @@ pub struct Running {
 /// Starts the sources and serves on `listener`.
 pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
+    // The web config first: a bad certificate or hash stops start-up before
+    // anything else is running.
+    let security = match &config.web.config_file {
+        Some(path) => WebSecurity::load(path)?,
+        None => WebSecurity::default(),
+    };
     let hub = Hub::new(config.clone());
     // The store first: a store that cannot open stops start-up before any
     // source task is running.
@@ -61,13 +72,20 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
         hub: hub.clone(),
         ingest,
     };
-    let server = tokio::spawn(server::serve(listener, state, async {
+    let server = tokio::spawn(server::serve(listener, state, security.clone(), async {
         let _ = stopped.await;
     }));
-    tracing::info!(%addr, environments = config.environments.len(), "fleetpulse serving");
+    tracing::info!(
+        %addr,
+        environments = config.environments.len(),
+        tls = security.tls.is_some(),
+        basic_auth = security.basic_auth.is_some(),
+        "fleetpulse serving"
+    );
     Ok(Running {
         addr,
         hub,
+        security,
         source_tasks,
         stop: Some(stop),
         server,
@@ -75,6 +93,11 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
 }
 
 impl Running {
+    /// `http://ADDR` or `https://ADDR`.
+    pub fn base_url(&self) -> String {
+        format!("{}://{}", self.security.scheme(), self.addr)
+    }
+
     /// Stops the sources, lets open requests finish, and waits for the server.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         for t in &self.source_tasks {

@@ -550,9 +550,14 @@ pub struct WebConfig {
     /// Concurrent connections served at once.
     #[serde(default = "WebConfig::default_max_connections")]
     pub max_connections: usize,
-    /// Time a client has to send its request headers and body.
+    /// Time a client has to send its request headers and body (and to
+    /// finish the TLS handshake, when serving TLS).
     #[serde(default = "WebConfig::default_request_timeout")]
     pub request_timeout: Seconds,
+    /// An exporter-toolkit web configuration file: TLS and basic auth for
+    /// everything served (`--web.config.file` overrides it).
+    #[serde(default)]
+    pub config_file: Option<PathBuf>,
 }
 
 impl WebConfig {
@@ -569,6 +574,7 @@ impl Default for WebConfig {
         WebConfig {
             max_connections: Self::default_max_connections(),
             request_timeout: Self::default_request_timeout(),
+            config_file: None,
         }
     }
 }
@@ -796,25 +802,7 @@ impl Config {
 
     /// Parses and validates `text`; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
-            let path = e.path().to_string();
-            let field = display_path(&path);
-            let inner = e.into_inner();
-            let message = clean_message(&inner.to_string());
-            let (line, column) = inner
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let (line, column) = refine_location(text, line, column, &path, &message);
-            ConfigError::Invalid {
-                file: file.to_string(),
-                line,
-                column,
-                field,
-                message,
-            }
-        })?;
+        let config: Config = parse_yaml(text, file)?;
         config.validate(text, file)?;
         Ok(config)
     }
@@ -1035,13 +1023,41 @@ impl Config {
     }
 }
 
+/// Deserializes YAML `text` into `T`; an error names `file`, the line and
+/// column of the offending value and its field path. Shared by the fleet
+/// config and the web config file.
+pub(crate) fn parse_yaml<T: de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ConfigError> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = display_path(&path);
+        let inner = e.into_inner();
+        let message = clean_message(&inner.to_string());
+        let (line, column) = inner
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        let (line, column) = refine_location(text, line, column, &path, &message);
+        ConfigError::Invalid {
+            file: file.to_string(),
+            line,
+            column,
+            field,
+            message,
+        }
+    })
+}
+
 fn is_hex(s: &str, bytes: usize) -> bool {
     s.strip_prefix("0x")
         .is_some_and(|h| h.len() == bytes * 2 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// Line and column (1-based) of the first occurrence of `needle`.
-fn locate(text: &str, needle: &str) -> (usize, usize) {
+pub(crate) fn locate(text: &str, needle: &str) -> (usize, usize) {
     for (i, line) in text.lines().enumerate() {
         if let Some(col) = line.find(needle) {
             return (i + 1, col + 1);

@@ -58,6 +58,16 @@ const SERVICES: [&str; 5] = ["broker", "signer", "worker-1", "worker-2", "nginx"
 
 /// Starts the fleet and the exporter on `listen`, keeping state in `state_dir`.
 pub async fn start(listen: SocketAddr, state_dir: &Path) -> Result<Demo, DemoError> {
+    start_with_web_config(listen, state_dir, None).await
+}
+
+/// As [`start`], the exporter serving with the TLS and basic auth of
+/// `web_config_file` (exporter-toolkit's format), if given.
+pub async fn start_with_web_config(
+    listen: SocketAddr,
+    state_dir: &Path,
+    web_config_file: Option<&Path>,
+) -> Result<Demo, DemoError> {
     std::fs::create_dir_all(state_dir)?;
     // Most certificates chain to an intermediate valid for a year; test-1's
     // broker chains to one that expires in 10 days while its own leaf has 80
@@ -87,16 +97,19 @@ pub async fn start(listen: SocketAddr, state_dir: &Path) -> Result<Demo, DemoErr
     let yaml = demo_config(&services, &ca_file, &tokens_file, listen, state_dir);
     let config_path = state_dir.join("fleet.yaml");
     std::fs::write(&config_path, &yaml)?;
-    let config = Arc::new(Config::parse(&yaml, &config_path.display().to_string())?);
+    let mut config = Config::parse(&yaml, &config_path.display().to_string())?;
+    config.web.config_file = web_config_file.map(Path::to_path_buf);
     let listener = crate::server::bind(listen).await?;
-    let exporter = app::start(config, listener).await?;
+    let exporter = app::start(Arc::new(config), listener).await?;
     let token = std::fs::read_to_string(state_dir.join(DEMO_TOKEN_FILE))?;
-    push_demo_reports(
-        &format!("http://{}", exporter.addr),
-        token.trim(),
-        state_dir,
-    )
-    .await?;
+    // The demo pushes into its own exporter: over TLS it trusts exactly the
+    // certificate that exporter serves.
+    let tls = exporter
+        .security
+        .served_certificate
+        .clone()
+        .map(crate::webconfig::pinned_client_config);
+    push_demo_reports(&exporter.base_url(), token.trim(), tls, state_dir).await?;
 
     // test-2's worker-1 flaps between healthy and slow, so the board changes
     // while someone watches it.
@@ -215,9 +228,13 @@ fn demo_config(
 }
 
 /// Runs the demo until Ctrl-C or SIGTERM.
-pub async fn run(listen: SocketAddr, state_dir: &Path) -> Result<(), DemoError> {
-    let demo = start(listen, state_dir).await?;
-    let base = format!("http://{}", demo.exporter.addr);
+pub async fn run(
+    listen: SocketAddr,
+    state_dir: &Path,
+    web_config_file: Option<&Path>,
+) -> Result<(), DemoError> {
+    let demo = start_with_web_config(listen, state_dir, web_config_file).await?;
+    let base = demo.exporter.base_url();
     println!(
         "fleetpulse demo: a simulated fleet of {} TLS services in 3 environments",
         demo.services.len()
@@ -301,7 +318,12 @@ fn demo_junit(started: &str) -> String {
 /// What the simulated boxes report: heartbeats (test-2's box in a restart
 /// loop, on an old client that sends no commit), test runs (one suite
 /// failing, one JUnit report), mutation results and doctor snapshots.
-async fn push_demo_reports(base: &str, token: &str, state_dir: &Path) -> Result<(), DemoError> {
+async fn push_demo_reports(
+    base: &str,
+    token: &str,
+    tls: Option<rustls::ClientConfig>,
+    state_dir: &Path,
+) -> Result<(), DemoError> {
     use crate::push::{ClientOptions, Push, PushClient, TestRunFormat};
     use serde_json::json;
     let client = |commit: Option<&str>| {
@@ -312,6 +334,7 @@ async fn push_demo_reports(base: &str, token: &str, state_dir: &Path) -> Result<
             attempts: 3,
             first_backoff: Duration::from_millis(100),
             timeout: Duration::from_secs(5),
+            tls: tls.clone(),
         })
     };
     let current = client(Some(DEMO_COMMIT))?;

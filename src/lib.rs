@@ -25,3 +25,4 @@ pub mod sources;
 pub mod status_cli;
 pub mod store;
 pub mod views;
+pub mod webconfig;

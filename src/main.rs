@@ -42,6 +42,10 @@ enum Command {
         /// fleet exactly once between them.
         #[arg(long, value_name = "i/n")]
         shard: Option<fleetpulse::shard::Shard>,
+        /// Web configuration file (exporter-toolkit's format) for TLS and
+        /// basic auth; overrides the config's `web.config_file`.
+        #[arg(long = "web.config.file", value_name = "PATH")]
+        web_config_file: Option<PathBuf>,
     },
     /// Run a simulated fleet on loopback and the exporter watching it.
     Demo {
@@ -51,6 +55,10 @@ enum Command {
         /// State directory (recreated if missing).
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Web configuration file (exporter-toolkit's format) for TLS and
+        /// basic auth.
+        #[arg(long = "web.config.file", value_name = "PATH")]
+        web_config_file: Option<PathBuf>,
     },
     /// Show a running exporter's board as a table; exits 1 when anything is
     /// red, 2 when the board cannot be read.
@@ -64,6 +72,17 @@ enum Command {
         /// Print the (selected) board as fleet JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// PEM CA certificate(s) to trust for an https URL, instead of the
+        /// system's roots.
+        #[arg(long, value_name = "PATH", env = "FLEETPULSE_CA_FILE")]
+        ca_file: Option<PathBuf>,
+        /// Basic-auth user; the password is read from --password-file or
+        /// the FLEETPULSE_PASSWORD environment variable, never the command line.
+        #[arg(long, env = "FLEETPULSE_USER")]
+        user: Option<String>,
+        /// File holding the basic-auth password (trailing whitespace trimmed).
+        #[arg(long, value_name = "PATH", requires = "user")]
+        password_file: Option<PathBuf>,
     },
     /// Validate a config file; exits non-zero with every error's location.
     CheckConfig {
@@ -79,6 +98,13 @@ enum Command {
     /// Print the SHA-256 of a token read from standard input: the line the
     /// ingest tokens file holds for it.
     HashToken,
+    /// Print the bcrypt hash of a password read from standard input: the
+    /// value `basic_auth_users` in the web config file holds for it.
+    HashPassword {
+        /// bcrypt cost (4 to 31): each step doubles the work.
+        #[arg(long, default_value_t = 10)]
+        cost: u32,
+    },
 }
 
 /// Where to push and how hard to try.
@@ -220,6 +246,7 @@ fn push(command: PushCommand) -> anyhow::Result<ExitCode> {
         attempts: args.attempts,
         first_backoff: args.backoff.0,
         timeout: args.timeout.0,
+        tls: None,
     })?;
     let ack = runtime()?.block_on(client.push(&what))?;
     println!("{}", ack.body.trim());
@@ -235,6 +262,23 @@ fn hash_token() -> anyhow::Result<ExitCode> {
         anyhow::bail!("no token on standard input");
     }
     println!("{}", fleetpulse::ingest::auth::hash_token(token));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hash_password(cost: u32) -> anyhow::Result<ExitCode> {
+    let mut password = String::new();
+    std::io::Read::read_to_string(&mut std::io::stdin(), &mut password)
+        .context("cannot read the password from standard input")?;
+    // One trailing newline is the terminal's, not the password's.
+    let password = password
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&password);
+    if password.is_empty() {
+        anyhow::bail!("no password on standard input");
+    }
+    let hash = bcrypt::hash(password, cost).context("cannot hash the password")?;
+    println!("{hash}");
     Ok(ExitCode::SUCCESS)
 }
 
@@ -274,9 +318,28 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Push { what } => push(what),
         Command::HashToken => hash_token(),
-        Command::Status { url, stack, json } => runtime()?.block_on(async move {
+        Command::HashPassword { cost } => hash_password(cost),
+        Command::Status {
+            url,
+            stack,
+            json,
+            ca_file,
+            user,
+            password_file,
+        } => runtime()?.block_on(async move {
             let colour = fleetpulse::status_cli::colour_wanted();
-            match fleetpulse::status_cli::run(&url, stack.as_deref(), json, colour).await {
+            let access = match fleetpulse::status_cli::Access::new(
+                ca_file,
+                user,
+                password_file.as_deref(),
+            ) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("fleetpulse status: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            match fleetpulse::status_cli::run(&url, &access, stack.as_deref(), json, colour).await {
                 Ok(report) => {
                     print!("{}", report.output);
                     Ok(ExitCode::from(report.exit_code))
@@ -308,6 +371,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             state_dir,
             shard,
+            web_config_file,
         } => {
             let mut c = Config::load(&config)?;
             if let Some(shard) = shard {
@@ -320,22 +384,29 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             if let Some(d) = state_dir {
                 c.state_dir = Some(d);
             }
+            if let Some(w) = web_config_file {
+                c.web.config_file = Some(w);
+            }
             let config = Arc::new(c);
             runtime()?.block_on(async move {
                 let listener = fleetpulse::server::bind(config.listen).await?;
                 let running = fleetpulse::app::start(config, listener).await?;
-                eprintln!("fleetpulse: serving on http://{}", running.addr);
+                eprintln!("fleetpulse: serving on {}", running.base_url());
                 fleetpulse::app::shutdown_signal().await;
                 tracing::info!("shutting down");
                 running.shutdown().await?;
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }
-        Command::Demo { listen, state_dir } => {
+        Command::Demo {
+            listen,
+            state_dir,
+            web_config_file,
+        } => {
             let state_dir =
                 state_dir.unwrap_or_else(|| std::env::temp_dir().join("fleetpulse-demo"));
             runtime()?.block_on(async move {
-                fleetpulse::demo::run(listen, &state_dir).await?;
+                fleetpulse::demo::run(listen, &state_dir, web_config_file.as_deref()).await?;
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }

@@ -60,6 +60,9 @@ pub struct ClientOptions {
     pub first_backoff: Duration,
     /// Per-request timeout.
     pub timeout: Duration,
+    /// TLS settings replacing the default trust (the demo pins the
+    /// certificate its own exporter serves).
+    pub tls: Option<rustls::ClientConfig>,
 }
 
 /// One push.
@@ -197,9 +200,13 @@ impl PushClient {
                 )));
             }
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .timeout(options.timeout)
-            .user_agent(concat!("fleetpulse-push/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("fleetpulse-push/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = options.tls {
+            http = http.use_preconfigured_tls(tls);
+        }
+        let http = http
             .build()
             .map_err(|e| PushError::Usage(format!("cannot build the HTTP client: {e}")))?;
         Ok(PushClient {
@@ -417,6 +424,7 @@ mod tests {
             attempts: 3,
             first_backoff: Duration::from_secs(1),
             timeout: Duration::from_secs(1),
+            tls: None,
         })
         .unwrap();
         let b1 = c.backoff(1).as_secs_f64();
@@ -435,6 +443,7 @@ mod tests {
             attempts: 1,
             first_backoff: Duration::ZERO,
             timeout: Duration::from_secs(1),
+            tls: None,
         };
         assert!(PushClient::new(opts("fleetpulse:8937")).is_err());
         let c = PushClient::new(opts("http://h:1/prefix")).unwrap();

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use crate::hub::Hub;
 use crate::metrics;
 use crate::views;
+use crate::webconfig::{BasicAuth, WebSecurity};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -23,21 +24,64 @@ pub struct AppState {
     pub ingest: Option<Arc<crate::ingest::Ingest>>,
 }
 
-/// All routes.
-pub fn router(state: AppState) -> Router {
+/// All routes. With `basic_auth`, every route but the ingest API's asks for
+/// a user and password; the ingest routes keep their own bearer tokens
+/// (both use the `Authorization` header, so one request cannot carry both).
+pub fn router(state: AppState, basic_auth: Option<Arc<BasicAuth>>) -> Router {
     let ingest = match &state.ingest {
         Some(i) => crate::ingest::router(i.clone()),
         None => Router::new(),
     };
-    Router::new()
-        .merge(ingest)
+    let views = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
         .route("/", get(page_handler))
         .route("/board", get(board_handler))
         .route("/api/v1/fleet", get(fleet_handler))
-        .with_state(state)
+        // Unknown paths are answered behind the same guard.
+        .fallback(not_found)
+        .with_state(state);
+    let views = match basic_auth {
+        Some(auth) => views.layer(axum::middleware::from_fn_with_state(
+            auth,
+            require_basic_auth,
+        )),
+        None => views,
+    };
+    ingest.merge(views)
 }
+
+async fn not_found() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+async fn require_basic_auth(
+    State(auth): State<Arc<BasicAuth>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let header = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
+    // bcrypt takes tens of milliseconds: off the async threads.
+    let ok = tokio::task::spawn_blocking(move || auth.check(header.as_deref()))
+        .await
+        .unwrap_or(false);
+    if ok {
+        next.run(req).await
+    } else {
+        (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, BASIC_CHALLENGE)],
+            "unauthorized\n",
+        )
+            .into_response()
+    }
+}
+
+/// The challenge of a 401.
+pub const BASIC_CHALLENGE: &str = "Basic realm=\"fleetpulse\"";
 
 async fn metrics_handler(State(st): State<AppState>, headers: HeaderMap) -> Response {
     let snapshot = st.hub.snapshot();
@@ -107,20 +151,22 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves until `shutdown` completes, within the limits of `config.web`:
 /// at most `max_connections` connections at once (more are closed on
-/// accept), request headers within `request_timeout` of connecting, and every
-/// request — its body included — answered within `request_timeout` or
-/// answered 408. A slow client cannot pin a connection forever.
+/// accept), the TLS handshake (when serving TLS) within `request_timeout` of
+/// connecting, request headers within `request_timeout` after that, and
+/// every request — its body included — answered within `request_timeout` or
+/// answered 408. A slow client cannot pin a connection forever: a connection
+/// holds its place in `max_connections` from accept, handshake included.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    security: WebSecurity,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let web = state.hub.config().web.clone();
     let deadline = web.request_timeout.0;
-    let app = router(state).layer(axum::middleware::from_fn_with_state(
-        deadline,
-        request_deadline,
-    ));
+    let app = router(state, security.basic_auth.clone()).layer(
+        axum::middleware::from_fn_with_state(deadline, request_deadline),
+    );
     let permits = Arc::new(tokio::sync::Semaphore::new(web.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -144,15 +190,45 @@ pub async fn serve(
         };
         let _ = tcp.set_nodelay(true);
         let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = hyper::server::conn::http1::Builder::new()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(deadline)
-            .serve_connection(hyper_util::rt::TokioIo::new(tcp), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
-        });
+        let http = {
+            let mut b = hyper::server::conn::http1::Builder::new();
+            b.timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(deadline);
+            b
+        };
+        match &security.tls {
+            None => {
+                let conn = graceful
+                    .watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+            Some(acceptor) => {
+                let handshake = acceptor.accept(tcp);
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    // The permit is held from accept: a stalled handshake
+                    // counts against the cap until the deadline drops it.
+                    let tls = match tokio::time::timeout(deadline, handshake).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake not completed in time; closing");
+                            return;
+                        }
+                    };
+                    let conn = watcher
+                        .watch(http.serve_connection(hyper_util::rt::TokioIo::new(tls), service));
+                    let _ = conn.await;
+                    drop(permit);
+                });
+            }
+        }
     }
     drop(listener);
     // Let requests in flight finish, but not forever.

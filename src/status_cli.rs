@@ -29,6 +29,76 @@ pub enum StatusError {
     Schema { url: String, found: u64 },
     #[error("no environment named {stack:?}; the fleet has: {known}")]
     UnknownStack { stack: String, known: String },
+    #[error("{url} asks for a user and password (HTTP 401): give --user NAME, with the password in FLEETPULSE_PASSWORD or --password-file")]
+    NeedsCredentials { url: String },
+    #[error("{url} refused the user and password given (HTTP 401)")]
+    BadCredentials { url: String },
+    #[error("{0}")]
+    Usage(String),
+}
+
+/// The environment variable holding the basic-auth password.
+pub const PASSWORD_ENV: &str = "FLEETPULSE_PASSWORD";
+
+/// How to reach an exporter served with TLS and basic auth.
+#[derive(Default)]
+pub struct Access {
+    /// PEM CA certificates trusted instead of the system's roots.
+    ca_pem: Option<Vec<u8>>,
+    /// User and password.
+    credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Access")
+            .field("ca", &self.ca_pem.is_some())
+            .field("user", &self.credentials.as_ref().map(|c| &c.0))
+            .finish()
+    }
+}
+
+impl Access {
+    /// Reads the CA file and the password (from `password_file`, else the
+    /// `FLEETPULSE_PASSWORD` environment variable). Errors name where it
+    /// looked, never the password.
+    pub fn new(
+        ca_file: Option<std::path::PathBuf>,
+        user: Option<String>,
+        password_file: Option<&std::path::Path>,
+    ) -> Result<Access, StatusError> {
+        let ca_pem = match ca_file {
+            Some(p) => Some(std::fs::read(&p).map_err(|e| {
+                StatusError::Usage(format!("cannot read --ca-file {}: {e}", p.display()))
+            })?),
+            None => None,
+        };
+        let credentials = match user {
+            None => None,
+            Some(user) => {
+                let password = match password_file {
+                    Some(p) => std::fs::read_to_string(p)
+                        .map(|s| s.trim_end().to_string())
+                        .map_err(|e| {
+                            StatusError::Usage(format!(
+                                "cannot read --password-file {}: {e}",
+                                p.display()
+                            ))
+                        })?,
+                    None => std::env::var(PASSWORD_ENV).map_err(|_| {
+                        StatusError::Usage(format!(
+                            "--user needs a password: set {PASSWORD_ENV} or give --password-file"
+                        ))
+                    })?,
+                };
+                Some((user, password))
+            }
+        };
+        Ok(Access {
+            ca_pem,
+            credentials,
+        })
+    }
 }
 
 /// The fleet JSON URL for what the user gave: a base URL, or the endpoint itself.
@@ -46,18 +116,38 @@ pub fn fleet_url(base: &str) -> Result<String, StatusError> {
 }
 
 /// Fetches and parses the board.
-pub async fn fetch(base: &str) -> Result<Fleet, StatusError> {
+pub async fn fetch(base: &str, access: &Access) -> Result<Fleet, StatusError> {
     let url = fleet_url(base)?;
     let unreachable = |e: reqwest::Error| StatusError::Unreachable {
         url: url.clone(),
         reason: error_chain(&e),
     };
-    let client = reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .build()
-        .map_err(unreachable)?;
-    let resp = client.get(&url).send().await.map_err(unreachable)?;
+    let mut client = reqwest::Client::builder().timeout(FETCH_TIMEOUT);
+    if let Some(pem) = &access.ca_pem {
+        let certs = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
+            StatusError::Usage(format!("--ca-file holds no usable PEM certificate: {e}"))
+        })?;
+        if certs.is_empty() {
+            return Err(StatusError::Usage(
+                "--ca-file holds no PEM certificate".into(),
+            ));
+        }
+        client = client.tls_certs_only(certs);
+    }
+    let client = client.build().map_err(unreachable)?;
+    let mut request = client.get(&url);
+    if let Some((user, password)) = &access.credentials {
+        request = request.basic_auth(user, Some(password));
+    }
+    let resp = request.send().await.map_err(unreachable)?;
     let status = resp.status();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return Err(if access.credentials.is_some() {
+            StatusError::BadCredentials { url }
+        } else {
+            StatusError::NeedsCredentials { url }
+        });
+    }
     if !status.is_success() {
         return Err(StatusError::Http {
             url,
@@ -418,11 +508,12 @@ pub struct Report {
 /// the selected JSON).
 pub async fn run(
     base: &str,
+    access: &Access,
     stack: Option<&str>,
     json: bool,
     colour: bool,
 ) -> Result<Report, StatusError> {
-    let fleet = select(fetch(base).await?, stack)?;
+    let fleet = select(fetch(base, access).await?, stack)?;
     let output = if json {
         // A model of plain fields serializes without error.
         let mut s = serde_json::to_string_pretty(&fleet).unwrap_or_default();

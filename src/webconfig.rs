@@ -1,0 +1,670 @@
+//! The web configuration file, in the format of Prometheus' exporter-toolkit
+//! (`--web.config.file`): TLS and HTTP basic auth for everything fleetpulse
+//! serves.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: fleetpulse.crt
+//!   key_file: fleetpulse.key
+//!   client_auth_type: NoClientCert   # or VerifyClientCertIfGiven, RequireAndVerifyClientCert
+//!   client_ca_file: clients-ca.crt   # with a verifying client_auth_type
+//!   min_version: TLS12               # or TLS13
+//! basic_auth_users:
+//!   prometheus: $2y$10$...           # bcrypt hash
+//! ```
+//!
+//! Errors name the file, line, column and field like the fleet config's, and
+//! never show a hash or a key. Relative paths are relative to the web config
+//! file's directory, as in exporter-toolkit.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use serde::de::{self, Deserializer};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{locate, parse_yaml, ConfigError};
+
+/// The file as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebConfigFile {
+    #[serde(default)]
+    pub tls_server_config: Option<TlsServerConfig>,
+    /// User name → bcrypt hash of the password.
+    #[serde(default)]
+    pub basic_auth_users: Option<BTreeMap<String, BcryptHash>>,
+}
+
+/// `tls_server_config`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsServerConfig {
+    /// PEM certificate chain, leaf first.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the leaf.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    #[serde(default)]
+    pub client_auth_type: Option<ClientAuthType>,
+    /// PEM CA certificates that client certificates must chain to.
+    #[serde(default)]
+    pub client_ca_file: Option<PathBuf>,
+    #[serde(default)]
+    pub min_version: Option<TlsVersion>,
+}
+
+/// Which client certificates the server asks for (Go's `tls.ClientAuthType`
+/// names). `RequestClientCert` and `RequireAnyClientCert` accept
+/// certificates nobody verified, and are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthType {
+    NoClientCert,
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+impl<'de> Deserialize<'de> for ClientAuthType {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const SUPPORTED: &str =
+            "NoClientCert, VerifyClientCertIfGiven or RequireAndVerifyClientCert";
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "NoClientCert" => Ok(ClientAuthType::NoClientCert),
+            "VerifyClientCertIfGiven" => Ok(ClientAuthType::VerifyClientCertIfGiven),
+            "RequireAndVerifyClientCert" => Ok(ClientAuthType::RequireAndVerifyClientCert),
+            "RequestClientCert" | "RequireAnyClientCert" => Err(de::Error::custom(format!(
+                "{s} is not supported: it accepts client certificates without verifying them; use {SUPPORTED}"
+            ))),
+            _ => Err(de::Error::custom(format!(
+                "unknown client_auth_type {s:?}: use {SUPPORTED}"
+            ))),
+        }
+    }
+}
+
+/// The oldest TLS version accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        match s.as_str() {
+            "TLS12" => Ok(TlsVersion::Tls12),
+            "TLS13" => Ok(TlsVersion::Tls13),
+            "TLS10" | "TLS11" => Err(de::Error::custom(format!(
+                "{s} is not supported: fleetpulse serves TLS 1.2 and 1.3 only; use TLS12 or TLS13"
+            ))),
+            _ => Err(de::Error::custom(format!(
+                "unknown TLS version {s:?}: use TLS12 or TLS13"
+            ))),
+        }
+    }
+}
+
+/// A bcrypt password hash. Its value is never printed: not in errors, not
+/// in `Debug`.
+#[derive(Clone)]
+pub struct BcryptHash(String);
+
+impl fmt::Debug for BcryptHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BcryptHash(..)")
+    }
+}
+
+impl BcryptHash {
+    fn cost(&self) -> u32 {
+        self.0
+            .parse::<bcrypt::HashParts>()
+            .map(|p| p.get_cost())
+            .unwrap_or(bcrypt::DEFAULT_COST)
+    }
+}
+
+impl<'de> Deserialize<'de> for BcryptHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        const WANT: &str =
+            "not a bcrypt hash (expected $2y$, $2b$ or $2a$, a cost and 53 characters, \
+             e.g. from `htpasswd -nBC 10 \"\" | tr -d ':\\n'`); the value is not shown";
+        impl<'de> de::Visitor<'de> for V {
+            type Value = BcryptHash;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a bcrypt hash")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<BcryptHash, E> {
+                match s.parse::<bcrypt::HashParts>() {
+                    Ok(_) => Ok(BcryptHash(s.to_string())),
+                    Err(_) => Err(E::custom(WANT)),
+                }
+            }
+            // Any other scalar or structure is refused without echoing it.
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<BcryptHash, E> {
+                Err(E::custom(WANT))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<BcryptHash, E> {
+                Err(E::custom(WANT))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<BcryptHash, E> {
+                Err(E::custom(WANT))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<BcryptHash, E> {
+                Err(E::custom(WANT))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<BcryptHash, E> {
+                Err(E::custom(WANT))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<BcryptHash, A::Error> {
+                Err(de::Error::custom(WANT))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<BcryptHash, A::Error> {
+                Err(de::Error::custom(WANT))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What the server applies: a TLS acceptor and a basic-auth check, each
+/// present only when configured.
+#[derive(Clone, Default)]
+pub struct WebSecurity {
+    pub tls: Option<TlsAcceptor>,
+    /// The leaf certificate served, so an in-process client can pin it.
+    pub served_certificate: Option<CertificateDer<'static>>,
+    pub basic_auth: Option<Arc<BasicAuth>>,
+}
+
+impl fmt::Debug for WebSecurity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSecurity")
+            .field("tls", &self.tls.is_some())
+            .field("basic_auth", &self.basic_auth.is_some())
+            .finish()
+    }
+}
+
+impl WebSecurity {
+    /// `https` when serving TLS, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Reads, checks and applies the web config file at `path`: certificate,
+    /// key and CA files are read now, so a bad one stops start-up.
+    pub fn load(path: &Path) -> Result<WebSecurity, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let dir = path.parent().unwrap_or(Path::new(""));
+        WebSecurity::from_text(&text, &path.display().to_string(), dir)
+    }
+
+    /// As [`WebSecurity::load`], from `text`; `file` names it in errors and
+    /// relative paths are resolved against `dir`.
+    pub fn from_text(text: &str, file: &str, dir: &Path) -> Result<WebSecurity, ConfigError> {
+        let parsed: WebConfigFile = parse_yaml(text, file)?;
+        let fail = |field: &str, message: String| {
+            let key = field.rsplit('.').next().unwrap_or(field);
+            let (line, column) = locate(text, &format!("{key}:"));
+            ConfigError::Invalid {
+                file: file.to_string(),
+                line,
+                column,
+                field: field.to_string(),
+                message,
+            }
+        };
+        let mut security = WebSecurity::default();
+        if let Some(tls) = parsed.tls_server_config.as_ref().filter(|t| t.is_set()) {
+            let (acceptor, leaf) = tls_acceptor(tls, dir, &fail)?;
+            security.tls = Some(acceptor);
+            security.served_certificate = Some(leaf);
+        }
+        if let Some(users) = parsed.basic_auth_users {
+            if users.keys().any(|u| u.is_empty() || u.contains(':')) {
+                return Err(fail(
+                    "basic_auth_users",
+                    "a user name must be non-empty and hold no ':'".into(),
+                ));
+            }
+            if !users.is_empty() {
+                security.basic_auth = Some(Arc::new(BasicAuth::new(users)));
+            }
+        }
+        Ok(security)
+    }
+}
+
+impl TlsServerConfig {
+    /// exporter-toolkit serves plain HTTP for an empty `tls_server_config`.
+    fn is_set(&self) -> bool {
+        self.cert_file.is_some()
+            || self.key_file.is_some()
+            || self.client_auth_type.is_some()
+            || self.client_ca_file.is_some()
+            || self.min_version.is_some()
+    }
+}
+
+fn resolve(dir: &Path, p: &Path) -> PathBuf {
+    if p.is_relative() {
+        dir.join(p)
+    } else {
+        p.to_path_buf()
+    }
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read PEM certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no PEM certificate in {}", path.display()));
+    }
+    Ok(certs)
+}
+
+fn tls_acceptor(
+    tls: &TlsServerConfig,
+    dir: &Path,
+    fail: &dyn Fn(&str, String) -> ConfigError,
+) -> Result<(TlsAcceptor, CertificateDer<'static>), ConfigError> {
+    const F: &str = "tls_server_config";
+    let cert_file = tls
+        .cert_file
+        .as_deref()
+        .ok_or_else(|| fail(F, "cert_file is required to serve TLS".into()))?;
+    let key_file = tls
+        .key_file
+        .as_deref()
+        .ok_or_else(|| fail(F, "key_file is required to serve TLS".into()))?;
+    let certs = read_certificates(&resolve(dir, cert_file))
+        .map_err(|m| fail("tls_server_config.cert_file", m))?;
+    let key_path = resolve(dir, key_file);
+    // The key's own bytes never reach a message: only the path and the kind of problem.
+    let key = PrivateKeyDer::from_pem_file(&key_path).map_err(|e| {
+        let why = match e {
+            rustls_pki_types::pem::Error::Io(io) => io.to_string(),
+            rustls_pki_types::pem::Error::NoItemsFound => "no PEM private key in it".into(),
+            _ => "not a PEM private key".into(),
+        };
+        fail(
+            "tls_server_config.key_file",
+            format!("cannot read the private key {}: {why}", key_path.display()),
+        )
+    })?;
+    let auth = tls.client_auth_type.unwrap_or(ClientAuthType::NoClientCert);
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let versions: &[&rustls::SupportedProtocolVersion] = match tls.min_version {
+        Some(TlsVersion::Tls13) => &[&rustls::version::TLS13],
+        Some(TlsVersion::Tls12) | None => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)
+        .map_err(|e| fail("tls_server_config.min_version", e.to_string()))?;
+    let builder = match (auth, &tls.client_ca_file) {
+        (ClientAuthType::NoClientCert, None) => builder.with_no_client_auth(),
+        (ClientAuthType::NoClientCert, Some(_)) => {
+            return Err(fail(
+                "tls_server_config.client_ca_file",
+                "client CAs are given but client_auth_type is NoClientCert: set client_auth_type \
+                 to VerifyClientCertIfGiven or RequireAndVerifyClientCert"
+                    .into(),
+            ))
+        }
+        (_, None) => {
+            return Err(fail(
+                "tls_server_config.client_auth_type",
+                "verifying client certificates needs client_ca_file".into(),
+            ))
+        }
+        (_, Some(ca_file)) => {
+            let field = "tls_server_config.client_ca_file";
+            let mut roots = RootCertStore::empty();
+            for ca in read_certificates(&resolve(dir, ca_file)).map_err(|m| fail(field, m))? {
+                roots.add(ca).map_err(|e| {
+                    fail(
+                        field,
+                        format!("not a usable CA certificate in {}: {e}", ca_file.display()),
+                    )
+                })?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = if auth == ClientAuthType::VerifyClientCertIfGiven {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier.build().map_err(|e| fail(field, e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let leaf = certs[0].clone();
+    let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+        fail(
+            "tls_server_config.key_file",
+            format!(
+                "the key in {} does not fit the certificate in {}: {e}",
+                key_path.display(),
+                cert_file.display()
+            ),
+        )
+    })?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok((TlsAcceptor::from(Arc::new(config)), leaf))
+}
+
+/// Most verified credentials remembered at once; past this the memory starts over.
+const VERIFIED_CACHE_CAP: usize = 1024;
+
+/// HTTP basic auth against bcrypt hashes. A verified user and password is
+/// remembered (as a SHA-256 of both, never in clear) so repeated scrapes do
+/// not pay bcrypt's cost each time, as in exporter-toolkit.
+pub struct BasicAuth {
+    users: HashMap<String, BcryptHash>,
+    /// Verified against when the user is unknown, so the answer takes as
+    /// long as for a known user with a wrong password.
+    dummy: BcryptHash,
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl BasicAuth {
+    fn new(users: BTreeMap<String, BcryptHash>) -> BasicAuth {
+        let cost = users
+            .values()
+            .map(BcryptHash::cost)
+            .max()
+            .unwrap_or(bcrypt::DEFAULT_COST);
+        let dummy = bcrypt::hash(rand::random::<[u8; 16]>(), cost)
+            .or_else(|_| bcrypt::hash(rand::random::<[u8; 16]>(), bcrypt::DEFAULT_COST))
+            .map(BcryptHash)
+            // A fixed valid hash: hashing only fails for costs outside 4..=31,
+            // which parsed hashes cannot have.
+            .unwrap_or_else(|_| {
+                BcryptHash("$2y$10$QOauhQNbBCuQDKes6eFzPeMqBSjb7Mr5DUmpZ/VcEd00UAV/LDeSi".into())
+            });
+        BasicAuth {
+            users: users.into_iter().collect(),
+            dummy,
+            verified: Mutex::new(HashSet::new()),
+        }
+    }
+
+    /// Whether the `Authorization` header value carries a known user and
+    /// their password. May run bcrypt: call it off the async threads.
+    pub fn check(&self, authorization: Option<&[u8]>) -> bool {
+        match authorization.and_then(parse_basic) {
+            Some((user, password)) => self.verify(&user, &password),
+            None => false,
+        }
+    }
+
+    fn verify(&self, user: &str, password: &str) -> bool {
+        let key = cache_key(user, password);
+        if self.lock().contains(&key) {
+            return true;
+        }
+        let (hash, known) = match self.users.get(user) {
+            Some(h) => (h, true),
+            None => (&self.dummy, false),
+        };
+        let matches = bcrypt::verify(password, &hash.0).unwrap_or(false);
+        let ok = matches && known;
+        if ok {
+            let mut verified = self.lock();
+            if verified.len() >= VERIFIED_CACHE_CAP {
+                verified.clear();
+            }
+            verified.insert(key);
+        }
+        ok
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
+        // The set holds no invariant a panicking holder could break.
+        self.verified.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// SHA-256 of the user (length-prefixed, so `a`+`bc` and `ab`+`c` differ)
+/// and the password.
+fn cache_key(user: &str, password: &str) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update((user.len() as u64).to_le_bytes());
+    h.update(user.as_bytes());
+    h.update(password.as_bytes());
+    h.finalize().into()
+}
+
+/// User and password of a `Basic` authorization header value.
+pub fn parse_basic(value: &[u8]) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let value = std::str::from_utf8(value).ok()?.trim();
+    let (scheme, encoded) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let (user, password) = decoded.split_once(':')?;
+    Some((user.to_string(), password.to_string()))
+}
+
+/// A client configuration that trusts exactly `certificate`, whatever name
+/// it carries: for a client in the same process as the server it talks to
+/// (the demo pushing into its own exporter).
+pub fn pinned_client_config(certificate: CertificateDer<'static>) -> rustls::ClientConfig {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = Arc::new(PinnedCertificate {
+        certificate,
+        provider: provider.clone(),
+    });
+    // Both versions are in the provider's defaults; this cannot fail.
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map(|b| {
+            b.dangerous()
+                .with_custom_certificate_verifier(verifier)
+                .with_no_client_auth()
+        })
+        .unwrap_or_else(|_| unreachable!("aws-lc-rs supports the default TLS versions"))
+}
+
+#[derive(Debug)]
+struct PinnedCertificate {
+    certificate: CertificateDer<'static>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCertificate {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.certificate.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(
+                "not the certificate this process serves".into(),
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        WebSecurity::from_text(text, "web.yml", Path::new("/nonexistent"))
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn basic_credentials_are_parsed_from_the_header() {
+        // "prometheus:s3cr:et" — the password may hold a colon.
+        assert_eq!(
+            parse_basic(b"Basic cHJvbWV0aGV1czpzM2NyOmV0"),
+            Some(("prometheus".into(), "s3cr:et".into()))
+        );
+        assert_eq!(
+            parse_basic(b"basic cHJvbWV0aGV1czpzM2NyOmV0").map(|c| c.0),
+            Some("prometheus".into())
+        );
+        for bad in [
+            &b"Bearer abc"[..],
+            b"Basic",
+            b"Basic !!!",
+            b"Basic bm9jb2xvbg==", // "nocolon"
+            b"\xff",
+        ] {
+            assert_eq!(parse_basic(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn right_password_passes_and_wrong_or_unknown_fail() {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let auth = BasicAuth::new([("alice".to_string(), BcryptHash(hash))].into());
+        assert!(auth.verify("alice", "right"));
+        // Now from the cache.
+        assert!(auth.verify("alice", "right"));
+        assert!(!auth.verify("alice", "wrong"));
+        assert!(!auth.verify("bob", "right"));
+        assert!(!auth.verify("", ""));
+        assert!(!auth.check(None));
+        assert_eq!(auth.lock().len(), 1);
+    }
+
+    #[test]
+    fn unknown_user_is_checked_against_a_hash_of_the_users_cost() {
+        let auth = BasicAuth::new(
+            [(
+                "alice".to_string(),
+                BcryptHash(bcrypt::hash("x", 5).unwrap()),
+            )]
+            .into(),
+        );
+        assert_eq!(auth.dummy.cost(), 5);
+    }
+
+    #[test]
+    fn config_errors_name_line_and_field_and_never_the_hash() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  colour: blue\n",
+                "web.yml:4:3: tls_server_config.colour: unknown field `colour`",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  client_auth_type: RequireAnyClientCert\n",
+                "web.yml:4:21: tls_server_config.client_auth_type: RequireAnyClientCert is not supported",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS11\n",
+                "web.yml:4:16: tls_server_config.min_version: TLS11 is not supported",
+            ),
+            (
+                "tls_server_config:\n  key_file: a.key\n",
+                "web.yml:1:1: tls_server_config: cert_file is required",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n",
+                "web.yml:2:3: tls_server_config.cert_file: cannot read PEM certificates from /nonexistent/a.crt",
+            ),
+            (
+                "basic_auth_users:\n  alice: $2y$10$tooshort\n",
+                "web.yml:2:10: basic_auth_users.alice: not a bcrypt hash",
+            ),
+            ("http_server_config: {}\n", "web.yml:1:1: http_server_config: unknown field `http_server_config`"),
+        ];
+        for (text, want) in cases {
+            let got = err(text);
+            assert!(
+                got.starts_with(want),
+                "for\n{text}\ngot:  {got}\nwant: {want}"
+            );
+            assert!(!got.contains("tooshort"), "{got}");
+        }
+    }
+
+    #[test]
+    fn the_example_file_parses() {
+        let text = include_str!("../deploy/web-config.example.yml");
+        let parsed: WebConfigFile = parse_yaml(text, "web-config.example.yml").unwrap();
+        let users = parsed.basic_auth_users.unwrap();
+        assert!(bcrypt::verify("change-me", &users["prometheus"].0).unwrap());
+        let tls = parsed.tls_server_config.unwrap();
+        assert_eq!(tls.client_auth_type, Some(ClientAuthType::NoClientCert));
+        assert_eq!(tls.min_version, Some(TlsVersion::Tls12));
+    }
+
+    #[test]
+    fn an_empty_file_serves_plain_http_without_auth() {
+        let s = WebSecurity::from_text("{}\n", "web.yml", Path::new(".")).unwrap();
+        assert!(s.tls.is_none() && s.basic_auth.is_none());
+        assert_eq!(s.scheme(), "http");
+    }
+}
