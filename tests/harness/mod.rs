@@ -5,6 +5,7 @@
 
 pub mod chain;
 pub mod cloud;
+pub mod fleet;
 pub mod github;
 
 use std::io::{BufRead, BufReader};
@@ -176,6 +177,11 @@ impl HealthzPeer {
             "  healthz:\n    interval: 1s\n    timeout: 1s\n  tls:\n    ca_file: {}\n",
             self.ca_file.path().display()
         )
+    }
+
+    /// The peer's TLS port on 127.0.0.1 (its certificate names `localhost`).
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// An environment `other` whose one service is this peer.
@@ -377,5 +383,50 @@ impl OidcPeer {
             .lock()
             .expect("issuers")
             .insert(stack.to_string(), issuer.to_string());
+    }
+}
+
+/// Debian's prometheus on a free loopback port with `config` (YAML), its
+/// TSDB in `dir`; returns once `/-/ready` answers.
+pub async fn prometheus(config: &str, dir: &std::path::Path) -> Process {
+    let bin = require_peer(
+        "FLEETPULSE_PROMETHEUS",
+        &["/usr/bin/prometheus"],
+        "apt-get install prometheus",
+    );
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, config).expect("write prometheus.yml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("address")
+        .port();
+    let log = std::fs::File::create(dir.join("prometheus.log")).expect("log file");
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("tsdb").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start prometheus: {e}"));
+    let peer = Process { child, port };
+    let ready = format!("{}/-/ready", peer.url());
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(r) = reqwest::get(&ready).await {
+            if r.status().is_success() {
+                return peer;
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+            panic!("prometheus did not become ready in 30 s:\n{log}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
