@@ -2,6 +2,7 @@
 //! the GitHub test server, an OIDC server and a healthy TLS service, with
 //! ingest switched on. Shared by the tests that need every family at once.
 
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -42,6 +43,7 @@ pub struct FedFleet {
     pub dir: tempfile::TempDir,
     pub exporter: Exporter,
     pub port: u16,
+    pub config: std::path::PathBuf,
     pub http: reqwest::Client,
 }
 
@@ -100,6 +102,11 @@ impl FedFleet {
             "{}        tls: localhost:{}\n",
             other.environment_yaml(),
             other.port()
+        );
+        // The tls block comes last: probe certificates every 2 s too.
+        let other_sources = format!(
+            "{}    interval: 2s\n    timeout: 1s\n",
+            other.sources_yaml()
         );
         let yaml = format!(
             "ingest:
@@ -166,7 +173,7 @@ sources:
             token = token.display(),
             anvil = anvil.url(),
             registry = chain.registry,
-            other_sources = other.sources_yaml(),
+            other_sources = other_sources,
             oidc_prod = oidc.url("prod"),
             oidc_t1 = oidc.url("test-1"),
             prod_deployer = chain.prod_deployer,
@@ -179,21 +186,7 @@ sources:
             .local_addr()
             .expect("address")
             .port();
-        let log = std::fs::File::create(dir.path().join("fleetpulse.log")).expect("log file");
-        let exporter = Exporter(
-            Command::new(env!("CARGO_BIN_EXE_fleetpulse"))
-                .args(["serve", "--config", cfg_path.to_str().expect("utf-8 path")])
-                .args(["--listen", &format!("127.0.0.1:{port}")])
-                .args(["--state-dir", dir.path().to_str().expect("utf-8 path")])
-                .env("AWS_ACCESS_KEY_ID", "testing")
-                .env("AWS_SECRET_ACCESS_KEY", "testing")
-                .env("AWS_EC2_METADATA_DISABLED", "true")
-                .env("FLEETPULSE_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .expect("start fleetpulse serve"),
-        );
+        let exporter = spawn_exporter(&cfg_path, dir.path(), port);
         let fleet = FedFleet {
             moto,
             seeded,
@@ -205,10 +198,23 @@ sources:
             dir,
             exporter,
             port,
+            config: cfg_path,
             http: reqwest::Client::new(),
         };
         fleet.until_sources_up(&SOURCES).await;
         fleet
+    }
+
+    /// Kills the exporter with SIGKILL and starts it again on the same
+    /// port, config and state directory; returns once it serves /metrics.
+    pub async fn kill_and_restart(&mut self) {
+        let _ = self.exporter.0.kill();
+        let _ = self.exporter.0.wait();
+        self.exporter = spawn_exporter(&self.config, self.dir.path(), self.port);
+        common::eventually(Duration::from_secs(30), "fleetpulse back", || async {
+            self.try_metrics().await
+        })
+        .await;
     }
 
     /// `http://127.0.0.1:PORT`
@@ -376,4 +382,27 @@ sources:
             .await;
         assert_eq!(s, 400, "malformed doctor JSON is refused");
     }
+}
+
+/// `fleetpulse serve` on `port` with `config`, state and log in `dir`.
+fn spawn_exporter(config: &Path, dir: &Path, port: u16) -> Exporter {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("fleetpulse.log"))
+        .expect("log file");
+    Exporter(
+        Command::new(env!("CARGO_BIN_EXE_fleetpulse"))
+            .args(["serve", "--config", config.to_str().expect("utf-8 path")])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--state-dir", dir.to_str().expect("utf-8 path")])
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("FLEETPULSE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start fleetpulse serve"),
+    )
 }

@@ -27,6 +27,27 @@ impl Process {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The peer's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends the peer a signal by name (`STOP`, `CONT`, ...).
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{name} {}", self.child.id());
+    }
+
+    /// Kills the peer and waits for it to be gone, keeping the handle.
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Kills the peer and waits for it to be gone (its port closed).
     pub fn kill(mut self) -> u16 {
         let _ = self.child.kill();
@@ -177,6 +198,11 @@ impl HealthzPeer {
             "  healthz:\n    interval: 1s\n    timeout: 1s\n  tls:\n    ca_file: {}\n",
             self.ca_file.path().display()
         )
+    }
+
+    /// Changes how the service answers from now on.
+    pub fn set(&self, behaviour: fleetpulse::simfleet::Behaviour) {
+        self._service.set(behaviour);
     }
 
     /// The peer's TLS port on 127.0.0.1 (its certificate names `localhost`).
