@@ -56,17 +56,25 @@ pub const DEMO_COMMIT: &str = "4f2c9e1";
 const STACKS: [&str; 3] = ["prod", "test-1", "test-2"];
 const SERVICES: [&str; 5] = ["broker", "signer", "worker-1", "worker-2", "nginx"];
 
-/// Starts the fleet and the exporter on `listen`, keeping state in `state_dir`.
-pub async fn start(listen: SocketAddr, state_dir: &Path) -> Result<Demo, DemoError> {
-    start_with_web_config(listen, state_dir, None).await
+/// How the demo's exporter serves, beyond its address.
+#[derive(Debug, Clone, Default)]
+pub struct DemoOptions {
+    /// TLS and basic auth from this web config file (exporter-toolkit's format).
+    pub web_config_file: Option<std::path::PathBuf>,
+    /// Public mode: the page and the JSON hide instance ids, addresses and run URLs.
+    pub public: bool,
 }
 
-/// As [`start`], the exporter serving with the TLS and basic auth of
-/// `web_config_file` (exporter-toolkit's format), if given.
-pub async fn start_with_web_config(
+/// Starts the fleet and the exporter on `listen`, keeping state in `state_dir`.
+pub async fn start(listen: SocketAddr, state_dir: &Path) -> Result<Demo, DemoError> {
+    start_with(listen, state_dir, &DemoOptions::default()).await
+}
+
+/// As [`start`], with `options`.
+pub async fn start_with(
     listen: SocketAddr,
     state_dir: &Path,
-    web_config_file: Option<&Path>,
+    options: &DemoOptions,
 ) -> Result<Demo, DemoError> {
     std::fs::create_dir_all(state_dir)?;
     // Most certificates chain to an intermediate valid for a year; test-1's
@@ -98,7 +106,8 @@ pub async fn start_with_web_config(
     let config_path = state_dir.join("fleet.yaml");
     std::fs::write(&config_path, &yaml)?;
     let mut config = Config::parse(&yaml, &config_path.display().to_string())?;
-    config.web.config_file = web_config_file.map(Path::to_path_buf);
+    config.web.config_file = options.web_config_file.clone();
+    config.public = options.public;
     let listener = crate::server::bind(listen).await?;
     let exporter = app::start(Arc::new(config), listener).await?;
     let token = std::fs::read_to_string(state_dir.join(DEMO_TOKEN_FILE))?;
@@ -231,9 +240,9 @@ fn demo_config(
 pub async fn run(
     listen: SocketAddr,
     state_dir: &Path,
-    web_config_file: Option<&Path>,
+    options: &DemoOptions,
 ) -> Result<(), DemoError> {
-    let demo = start_with_web_config(listen, state_dir, web_config_file).await?;
+    let demo = start_with(listen, state_dir, options).await?;
     let base = demo.exporter.base_url();
     println!(
         "fleetpulse demo: a simulated fleet of {} TLS services in 3 environments",

@@ -46,6 +46,10 @@ enum Command {
         /// basic auth; overrides the config's `web.config_file`.
         #[arg(long = "web.config.file", value_name = "PATH")]
         web_config_file: Option<PathBuf>,
+        /// Public mode: the page and the JSON hide instance ids, addresses,
+        /// wallets and run URLs (as the config's `public: true`).
+        #[arg(long)]
+        public: bool,
     },
     /// Run a simulated fleet on loopback and the exporter watching it.
     Demo {
@@ -59,6 +63,9 @@ enum Command {
         /// basic auth.
         #[arg(long = "web.config.file", value_name = "PATH")]
         web_config_file: Option<PathBuf>,
+        /// Public mode: the page and the JSON hide instance ids and addresses.
+        #[arg(long)]
+        public: bool,
     },
     /// Show a running exporter's board as a table; exits 1 when anything is
     /// red, 2 when the board cannot be read.
@@ -372,6 +379,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             state_dir,
             shard,
             web_config_file,
+            public,
         } => {
             let mut c = Config::load(&config)?;
             if let Some(shard) = shard {
@@ -387,6 +395,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             if let Some(w) = web_config_file {
                 c.web.config_file = Some(w);
             }
+            c.public |= public;
             let config = Arc::new(c);
             runtime()?.block_on(async move {
                 let listener = fleetpulse::server::bind(config.listen).await?;
@@ -402,11 +411,16 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             listen,
             state_dir,
             web_config_file,
+            public,
         } => {
             let state_dir =
                 state_dir.unwrap_or_else(|| std::env::temp_dir().join("fleetpulse-demo"));
             runtime()?.block_on(async move {
-                fleetpulse::demo::run(listen, &state_dir, web_config_file.as_deref()).await?;
+                let options = fleetpulse::demo::DemoOptions {
+                    web_config_file,
+                    public,
+                };
+                fleetpulse::demo::run(listen, &state_dir, &options).await?;
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }

@@ -203,3 +203,67 @@ fn check_config_accepts_the_example_and_names_errors() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/fleet.yaml: cannot read"));
 }
+
+/// `serve --public` and `demo --public` switch public mode on from the
+/// command line (what it hides is tested in tests/page.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_flag_switches_public_mode_on_for_demo_and_serve() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    };
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let fleet_json = |addr: std::net::SocketAddr| async move {
+        common::eventually(Duration::from_secs(60), "the fleet JSON", || async move {
+            let r = reqwest::get(format!("http://{addr}/api/v1/fleet"))
+                .await
+                .ok()?;
+            let ok = r.status() == 200;
+            let body = r.text().await.ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            // Wait for the first probes: the board is filled in.
+            (ok && body.contains("\"green\"")).then_some((v, body))
+        })
+        .await
+    };
+    let bin = env!("CARGO_BIN_EXE_fleetpulse");
+    let state = dir.path().join("demo");
+    for public in [false, true] {
+        let addr = free();
+        let mut cmd = std::process::Command::new(bin);
+        cmd.args(["demo", "--listen", &addr.to_string()])
+            .args(["--state-dir", state.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if public {
+            cmd.arg("--public");
+        }
+        let _demo = Kill(cmd.spawn().unwrap());
+        let (v, _) = fleet_json(addr).await;
+        assert_eq!(v["public"], public, "demo --public={public}");
+    }
+    // serve reads the demo's config; the flag overrides its `public: false`.
+    let addr = free();
+    let _serve = Kill(
+        std::process::Command::new(bin)
+            .args(["serve", "--public", "--config"])
+            .arg(state.join("fleet.yaml"))
+            .args(["--listen", &addr.to_string()])
+            .args(["--state-dir", dir.path().join("serve").to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (v, _) = fleet_json(addr).await;
+    assert_eq!(v["public"], true, "serve --public");
+}
