@@ -357,22 +357,9 @@ fn fleetpulse_sweep(bin: &Path, config: &Path, listen: &str, sweeps: usize) {
     }
     let cpu = (cpu_seconds(fp.pid()) - cpu0) / sweeps as f64;
     let body = plain::get_metrics(listen);
-    let green = body
-        .lines()
-        .filter(|l| {
-            l.starts_with("fleet_service_health{")
-                && l.contains("state=\"green\"")
-                && l.ends_with(" 1")
-        })
-        .count();
-    let tls_up = body
-        .lines()
-        .filter(|l| l.starts_with("fleet_tls_up{") && l.ends_with(" 1"))
-        .count();
-    let valid = body
-        .lines()
-        .filter(|l| l.starts_with("fleet_tls_chain_valid{") && l.ends_with(" 1"))
-        .count();
+    let green = ones(&body, "fleet_service_health{", "state=\"green\"");
+    let tls_up = ones(&body, "fleet_tls_up{", "");
+    let valid = ones(&body, "fleet_tls_chain_valid{", "");
     println!("fp_cpu_per_sweep_s={cpu:.3}");
     println!(
         "fp_wall_per_sweep_s={:.3}",
@@ -380,6 +367,14 @@ fn fleetpulse_sweep(bin: &Path, config: &Path, listen: &str, sweeps: usize) {
     );
     println!("fp_vmhwm_kib={}", vm_kib(fp.pid(), "VmHWM"));
     println!("fp_green={green}\nfp_tls_up={tls_up}\nfp_chain_valid={valid}");
+}
+
+/// How many samples starting with `prefix` and containing `having` are 1.
+fn ones(body: &str, prefix: &str, having: &str) -> usize {
+    body.lines()
+        .filter(|l| l.starts_with(prefix) && l.contains(having))
+        .filter(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) == Some(1.0))
+        .count()
 }
 
 /// A tiny blocking GET of `/metrics` for checks outside the timed part.
@@ -530,7 +525,30 @@ async fn scale(bin: &Path, config: &Path, listen: &str, pushgateway: Option<&str
         if !status.is_success() {
             panic!("push: {status} {}", r.text().await.unwrap_or_default());
         }
-        let (pgt, _) = scrape_timings(&client, &format!("http://{pg}/metrics"), scrapes).await;
+        // pushgateway applies a push asynchronously after answering it:
+        // time nothing until it serves every pushed series.
+        let pg_url = format!("http://{pg}/metrics");
+        let pushed = fpt.series;
+        let waited = Instant::now();
+        loop {
+            let b = client
+                .get(&pg_url)
+                .send()
+                .await
+                .expect("scrape")
+                .text()
+                .await;
+            let have = b.map_or(0, |b| b.lines().filter(|l| l.starts_with("fleet_")).count());
+            if have >= pushed {
+                break;
+            }
+            assert!(
+                waited.elapsed() < Duration::from_secs(60),
+                "pushgateway holds {have} of {pushed} pushed series after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (pgt, _) = scrape_timings(&client, &pg_url, scrapes).await;
         println!(
             "pg_scrape_median_ms={:.2}\npg_scrape_p99_ms={:.2}\npg_scrape_bytes={}\npg_scrape_series={}",
             pgt.median_ms, pgt.p99_ms, pgt.bytes, pgt.series
