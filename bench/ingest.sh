@@ -113,16 +113,23 @@ fp_rss="$(awk '/VmHWM/ { print $2 }' "/proc/$fp_pid/status")"
 kill "$fp_pid"
 
 # --- pushgateway --------------------------------------------------------
-pg_port="$(free_port)"
-prometheus-pushgateway --web.listen-address="127.0.0.1:$pg_port" --persistence.file= \
-    --push.disable-consistency-check --log.level=warn >"$work/pushgateway.log" 2>&1 &
-pg_pid=$!
-pids+=($pg_pid)
-wait_http "http://127.0.0.1:$pg_port/metrics" 30
+# pushgateway NAME [FLAG...]: starts one in memory on a free port (sets
+# pg_port, pg_pid) and drives it with the same load into $work/NAME.wrk.
+pushgateway() {
+    local name="$1"
+    shift
+    pg_port="$(free_port)"
+    prometheus-pushgateway --web.listen-address="127.0.0.1:$pg_port" --persistence.file= \
+        --log.level=warn "$@" >"$work/$name.log" 2>&1 &
+    pg_pid=$!
+    pids+=($pg_pid)
+    wait_http "http://127.0.0.1:$pg_port/metrics" 30
+    wrk -t"$wrk_threads" -c"$conns" -d"${seconds}s" --latency -s bench/ingest.lua \
+        "http://127.0.0.1:$pg_port" -- "$boxes" pushgateway >"$work/$name.wrk"
+}
 
 say "pushgateway (in memory, consistency check off): same load"
-wrk -t"$wrk_threads" -c"$conns" -d"${seconds}s" --latency -s bench/ingest.lua \
-    "http://127.0.0.1:$pg_port" -- "$boxes" pushgateway >"$work/pg.wrk"
+pushgateway pg --push.disable-consistency-check
 read -r pg_rps pg_n pg_bad pg_p50 pg_p99 pg_errs < <(wrk_summary "$work/pg.wrk")
 curl -fsS "http://127.0.0.1:$pg_port/metrics" >"$work/pg.metrics"
 pg_series="$(grep -c '^box_heartbeat_timestamp_seconds{' "$work/pg.metrics" || true)"
@@ -131,6 +138,14 @@ read -r _ pg_m_n _ pg_m_p50 pg_m_p99 _ < <(wrk_summary "$work/pg-metrics.wrk")
 pg_m_bytes="$(wc -c <"$work/pg.metrics")"
 pg_rss="$(awk '/VmHWM/ { print $2 }' "/proc/$pg_pid/status")"
 
+kill "$pg_pid"
+
+# pushgateway in its default mode (consistency check on), for reference.
+say "pushgateway (in memory, default consistency check): same load"
+pushgateway pgd
+read -r pgd_rps pgd_n pgd_bad pgd_p50 pgd_p99 pgd_errs < <(wrk_summary "$work/pgd.wrk")
+kill "$pg_pid"
+
 [ "$fp_series" -eq "$boxes" ] || die "fleetpulse exposes $fp_series boxes, not $boxes"
 [ "$pg_series" -eq "$boxes" ] || die "pushgateway exposes $pg_series boxes, not $boxes"
 [ "$fp_bad" -eq 0 ] || die "fleetpulse answered $fp_bad pushes with an error"
@@ -138,7 +153,7 @@ pg_rss="$(awk '/VmHWM/ { print $2 }' "/proc/$pg_pid/status")"
 
 for k in fp_rps fp_n fp_bad fp_p50 fp_p99 fp_counted fp_on_disk fp_series fp_m_n fp_m_p50 fp_m_p99 \
          fp_m_bytes fp_rss pg_rps pg_n pg_bad pg_p50 pg_p99 pg_series pg_m_n pg_m_p50 pg_m_p99 \
-         pg_m_bytes pg_rss; do
+         pg_m_bytes pg_rss pgd_rps pgd_n pgd_bad pgd_p50 pgd_p99; do
     echo "ingest_$k=${!k}" >&2
 done
 ratio() { awk "BEGIN { printf \"%.2f\", $1 }"; }
@@ -147,6 +162,7 @@ echo "ingest bench — $boxes boxes, $conns connections, ${seconds}s, wrk thread
 printf '%-30s %14s %14s %8s  %s\n' "measure" "fleetpulse" "pushgateway" "ratio" "target"
 row() { printf '%-30s %14s %14s %8s  %s\n' "$@"; }
 row "heartbeat pushes/s" "$fp_rps" "$pg_rps" "$(ratio "$fp_rps/$pg_rps")" ">= 1 $(met "$fp_rps >= $pg_rps")"
+row "  pushgateway default mode" "$fp_rps" "$pgd_rps" "$(ratio "$fp_rps/$pgd_rps")" "-"
 row "push latency p50 / p99 ms" "$fp_p50 / $fp_p99" "$pg_p50 / $pg_p99" "-" "-"
 row "pushes acked / errors" "$fp_n / $fp_bad" "$pg_n / $pg_bad" "-" "-"
 row "acked pushes on disk" "$fp_on_disk" "0 (memory)" "-" ">= acked"

@@ -53,6 +53,10 @@ impl Drop for AbortOnDrop {
 /// The demo's commit: what "main" is in the simulated world.
 pub const DEMO_COMMIT: &str = "4f2c9e1";
 
+/// fleetpulse's own cargo-mutants counts (docs/mutants.md), which the demo
+/// pushes to itself: the board shows the project's own test quality.
+const OWN_MUTATION_SCORE: &str = include_str!("../docs/mutants/score.json");
+
 const STACKS: [&str; 3] = ["prod", "test-1", "test-2"];
 const SERVICES: [&str; 5] = ["broker", "signer", "worker-1", "worker-2", "nginx"];
 
@@ -211,7 +215,7 @@ fn demo_config(
     );
     let _ = writeln!(
         y,
-        "ingest:\n  tokens_file: {}\n  services: [indexer]",
+        "ingest:\n  tokens_file: {}\n  services: [indexer, fleetpulse]",
         tokens_file.display()
     );
     let _ = writeln!(y, "environments:");
@@ -413,6 +417,14 @@ async fn push_demo_reports(
             })
             .await?;
     }
+
+    // fleetpulse's own mutation score, as recorded by scripts/mutants.
+    current
+        .push(&Push::Mutants {
+            service: "fleetpulse".into(),
+            body: OWN_MUTATION_SCORE.as_bytes().to_vec(),
+        })
+        .await?;
 
     let check = |name: &str, status: &str, detail: &str| json!({"name": name, "status": status, "detail": detail});
     let doctors = [

@@ -1634,6 +1634,16 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
         r#"fleet_heartbeats_total{stack="test-2",box="test-2-spare"}"#
     )
     .is_none());
+    // The project's own recorded mutation score is on the board.
+    let score: Value = serde_json::from_str(include_str!("../docs/mutants/score.json")).unwrap();
+    for outcome in ["caught", "missed", "timeout", "unviable"] {
+        let series = format!(r#"fleet_test_mutants{{service="fleetpulse",outcome="{outcome}"}}"#);
+        assert_eq!(
+            sample(&body, &series),
+            score[outcome].as_f64(),
+            "{series}\n{body}"
+        );
+    }
     assert!(dir.path().join("demo-junit.xml").exists());
     let token = std::fs::read_to_string(dir.path().join("ingest.token")).unwrap();
     let r = reqwest::Client::new()
