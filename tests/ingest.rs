@@ -1257,7 +1257,7 @@ async fn child_ready(config: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_push_survives_sigkill() {
-    const WRITERS: usize = 8;
+    const WRITERS: usize = 32;
     let dir = tempfile::tempdir().unwrap();
     let boxes: Vec<String> = (0..WRITERS).map(|i| format!("kill-box-{i}")).collect();
     let listen = format!("127.0.0.1:{}", free_port());
