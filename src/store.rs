@@ -63,6 +63,8 @@ pub enum StoreError {
     ReadOnly { dir: String, message: String },
     #[error("{path} is corrupt or not a fleetpulse database ({message}); move it aside to start with an empty store")]
     Corrupt { path: String, message: String },
+    #[error("{path}: the disk is full ({message}); free space on it or set another state_dir")]
+    DiskFull { path: String, message: String },
     #[error("{path} was written by a newer fleetpulse (schema {found}, this build knows {SCHEMA_VERSION}); run the newer version")]
     NewerSchema { path: String, found: i64 },
     #[error("{path}: {message}")]
@@ -428,6 +430,10 @@ fn classify(e: rusqlite::Error, path: &Path, dir: &str) -> StoreError {
             }
         }
         Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.display().to_string(),
+            message,
+        },
+        Some(ErrorCode::DiskFull) => StoreError::DiskFull {
             path: path.display().to_string(),
             message,
         },

@@ -1179,6 +1179,16 @@ async fn a_store_that_cannot_be_used_stops_start_up_with_a_clear_error() {
     let e = start(PathBuf::from("/proc/self")).await;
     assert!(e.contains("is not writable"), "{e}");
 
+    // A full disk: every write to the database file fails with ENOSPC.
+    let full = dir.path().join("full");
+    std::fs::create_dir(&full).unwrap();
+    std::os::unix::fs::symlink("/dev/full", full.join(DB_FILE)).unwrap();
+    let e = start(full).await;
+    assert!(
+        e.contains("the disk is full") && e.contains("free space"),
+        "a full disk is named: {e}"
+    );
+
     let missing_tokens = dir.path().join("no-tokens.yaml");
     let mut c = base.clone();
     c.ingest.tokens_file = Some(missing_tokens);
