@@ -382,6 +382,33 @@ mod tests {
     }
 
     #[test]
+    fn dns_details_name_the_records() {
+        let detail = |d: DnsFacts| {
+            let facts = Facts {
+                dns: Some(Arc::new(d)),
+                ..Facts::default()
+            };
+            let flags = detect(&config(), &facts, &Pulse::default(), NOW);
+            flags
+                .into_iter()
+                .find(|f| f.kind == DNS_MISMATCH)
+                .expect("a dns flag")
+                .detail
+        };
+        assert_eq!(
+            detail(dns(&[("a", &["192.0.2.1"]), ("b", &[])])),
+            "a → 192.0.2.1, but b → no A record"
+        );
+        assert_eq!(
+            detail(dns(&[
+                ("a", &["192.0.2.1", "192.0.2.3"]),
+                ("b", &["192.0.2.1", "192.0.2.3"])
+            ])),
+            "2 names agree on 192.0.2.1, 192.0.2.3"
+        );
+    }
+
+    #[test]
     fn alias_records_are_not_compared() {
         let mut d = dns(&[("a", &["192.0.2.1"]), ("b", &[])]);
         d.records[1].alias = Some("lb.example.net".into());
@@ -528,6 +555,12 @@ mod tests {
                 Some(github(600.0, None)),
                 vec![probe("broker", Some("0badc0de"))],
                 Some(false),
+            ),
+            (
+                "behind, head exactly as old as the grace",
+                Some(github(3600.0, None)),
+                vec![probe("broker", Some("0badc0de"))],
+                Some(true),
             ),
             (
                 "runs the commit of the CI run holding the slot",

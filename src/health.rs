@@ -231,6 +231,30 @@ mod tests {
     }
 
     #[test]
+    fn boolean_and_numeric_status_fields_compare_as_text() {
+        let values = vec!["false".to_string(), "0".to_string()];
+        let mut r = rules(&values);
+        r.status_field = "healthy";
+        let answer = |body: &'static [u8]| ProbeOutcome::Answered {
+            status: 200,
+            body,
+            elapsed: Duration::ZERO,
+        };
+        for (body, want) in [
+            (&br#"{"healthy":false}"#[..], Health::Degraded),
+            (br#"{"healthy":true}"#, Health::Green),
+            (br#"{"healthy":0}"#, Health::Degraded),
+            (br#"{"healthy":1}"#, Health::Green),
+            (br#"{"healthy":null}"#, Health::Green),
+        ] {
+            let v = classify(&answer(body), &r);
+            assert_eq!(v.health, want, "{}", String::from_utf8_lossy(body));
+        }
+        let v = classify(&answer(br#"{"healthy":false}"#), &r);
+        assert_eq!(v.reason.as_deref(), Some("reports healthy: false"));
+    }
+
+    #[test]
     fn slowness_threshold_is_exclusive() {
         let values = vec![];
         let r = rules(&values);
