@@ -255,6 +255,25 @@ mod tests {
     }
 
     #[test]
+    fn commits_are_kept_only_when_plausible() {
+        let values = vec![];
+        let r = rules(&values);
+        let commit = |c: &str| {
+            let body = serde_json::json!({ "commit": c }).to_string();
+            let out = ProbeOutcome::Answered {
+                status: 200,
+                body: body.as_bytes(),
+                elapsed: Duration::ZERO,
+            };
+            classify(&out, &r).commit
+        };
+        assert_eq!(commit(""), None, "empty");
+        let sha256 = "a".repeat(64);
+        assert_eq!(commit(&sha256), Some(sha256.clone()), "64 characters");
+        assert_eq!(commit(&"a".repeat(65)), None, "over 64 characters");
+    }
+
+    #[test]
     fn slowness_threshold_is_exclusive() {
         let values = vec![];
         let r = rules(&values);
