@@ -196,6 +196,15 @@ fn values<K, V: Serialize, S: Serializer>(
 mod tests {
     use super::*;
 
+    #[test]
+    fn test_run_formats_are_named_as_they_serialize() {
+        for f in [TestRunFormat::Json, TestRunFormat::Junit] {
+            assert_eq!(serde_json::to_value(f).unwrap(), f.as_str());
+        }
+        assert_eq!(TestRunFormat::Junit.as_str(), "junit");
+        assert_eq!(TestRunFormat::Json.as_str(), "json");
+    }
+
     fn run(started_at: Option<f64>, received_at: f64) -> TestRun {
         TestRun {
             stack: "prod".into(),

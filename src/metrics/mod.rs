@@ -256,6 +256,75 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::snapshot::{Facts, Health, ServiceProbe, SourceStatus};
+    use std::sync::Arc;
+
+    fn source(name: &'static str, up: bool) -> SourceStatus {
+        SourceStatus {
+            source: name,
+            up,
+            last_success: Some(1_700_000_000.0),
+            duration_seconds: 0.25,
+            errors_total: 3,
+            last_error: None,
+            has_run: true,
+            interval: std::time::Duration::from_secs(30),
+        }
+    }
+
+    fn probe(service: &str, health: Health) -> ServiceProbe {
+        ServiceProbe {
+            stack: "prod".into(),
+            service: service.into(),
+            health,
+            status_code: Some(200),
+            duration_seconds: 0.01,
+            commit: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn booleans_and_state_sets_render_as_ones_and_zeros() {
+        let config = Arc::new(
+            crate::config::Config::parse("environments:\n  - name: prod\n", "t.yaml").unwrap(),
+        );
+        let snapshot = Snapshot {
+            read_at: 0.0,
+            config,
+            sources: vec![source("healthz", true), source("tls", false)],
+            facts: Facts {
+                healthz: Some(Arc::new(vec![
+                    probe("broker", Health::Green),
+                    probe("signer", Health::Red),
+                ])),
+                ..Facts::default()
+            },
+            pulse: Arc::default(),
+            drift: Vec::new(),
+        };
+        let text = render_text(snapshot);
+        let value = |series: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+                .unwrap_or_else(|| panic!("{series} missing in\n{text}"))
+                .parse()
+                .unwrap()
+        };
+        assert_eq!(value(r#"fleet_source_up{source="healthz"}"#), 1.0);
+        assert_eq!(value(r#"fleet_source_up{source="tls"}"#), 0.0);
+        assert_eq!(value(r#"fleet_source_errors_total{source="tls"}"#), 3.0);
+        for (service, green, red) in [("broker", 1.0, 0.0), ("signer", 0.0, 1.0)] {
+            let s = |state: &str| {
+                value(&format!(
+                    r#"fleet_service_health{{stack="prod",service="{service}",state="{state}"}}"#
+                ))
+            };
+            assert_eq!(s("green"), green, "{service} green");
+            assert_eq!(s("red"), red, "{service} red");
+            assert_eq!(s("degraded"), 0.0, "{service} degraded");
+        }
+    }
 
     #[test]
     fn counters_get_total_in_text_format_and_openmetrics_markers_go() {
