@@ -175,13 +175,6 @@ impl Pulse {
     pub fn heartbeat(&self, box_name: &str) -> Option<&Heartbeat> {
         self.heartbeats.get(box_name).map(|h| &**h)
     }
-
-    /// The receipt of one service on one stack.
-    pub fn test_run(&self, stack: &str, service: &str) -> Option<&TestRun> {
-        self.test_runs
-            .get(&(stack.to_string(), service.to_string()))
-            .map(|r| &**r)
-    }
 }
 
 /// Serializes a map as the list of its values (each value names its key).
@@ -230,6 +223,24 @@ mod tests {
         // Without a reported start, the receipt orders runs.
         assert!(run(None, 2500.0).supersedes(&newer));
         assert!(!run(None, 1500.0).supersedes(&newer));
+    }
+
+    #[test]
+    fn a_box_heartbeat_is_found_by_name() {
+        let mut p = Pulse::default();
+        let hb = Heartbeat {
+            stack: "prod".into(),
+            box_name: "prod-box".into(),
+            timestamp: 10.0,
+            count: 2,
+            recent: vec![10.0],
+            commit: None,
+            version: None,
+            booted_at: None,
+        };
+        p.heartbeats.insert(Arc::from("prod-box"), Arc::new(hb.clone()));
+        assert_eq!(p.heartbeat("prod-box"), Some(&hb));
+        assert_eq!(p.heartbeat("other-box"), None);
     }
 
     #[test]
