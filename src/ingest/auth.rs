@@ -243,6 +243,21 @@ mod tests {
     }
 
     #[test]
+    fn tokens_are_loaded_from_their_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        std::fs::write(
+            &path,
+            format!("- sha256: {}\n  names: ['*']\n", hash_token("s3cret")),
+        )
+        .unwrap();
+        let t = Tokens::load(&path).unwrap();
+        assert_eq!(t.authenticate(Some(b"Bearer s3cret")).unwrap().id, "#0");
+        let missing = Tokens::load(&dir.path().join("nope.yaml")).unwrap_err();
+        assert!(missing.to_string().contains("nope.yaml"), "{missing}");
+    }
+
+    #[test]
     fn tokens_are_matched_by_hash_and_scoped_to_their_names() {
         let t = tokens();
         let fleet = t.authenticate(Some(b"Bearer fleet-secret")).unwrap();
