@@ -253,6 +253,8 @@ mod tests {
         .unwrap();
         let t = Tokens::load(&path).unwrap();
         assert_eq!(t.authenticate(Some(b"Bearer s3cret")).unwrap().id, "#0");
+        assert_eq!((t.len(), t.is_empty()), (1, false));
+        assert_eq!((tokens().len(), Tokens::none().is_empty()), (2, true));
         let missing = Tokens::load(&dir.path().join("nope.yaml")).unwrap_err();
         assert!(missing.to_string().contains("nope.yaml"), "{missing}");
     }
