@@ -310,6 +310,15 @@ mod tests {
     }
 
     #[test]
+    fn a_testcase_inside_a_testcase_is_not_another_test() {
+        let s = count(
+            b"<testsuite><testcase><testcase/><testcase><failure/></testcase></testcase></testsuite>",
+        )
+        .unwrap();
+        assert_eq!((s.passed, s.failed, s.skipped, s.errored), (1, 0, 0, 0));
+    }
+
+    #[test]
     fn billion_laughs_is_refused_without_expanding_anything() {
         let mut xml =
             String::from("<?xml version=\"1.0\"?>\n<!DOCTYPE lolz [\n <!ENTITY lol \"lol\">\n");
