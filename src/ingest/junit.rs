@@ -374,6 +374,12 @@ mod tests {
                 "time=\"soon\" of <testsuite> is not a non-negative number",
             ),
             (b"<testsuite timestamp=\"yesterday\"/>", "not an ISO 8601"),
+            (
+                b"<testsuite time=\"-1.5\"/>",
+                "time=\"-1.5\" of <testsuite> is not a non-negative number",
+            ),
+            (b"<testsuite time=\"inf\"/>", "time=\"inf\""),
+            (b"<testsuite time=\"NaN\"/>", "time=\"NaN\""),
         ];
         for (xml, want) in cases {
             let got = count(xml).map(|_| ()).unwrap_err().to_string();
