@@ -108,6 +108,19 @@ mod tests {
     }
 
     #[test]
+    fn any_one_count_alone_is_a_counts_object() {
+        for (field, want) in [
+            ("caught", [7, 0, 0, 0]),
+            ("missed", [0, 7, 0, 0]),
+            ("timeout", [0, 0, 7, 0]),
+            ("unviable", [0, 0, 0, 7]),
+        ] {
+            let c = parse(format!(r#"{{"{field}": 7}}"#).as_bytes()).unwrap();
+            assert_eq!([c.caught, c.missed, c.timeout, c.unviable], want, "{field}");
+        }
+    }
+
+    #[test]
     fn outcomes_json_without_totals_is_counted_skipping_the_baseline() {
         let body = br#"{"outcomes": [
             {"scenario": "Baseline", "summary": "Success"},

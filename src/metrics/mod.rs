@@ -257,6 +257,7 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
 mod tests {
     use super::*;
     use crate::snapshot::{Facts, Health, ServiceProbe, SourceStatus};
+    use crate::sources::aws::{AwsFacts, Instance, InstanceState};
     use std::sync::Arc;
 
     fn source(name: &'static str, up: bool) -> SourceStatus {
@@ -298,6 +299,18 @@ mod tests {
                     probe("broker", Health::Green),
                     probe("signer", Health::Red),
                 ])),
+                aws: Some(Arc::new(AwsFacts {
+                    instances: vec![Instance {
+                        stack: "prod".into(),
+                        instance_id: "i-1".into(),
+                        state: Some(InstanceState::Running),
+                        instance_type: "t3.small".into(),
+                        availability_zone: "eu-west-1a".into(),
+                        launch_time: Some(1_700_000_000.0),
+                        public_ip: None,
+                    }],
+                    addresses: Vec::new(),
+                })),
                 ..Facts::default()
             },
             pulse: Arc::default(),
@@ -312,6 +325,14 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(value(r#"fleet_source_up{source="healthz"}"#), 1.0);
+        let instance = |state: &str| {
+            value(&format!(
+                r#"fleet_instance_state{{stack="prod",instance_id="i-1",state="{state}"}}"#
+            ))
+        };
+        assert_eq!(instance("running"), 1.0);
+        assert_eq!(instance("stopped"), 0.0);
+        assert_eq!(instance("pending"), 0.0);
         assert_eq!(value(r#"fleet_source_up{source="tls"}"#), 0.0);
         assert_eq!(value(r#"fleet_source_errors_total{source="tls"}"#), 3.0);
         for (service, green, red) in [("broker", 1.0, 0.0), ("signer", 0.0, 1.0)] {
