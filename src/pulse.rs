@@ -238,7 +238,8 @@ mod tests {
             version: None,
             booted_at: None,
         };
-        p.heartbeats.insert(Arc::from("prod-box"), Arc::new(hb.clone()));
+        p.heartbeats
+            .insert(Arc::from("prod-box"), Arc::new(hb.clone()));
         assert_eq!(p.heartbeat("prod-box"), Some(&hb));
         assert_eq!(p.heartbeat("other-box"), None);
     }
