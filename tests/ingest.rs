@@ -427,6 +427,53 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
 }
 
 #[tokio::test]
+async fn refusals_name_the_bad_input_and_only_401_asks_for_a_bearer_token() {
+    let fleet = Fleet::start("").await;
+    let bearer = |r: &reqwest::Response| {
+        r.headers()
+            .get("www-authenticate")
+            .map(|v| v.to_str().unwrap().to_string())
+    };
+    // No token: 401 with the challenge.
+    let r = fleet
+        .http
+        .post(format!("{}/api/v1/heartbeats/prod-box", fleet.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(bearer(&r).as_deref(), Some("Bearer realm=\"fleetpulse\""));
+    // A bad name: 400, no challenge, the name echoed quoted and cut short.
+    let long = format!("bad name {}", "x".repeat(100));
+    let r = fleet
+        .http
+        .post(format!("{}/api/v1/heartbeats/{long}", fleet.base))
+        .bearer_auth(FLEET_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(bearer(&r), None, "only a 401 carries the challenge");
+    let v: Value = r.json().await.unwrap();
+    let cut: String = long.chars().take(70).collect();
+    assert_eq!(
+        v["error"],
+        format!("not a valid box name: {cut:?} (expected 1 to 64 of A-Z a-z 0-9 . _ -)")
+    );
+    // The same for a host read.
+    let r = fleet
+        .http
+        .get(format!("{}/api/v1/host-health/a%20b", fleet.base))
+        .bearer_auth(FLEET_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"], "not a valid host name: \"a b\"");
+}
+
+#[tokio::test]
 async fn an_older_test_run_arriving_late_keeps_the_newer_receipt() {
     let fleet = Fleet::start("").await;
     let run = |passed: u64, started: &str| json!({"passed": passed, "failed": 0, "started_at": started, "stack": "prod"});
