@@ -474,6 +474,84 @@ async fn refusals_name_the_bad_input_and_only_401_asks_for_a_bearer_token() {
 }
 
 #[tokio::test]
+async fn the_body_limit_is_inclusive_and_only_xml_and_json_types_are_read() {
+    let fleet = Fleet::start("").await;
+    // Exactly max_body_bytes (4096) is accepted, with Content-Length...
+    let doc = r#"{"checks":[{"name":"disk","status":"ok"}]}"#;
+    let body = format!("{doc}{}", " ".repeat(4096 - doc.len()));
+    assert_eq!(body.len(), 4096);
+    let (status, v) = fleet
+        .send(
+            Method::PUT,
+            "/api/v1/host-health/prod-host",
+            Some(FLEET_TOKEN),
+            &[("x-fleet-commit", "c0ffee1")],
+            Some("application/json"),
+            body.clone(),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // ...and one byte more is not.
+    let (status, _) = fleet
+        .send(
+            Method::PUT,
+            "/api/v1/host-health/prod-host",
+            Some(FLEET_TOKEN),
+            &[],
+            Some("application/json"),
+            format!("{body} "),
+        )
+        .await;
+    assert_eq!(status, 413);
+    // A test run is read as JSON or XML by its type; other types are refused.
+    for media in ["application/octet-stream", "text/plain+xml", "text/junit"] {
+        let (status, v) = fleet
+            .send(
+                Method::PUT,
+                "/api/v1/test-runs/broker?stack=prod",
+                Some(FLEET_TOKEN),
+                &[],
+                Some(media),
+                "<testsuite/>",
+            )
+            .await;
+        assert_eq!(status, 415, "{media}: {v}");
+    }
+    let (status, v) = fleet
+        .send(
+            Method::PUT,
+            "/api/v1/test-runs/broker?stack=prod",
+            Some(FLEET_TOKEN),
+            &[],
+            Some("application/vnd.junit+xml"),
+            "<testsuite><testcase/></testsuite>",
+        )
+        .await;
+    assert_eq!(status, 200, "+xml types are XML: {v}");
+}
+
+/// A body that cannot be read (malformed chunked encoding) is a 400 saying
+/// so, not a 413.
+#[tokio::test]
+async fn an_unreadable_body_is_a_bad_request_not_too_large() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fleet = Fleet::start("").await;
+    let addr = fleet.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let req = format!(
+        "PUT /api/v1/host-health/prod-host HTTP/1.1\r\nHost: {addr}\r\n\
+         Authorization: Bearer {FLEET_TOKEN}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n5\r\n{{\"che\r\nzz\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
+    let out = String::from_utf8_lossy(&out);
+    assert!(out.starts_with("HTTP/1.1 400"), "{out}");
+    assert!(out.contains("cannot read the request body"), "{out}");
+}
+
+#[tokio::test]
 async fn an_older_test_run_arriving_late_keeps_the_newer_receipt() {
     let fleet = Fleet::start("").await;
     let run = |passed: u64, started: &str| json!({"passed": passed, "failed": 0, "started_at": started, "stack": "prod"});
