@@ -552,6 +552,63 @@ async fn an_unreadable_body_is_a_bad_request_not_too_large() {
 }
 
 #[tokio::test]
+async fn test_run_times_are_checked_and_only_unstamped_pushes_are_counted_so() {
+    let fleet = Fleet::start("").await;
+    let run = |body: Value| fleet.put_json("/api/v1/test-runs/broker?stack=prod", body);
+    let ok = json!({"passed": 1, "failed": 0, "skipped": 0});
+    for (field, value, want) in [
+        ("duration_seconds", json!(0.0), 200),
+        ("duration_seconds", json!(12.5), 200),
+        ("duration_seconds", json!(-0.5), 400),
+        ("started_at", json!(0), 200),
+        ("started_at", json!(1_700_000_000.5), 200),
+        ("started_at", json!(-1), 400),
+        ("started_at", json!("2026-11-23T10:00:00Z"), 200),
+        ("started_at", json!("yesterday"), 400),
+    ] {
+        let mut body = ok.clone();
+        body[field] = value.clone();
+        let (status, v) = run(body).await;
+        assert_eq!(status, want, "{field}: {value} → {v}");
+        if want == 400 {
+            assert!(v["error"].as_str().unwrap().starts_with(field), "{v}");
+        }
+    }
+
+    // put_json stamps every push with X-Fleet-Commit: none is unstamped.
+    let unstamped = r#"fleet_ingest_unstamped_requests_total{host="broker"}"#;
+    let body = fleet.metrics().await;
+    assert_eq!(sample(&body, unstamped).unwrap_or(0.0), 0.0, "{body}");
+    let (status, _) = fleet
+        .send(
+            Method::PUT,
+            "/api/v1/test-runs/broker?stack=prod",
+            Some(FLEET_TOKEN),
+            &[],
+            Some("application/json"),
+            ok.to_string(),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let body = eventually(
+        Duration::from_secs(5),
+        "the unstamped push counted",
+        || async {
+            let body = fleet.metrics().await;
+            (sample(&body, unstamped) == Some(1.0)).then_some(body)
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_ingest_requests_total{host="broker",code="200"}"#
+        ),
+        Some(6.0)
+    );
+}
+
+#[tokio::test]
 async fn an_older_test_run_arriving_late_keeps_the_newer_receipt() {
     let fleet = Fleet::start("").await;
     let run = |passed: u64, started: &str| json!({"passed": passed, "failed": 0, "started_at": started, "stack": "prod"});
