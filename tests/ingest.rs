@@ -575,6 +575,34 @@ async fn test_run_times_are_checked_and_only_unstamped_pushes_are_counted_so() {
         }
     }
 
+    // A runner clock a minute ahead is within the allowed skew; an hour is not.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let mut body = ok.clone();
+    body["started_at"] = json!(now + 60.0);
+    let (status, v) = run(body).await;
+    assert_eq!(status, 200, "{v}");
+    assert!(
+        v.get("message").is_none(),
+        "the newest run has no note: {v}"
+    );
+    let mut body = ok.clone();
+    body["started_at"] = json!(now + 3600.0);
+    let (status, v) = run(body).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("future"), "{v}");
+    // The stack may be given in the body and the query when they agree.
+    let mut body = ok.clone();
+    body["stack"] = json!("prod");
+    body["started_at"] = json!(now + 61.0);
+    let (status, v) = run(body.clone()).await;
+    assert_eq!((status, v["stack"].as_str()), (200, Some("prod")), "{v}");
+    body["stack"] = json!("test-1");
+    let (status, v) = run(body).await;
+    assert_eq!(status, 400, "{v}");
+
     // put_json stamps every push with X-Fleet-Commit: none is unstamped.
     let unstamped = r#"fleet_ingest_unstamped_requests_total{host="broker"}"#;
     let body = fleet.metrics().await;
@@ -604,7 +632,7 @@ async fn test_run_times_are_checked_and_only_unstamped_pushes_are_counted_so() {
             &body,
             r#"fleet_ingest_requests_total{host="broker",code="200"}"#
         ),
-        Some(6.0)
+        Some(8.0)
     );
 }
 
