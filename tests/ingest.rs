@@ -636,6 +636,82 @@ async fn test_run_times_are_checked_and_only_unstamped_pushes_are_counted_so() {
     );
 }
 
+/// A transaction that fails mid-way (a trigger planted in the database
+/// aborts every write for one box) is rolled back whole: no push in it is
+/// acknowledged, none of it shows, and what was acknowledged before and after
+/// is counted exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_acknowledges_nothing_and_leaves_no_trace() {
+    let fleet = Fleet::start("").await;
+    assert_eq!(fleet.heartbeat("prod-box", json!({})).await.0, 200);
+    let conn = rusqlite::Connection::open(fleet.db()).unwrap();
+    conn.execute_batch(
+        "CREATE TRIGGER fail_insert BEFORE INSERT ON heartbeats WHEN NEW.box = 'test-1-box'
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END;
+         CREATE TRIGGER fail_update BEFORE UPDATE ON heartbeats WHEN NEW.box = 'test-1-box'
+           BEGIN SELECT RAISE(ABORT, 'injected failure'); END;",
+    )
+    .unwrap();
+
+    let (status, v) = fleet.heartbeat("test-1-box", json!({})).await;
+    assert_eq!(status, 500, "{v}");
+    assert!(!v["error"].as_str().unwrap().is_empty(), "{v}");
+
+    // Pushes for both boxes at once: some share a transaction with a
+    // failing one and fail with it; each box's count is exactly its 200s.
+    let fleet_ref = &fleet;
+    let pushes = (0..20).map(|i| {
+        let b = if i % 2 == 0 { "prod-box" } else { "test-1-box" };
+        async move { (b, fleet_ref.heartbeat(b, json!({})).await.0) }
+    });
+    let answers = futures::future::join_all(pushes).await;
+    let acked = |b: &str| answers.iter().filter(|(x, s)| *x == b && *s == 200).count();
+    assert_eq!(acked("test-1-box"), 0, "{answers:?}");
+    assert!(
+        answers.iter().all(|(_, s)| *s == 200 || *s == 500),
+        "{answers:?}"
+    );
+    let prod = 1 + acked("prod-box");
+
+    conn.execute_batch("DROP TRIGGER fail_insert; DROP TRIGGER fail_update;")
+        .unwrap();
+    assert_eq!(fleet.heartbeat("test-1-box", json!({})).await.0, 200);
+
+    let body = eventually(Duration::from_secs(5), "the pulse published", || async {
+        let body = fleet.metrics().await;
+        (sample(
+            &body,
+            r#"fleet_heartbeats_total{stack="test-1",box="test-1-box"}"#,
+        ) == Some(1.0))
+        .then_some(body)
+    })
+    .await;
+    assert_eq!(
+        sample(
+            &body,
+            r#"fleet_heartbeats_total{stack="prod",box="prod-box"}"#
+        ),
+        Some(prod as f64),
+        "{answers:?}"
+    );
+    let on_disk: i64 = conn
+        .query_row(
+            "SELECT count FROM heartbeats WHERE box = 'prod-box'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(on_disk as usize, prod);
+    assert!(
+        sample(
+            &body,
+            r#"fleet_ingest_requests_total{host="test-1-box",code="500"}"#
+        )
+        .is_some_and(|n| n >= 11.0),
+        "{body}"
+    );
+}
+
 #[tokio::test]
 async fn an_older_test_run_arriving_late_keeps_the_newer_receipt() {
     let fleet = Fleet::start("").await;
