@@ -168,6 +168,20 @@ impl Fleet {
     async fn metrics(&self) -> String {
         common::get(&format!("{}/metrics", self.base)).await.1
     }
+
+    /// /metrics once every `(series, value)` shows: the pulse is published
+    /// a moment after the writes it holds. After 5 s, the last scrape.
+    async fn metrics_showing(&self, want: &[(&str, f64)]) -> String {
+        let started = std::time::Instant::now();
+        loop {
+            let body = self.metrics().await;
+            let shown = want.iter().all(|(s, v)| sample(&body, s) == Some(*v));
+            if shown || started.elapsed() > Duration::from_secs(5) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }
 
 /// Every row of every table, as text: equal dumps mean an unchanged store.
@@ -332,8 +346,8 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
         .await;
     assert_eq!(s, 404);
 
-    let body = fleet.metrics().await;
-    for (series, want) in [
+    // The pulse is published a moment after the writes it holds.
+    let expected = [
         (
             r#"fleet_heartbeats_total{stack="prod",box="prod-box"}"#,
             1.0,
@@ -374,7 +388,16 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
             r#"fleet_host_health_checks{host="prod-host",status="warn"}"#,
             1.0,
         ),
-    ] {
+    ];
+    let body = eventually(Duration::from_secs(5), "every push exposed", || async {
+        let body = fleet.metrics().await;
+        expected
+            .iter()
+            .all(|(series, want)| sample(&body, series) == Some(*want))
+            .then_some(body)
+    })
+    .await;
+    for (series, want) in expected {
         assert_eq!(sample(&body, series), Some(want), "{series}\n{body}");
     }
     assert!(sample(
@@ -734,14 +757,9 @@ async fn an_older_test_run_arriving_late_keeps_the_newer_receipt() {
         .put_json("/api/v1/test-runs/broker", run(11, "2024-05-03T00:00:00Z"))
         .await;
     assert_eq!((s, &v["newest"]), (200, &json!(true)));
-    let body = fleet.metrics().await;
-    assert_eq!(
-        sample(
-            &body,
-            r#"fleet_test_run_tests{stack="prod",service="broker",outcome="passed"}"#
-        ),
-        Some(11.0)
-    );
+    let passed = r#"fleet_test_run_tests{stack="prod",service="broker",outcome="passed"}"#;
+    let body = fleet.metrics_showing(&[(passed, 11.0)]).await;
+    assert_eq!(sample(&body, passed), Some(11.0));
 }
 
 /// One refused request: what is sent and what must come back.
@@ -1335,11 +1353,9 @@ async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
         (s, &v["heartbeats"], &v["stack"]),
         (200, &json!(3), &json!(""))
     );
-    let body = fleet.metrics().await;
-    assert_eq!(
-        sample(&body, r#"fleet_heartbeats_total{stack="",box="guest-a"}"#),
-        Some(3.0)
-    );
+    let guest = r#"fleet_heartbeats_total{stack="",box="guest-a"}"#;
+    let body = fleet.metrics_showing(&[(guest, 3.0)]).await;
+    assert_eq!(sample(&body, guest), Some(3.0));
     assert_eq!(
         sample(
             &body,
@@ -1759,8 +1775,7 @@ async fn the_push_cli_delivers_every_kind_and_fails_loudly() {
     a.extend(["--host", "prod-host", "--file", doctor.to_str().unwrap()]);
     ok(a, None, &[]);
 
-    let body = fleet.metrics().await;
-    for (series, want) in [
+    let expected = [
         (
             r#"fleet_box_commit_info{stack="prod",box="prod-box",commit="feedbee",version="3.1"}"#,
             1.0,
@@ -1781,7 +1796,9 @@ async fn the_push_cli_delivers_every_kind_and_fails_loudly() {
             r#"fleet_ingest_unstamped_requests_total{host="prod-box"}"#,
             0.0,
         ),
-    ] {
+    ];
+    let body = fleet.metrics_showing(&expected).await;
+    for (series, want) in expected {
         assert_eq!(sample(&body, series), Some(want), "{series}\n{body}");
     }
 
