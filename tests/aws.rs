@@ -272,7 +272,7 @@ async fn cloud_families_and_drift_are_served_on_metrics() {
         None
     );
     has(r#"fleet_drift{stack="test-2",kind="eip_mismatch"}"#, 1.0);
-    harness::promtool_check_metrics(&body);
+    common::promtool_check_metrics(&body);
     running.shutdown().await.unwrap();
 }
 

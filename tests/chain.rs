@@ -172,7 +172,7 @@ async fn anvil_going_away_keeps_last_values_for_staleness_then_drops_them_and_re
     has(registered, 1.0);
     has(r#"fleet_registry_registered{stack="test-1"}"#, 0.0);
     has("fleet_chain_block_number", 4.0);
-    harness::promtool_check_metrics(&body);
+    common::promtool_check_metrics(&body);
 
     let port = anvil.kill();
     let killed_at = fleetpulse::snapshot::now_unix();

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{eventually, get, promtool, sample};
+use common::{eventually, get, sample};
 use fleetpulse::config::Config;
 use fleetpulse::simfleet::{Authority, Behaviour, SimService};
 
@@ -71,30 +71,7 @@ async fn demo_serves_every_service_and_promtool_finds_nothing() {
     );
     assert_eq!(sample(&body, &build), Some(1.0));
 
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}"
-    );
+    common::promtool_check_metrics(&body);
 
     // OpenMetrics on request.
     let r = reqwest::Client::new()

@@ -402,7 +402,7 @@ async fn github_answering_500_keeps_last_values_for_staleness_then_drops_them_an
     assert!(common::sample(&body, "fleet_github_rate_limit_reset_timestamp_seconds").is_some());
     // The other environment's healthz reports a commit that is not main's head, and head is old.
     has(stale, 1.0);
-    harness::promtool_check_metrics(&body);
+    common::promtool_check_metrics(&body);
 
     gh.with(|f| f.mode = Mode::Failing);
     let failed_at = fleetpulse::snapshot::now_unix();

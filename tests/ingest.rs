@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, promtool, sample};
+use common::{eventually, sample};
 use fleetpulse::app::{self, Running};
 use fleetpulse::config::Config;
 use fleetpulse::ingest::auth::hash_token;
@@ -423,30 +423,7 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
         Some(1.0)
     );
 
-    let mut child = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.trim().is_empty(),
-        "promtool: {text}"
-    );
+    common::promtool_check_metrics(&body);
 }
 
 #[tokio::test]

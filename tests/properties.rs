@@ -9,8 +9,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -859,28 +857,9 @@ fn samples(exposition: &str, family: &str) -> Vec<BTreeMap<String, String>> {
 }
 
 fn promtool_check(exposition: &str) -> Result<(), String> {
-    let mut child = Command::new(common::promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ))
+    match common::promtool_says(exposition) {
+        (true, _) => Ok(()),
+        (false, said) => Err(said),
     }
 }
 

@@ -93,7 +93,7 @@ async fn serve_exposes_every_cloud_ci_chain_and_drift_family() {
     );
     has(r#"fleet_drift{stack="other",kind="stale_binary"}"#, 1.0);
     assert!(!body.contains(GITHUB_TOKEN), "the token never shows");
-    harness::promtool_check_metrics(&body);
+    common::promtool_check_metrics(&body);
 
     // The token from its file reached the GitHub server.
     assert!(fleet

@@ -39,6 +39,42 @@ pub fn promtool() -> PathBuf {
     )
 }
 
+/// Runs `promtool check metrics` on `body`: whether it succeeded, and what
+/// it said on stdout and stderr.
+pub fn promtool_says(body: &str) -> (bool, String) {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start promtool");
+    child
+        .stdin
+        .take()
+        .expect("piped stdin")
+        .write_all(body.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+/// Fails unless `promtool check metrics` finds nothing to say about `body`.
+pub fn promtool_check_metrics(body: &str) {
+    let (ok, said) = promtool_says(body);
+    assert!(
+        ok && said.trim().is_empty(),
+        "promtool check metrics: {said}"
+    );
+}
+
 /// Polls `f` every 100 ms until it returns Some, or panics after `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, what: &str, mut f: F) -> T
 where

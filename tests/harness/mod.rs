@@ -134,34 +134,6 @@ pub fn aws_test_credentials() {
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
 }
 
-/// Fails unless `promtool check metrics` finds nothing to say about `body`.
-pub fn promtool_check_metrics(body: &str) {
-    use std::io::Write;
-    let mut child = Command::new(crate::common::promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start promtool");
-    child
-        .stdin
-        .take()
-        .expect("piped stdin")
-        .write_all(body.as_bytes())
-        .expect("write to promtool");
-    let out = child.wait_with_output().expect("promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}"
-    );
-}
-
 /// An unrelated healthy service, so a test can see other sources stay fresh
 /// while its own peer is gone.
 pub struct HealthzPeer {
