@@ -598,6 +598,7 @@ fn render_alloc(config: &Path) {
         facts,
         pulse: Arc::default(),
         drift: Vec::new(),
+        handler_panics: 0,
     };
     let _ = fleetpulse::metrics::render_text(snapshot.clone());
     let before = ALLOCATED.load(Ordering::Relaxed);

@@ -27,6 +27,8 @@ pub enum StartError {
     IngestWithoutStateDir,
     #[error("{0}")]
     WebConfig(#[from] crate::config::ConfigError),
+    #[error("the public-mode redaction patterns do not compile in this build: {0}")]
+    Redactor(#[from] regex::Error),
 }
 
 /// A running exporter.
@@ -49,6 +51,8 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
         Some(path) => WebSecurity::load(path)?,
         None => WebSecurity::default(),
     };
+    // Built here, not on first use: a failure stops start-up, not a request.
+    let redactor = Arc::new(crate::views::json::Redactor::new()?);
     let hub = Hub::new(config.clone());
     // The store first: a store that cannot open stops start-up before any
     // source task is running.
@@ -70,6 +74,7 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
     let (stop, stopped) = oneshot::channel::<()>();
     let state = AppState {
         hub: hub.clone(),
+        redactor,
         ingest,
     };
     let server = tokio::spawn(server::serve(listener, state, security.clone(), async {

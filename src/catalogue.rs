@@ -43,6 +43,13 @@ metric!(
     "fleetpulse build information; always 1."
 );
 metric!(
+    HANDLER_PANICS,
+    "fleet_exporter_handler_panics_total",
+    Counter,
+    [],
+    "HTTP requests whose handler panicked; each was answered 500 and logged with its route."
+);
+metric!(
     SOURCE_UP,
     "fleet_source_up",
     Gauge,
@@ -351,6 +358,7 @@ metric!(
 /// Every family, in exposition order.
 pub const ALL: &[MetricDef] = &[
     BUILD_INFO,
+    HANDLER_PANICS,
     SOURCE_UP,
     SOURCE_LAST_SUCCESS,
     SOURCE_DURATION,

@@ -3,6 +3,7 @@
 //! snapshot out of it. Reading a snapshot only clones `Arc`s under a short
 //! lock: a scrape never waits on network I/O.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ pub struct Hub {
     config: Arc<Config>,
     state: RwLock<State>,
     pulse: RwLock<Arc<Pulse>>,
+    /// Request handlers that panicked (each answered 500).
+    handler_panics: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -30,6 +33,7 @@ impl Hub {
             config,
             state: RwLock::new(State::default()),
             pulse: RwLock::new(Arc::new(Pulse::default())),
+            handler_panics: AtomicU64::new(0),
         })
     }
 
@@ -107,6 +111,11 @@ impl Hub {
         }
     }
 
+    /// Counts a request handler that panicked.
+    pub fn count_handler_panic(&self) {
+        self.handler_panics.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Replaces the pushed half of the snapshot.
     pub fn publish_pulse(&self, pulse: Arc<Pulse>) {
         *write(&self.pulse) = pulse;
@@ -133,6 +142,7 @@ impl Hub {
             facts,
             pulse,
             drift,
+            handler_panics: self.handler_panics.load(Ordering::Relaxed),
         }
     }
 }

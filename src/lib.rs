@@ -5,6 +5,7 @@
 //! Data flows one way: config → sources → hub → snapshot → views. Ingest
 //! writes to the store and publishes the pulse into the hub.
 
+pub mod api;
 pub mod app;
 pub mod catalogue;
 pub mod config;
@@ -24,5 +25,6 @@ pub mod snapshot;
 pub mod sources;
 pub mod status_cli;
 pub mod store;
+pub mod thresholds;
 pub mod views;
 pub mod webconfig;

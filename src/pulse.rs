@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Serialize, Serializer};
 
 /// How far back `boots_in_last_hour` looks.
-pub const RESTART_WINDOW_SECONDS: f64 = 3600.0;
+pub use crate::thresholds::RESTART_WINDOW_SECONDS;
 /// Most boot times kept per box: well past the "more than 3 an hour" of a
 /// restart loop, and small enough that a looping box's row stays small.
 pub const RECENT_BOOTS_CAP: usize = 16;
@@ -55,21 +55,7 @@ impl Heartbeat {
 }
 
 /// Where a test run's counts came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TestRunFormat {
-    Json,
-    Junit,
-}
-
-impl TestRunFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TestRunFormat::Json => "json",
-            TestRunFormat::Junit => "junit",
-        }
-    }
-}
+pub use crate::api::TestRunFormat;
 
 /// The newest integration-test run of a service on a stack.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -10,11 +10,10 @@ use std::time::Duration;
 
 use rand::Rng;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use reqwest::{Method, StatusCode};
-use serde_json::json;
+use reqwest::StatusCode;
 
+use crate::api::{self, HeartbeatBody, Route, Timestamp, COMMIT_HEADER};
 use crate::config::Name;
-use crate::ingest::COMMIT_HEADER;
 
 /// Environment variable holding the token itself (when no file is given).
 pub const TOKEN_ENV: &str = "FLEETPULSE_TOKEN";
@@ -91,28 +90,15 @@ pub enum Push {
 }
 
 /// How a test run's file is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum TestRunFormat {
-    /// JSON counts.
-    Json,
-    /// JUnit XML.
-    Junit,
-}
+pub use crate::api::TestRunFormat;
 
-impl TestRunFormat {
-    /// The format of a file: by extension, else by its first character.
-    pub fn detect(path: &str, body: &[u8]) -> TestRunFormat {
-        let lower = path.to_ascii_lowercase();
-        if lower.ends_with(".xml") {
-            TestRunFormat::Junit
-        } else if lower.ends_with(".json") {
-            TestRunFormat::Json
-        } else if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<') {
-            TestRunFormat::Junit
-        } else {
-            TestRunFormat::Json
-        }
-    }
+/// One push's request, before the URL is built.
+struct RequestParts<'a> {
+    route: Route,
+    name: &'a str,
+    content_type: &'static str,
+    body: Vec<u8>,
+    stack: Option<&'a str>,
 }
 
 /// The server's answer to an accepted push.
@@ -221,14 +207,10 @@ impl PushClient {
 
     /// Sends one push, retrying as described in the module docs.
     pub async fn push(&self, push: &Push) -> Result<Acknowledged, PushError> {
-        let (method, path, content_type, body, query) = self.request_parts(push)?;
-        let mut url = self
-            .base
-            .join(&path)
-            .map_err(|e| PushError::Usage(format!("cannot build the URL: {e}")))?;
-        if let Some(stack) = query {
-            url.query_pairs_mut().append_pair("stack", &stack);
-        }
+        let parts = self.request_parts(push)?;
+        let url = self.url(&parts)?;
+        let method = parts.route.method();
+        let (content_type, body) = (parts.content_type, parts.body);
         let mut last = String::new();
         for attempt in 1..=self.attempts {
             if attempt > 1 {
@@ -241,9 +223,7 @@ impl PushClient {
             if let Some(c) = &self.commit {
                 req = req.header(COMMIT_HEADER, c.as_str());
             }
-            if let Some(ct) = content_type {
-                req = req.header(CONTENT_TYPE, ct).body(body.clone());
-            }
+            req = req.header(CONTENT_TYPE, content_type).body(body.clone());
             match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -273,44 +253,28 @@ impl PushClient {
         })
     }
 
-    #[allow(clippy::type_complexity)]
-    fn request_parts(
-        &self,
-        push: &Push,
-    ) -> Result<
-        (
-            Method,
-            String,
-            Option<&'static str>,
-            Vec<u8>,
-            Option<String>,
-        ),
-        PushError,
-    > {
-        Ok(match push {
+    /// What one push sends: its route, the name in its path, its content
+    /// type and body, and the stack query parameter of a test run.
+    fn request_parts<'a>(&self, push: &'a Push) -> Result<RequestParts<'a>, PushError> {
+        let parts = match push {
             Push::Heartbeat {
                 box_name,
                 version,
                 boot_time,
             } => {
-                check_name("box", box_name)?;
-                let mut body = serde_json::Map::new();
-                if let Some(c) = &self.commit {
-                    body.insert("commit".into(), json!(c));
+                let body = HeartbeatBody {
+                    commit: self.commit.clone(),
+                    version: version.clone(),
+                    boot_time: boot_time.map(|t| Timestamp::Seconds(t as f64)),
+                };
+                RequestParts {
+                    route: Route::Heartbeat,
+                    name: box_name,
+                    content_type: api::JSON,
+                    // A struct of strings and numbers always serializes.
+                    body: serde_json::to_vec(&body).unwrap_or_default(),
+                    stack: None,
                 }
-                if let Some(v) = version {
-                    body.insert("version".into(), json!(v));
-                }
-                if let Some(t) = boot_time {
-                    body.insert("boot_time".into(), json!(t));
-                }
-                (
-                    Method::POST,
-                    format!("api/v1/heartbeats/{box_name}"),
-                    Some("application/json"),
-                    serde_json::Value::Object(body).to_string().into_bytes(),
-                    None,
-                )
             }
             Push::TestRun {
                 service,
@@ -318,43 +282,48 @@ impl PushClient {
                 body,
                 format,
             } => {
-                check_name("service", service)?;
                 if let Some(s) = stack {
                     check_name("stack", s)?;
                 }
-                let ct = match format {
-                    TestRunFormat::Json => "application/json",
-                    TestRunFormat::Junit => "application/xml",
-                };
-                (
-                    Method::PUT,
-                    format!("api/v1/test-runs/{service}"),
-                    Some(ct),
-                    body.clone(),
-                    stack.clone(),
-                )
+                RequestParts {
+                    route: Route::TestRun,
+                    name: service,
+                    content_type: format.content_type(),
+                    body: body.clone(),
+                    stack: stack.as_deref(),
+                }
             }
-            Push::Mutants { service, body } => {
-                check_name("service", service)?;
-                (
-                    Method::PUT,
-                    format!("api/v1/mutants/{service}"),
-                    Some("application/json"),
-                    body.clone(),
-                    None,
-                )
-            }
-            Push::HostHealth { host, body } => {
-                check_name("host", host)?;
-                (
-                    Method::PUT,
-                    format!("api/v1/host-health/{host}"),
-                    Some("application/json"),
-                    body.clone(),
-                    None,
-                )
-            }
-        })
+            Push::Mutants { service, body } => RequestParts {
+                route: Route::Mutants,
+                name: service,
+                content_type: api::JSON,
+                body: body.clone(),
+                stack: None,
+            },
+            Push::HostHealth { host, body } => RequestParts {
+                route: Route::HostHealth,
+                name: host,
+                content_type: api::JSON,
+                body: body.clone(),
+                stack: None,
+            },
+        };
+        check_name(parts.route.name_kind(), parts.name)?;
+        Ok(parts)
+    }
+
+    /// The URL of a push: its route's path relative to the base URL (which
+    /// may have a path prefix of its own), with a test run's stack.
+    fn url(&self, parts: &RequestParts<'_>) -> Result<url::Url, PushError> {
+        let path = parts.route.path(parts.name);
+        let mut url = self
+            .base
+            .join(path.trim_start_matches('/'))
+            .map_err(|e| PushError::Usage(format!("cannot build the URL: {e}")))?;
+        if let Some(stack) = parts.stack {
+            url.query_pairs_mut().append_pair("stack", stack);
+        }
+        Ok(url)
     }
 
     /// Wait before retry `n` (1-based): doubling from the first backoff,
@@ -399,23 +368,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn test_run_format_by_extension_then_content() {
-        assert_eq!(TestRunFormat::detect("r.XML", b"{}"), TestRunFormat::Junit);
-        assert_eq!(
-            TestRunFormat::detect("r.json", b"<x/>"),
-            TestRunFormat::Json
-        );
-        assert_eq!(
-            TestRunFormat::detect("-", b"  \n<testsuite/>"),
-            TestRunFormat::Junit
-        );
-        assert_eq!(
-            TestRunFormat::detect("-", b"{\"passed\":1}"),
-            TestRunFormat::Json
-        );
-    }
-
-    #[test]
     fn backoff_doubles_and_is_capped() {
         let c = PushClient::new(ClientOptions {
             url: "http://127.0.0.1:1".into(),
@@ -447,21 +399,32 @@ mod tests {
         };
         assert!(PushClient::new(opts("fleetpulse:8937")).is_err());
         let c = PushClient::new(opts("http://h:1/prefix")).unwrap();
-        let (_, path, ..) = c
-            .request_parts(&Push::Mutants {
-                service: "broker".into(),
-                body: vec![],
-            })
-            .unwrap();
+        let push = Push::Mutants {
+            service: "broker".into(),
+            body: vec![],
+        };
+        let parts = c.request_parts(&push).unwrap();
         assert_eq!(
-            c.base.join(&path).unwrap().as_str(),
+            c.url(&parts).unwrap().as_str(),
             "http://h:1/prefix/api/v1/mutants/broker"
         );
-        let bad = c.request_parts(&Push::HostHealth {
+        let run = Push::TestRun {
+            service: "broker".into(),
+            stack: Some("test-1".into()),
+            body: vec![],
+            format: TestRunFormat::Junit,
+        };
+        let parts = c.request_parts(&run).unwrap();
+        assert_eq!(parts.content_type, "application/xml");
+        assert_eq!(
+            c.url(&parts).unwrap().as_str(),
+            "http://h:1/prefix/api/v1/test-runs/broker?stack=test-1"
+        );
+        let bad = Push::HostHealth {
             host: "../etc".into(),
             body: vec![],
-        });
-        assert!(matches!(bad, Err(PushError::Usage(_))));
+        };
+        assert!(matches!(c.request_parts(&bad), Err(PushError::Usage(_))));
     }
 
     #[test]

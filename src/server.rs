@@ -20,6 +20,8 @@ use crate::webconfig::{BasicAuth, WebSecurity};
 #[derive(Clone)]
 pub struct AppState {
     pub hub: Arc<Hub>,
+    /// Public mode's redaction, built at start-up.
+    pub redactor: Arc<views::json::Redactor>,
     /// The push API; `None` when no state directory is configured.
     pub ingest: Option<Arc<crate::ingest::Ingest>>,
 }
@@ -32,6 +34,7 @@ pub fn router(state: AppState, basic_auth: Option<Arc<BasicAuth>>) -> Router {
         Some(i) => crate::ingest::router(i.clone()),
         None => Router::new(),
     };
+    let hub = state.hub.clone();
     let views = Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(healthz))
@@ -48,7 +51,106 @@ pub fn router(state: AppState, basic_auth: Option<Arc<BasicAuth>>) -> Router {
         )),
         None => views,
     };
-    ingest.merge(views)
+    // Outermost, so a panic anywhere below (ingest included) is a 500.
+    ingest
+        .merge(views)
+        .layer(axum::middleware::from_fn_with_state(hub, catch_panic))
+}
+
+/// Answers a handler's panic with a 500 instead of a dropped connection,
+/// logs it once with the route, and counts it in
+/// `fleet_exporter_handler_panics_total`.
+async fn catch_panic(
+    State(hub): State<Arc<Hub>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use futures::FutureExt;
+    use std::future::Future;
+    let route = format!("{} {}", req.method(), req.uri().path());
+    let handled = std::panic::AssertUnwindSafe(next.run(req)).catch_unwind();
+    let mut handled = std::pin::pin!(handled);
+    let outcome = std::future::poll_fn(|cx| {
+        let _quiet = panic_hook::Handling::enter();
+        handled.as_mut().poll(cx)
+    })
+    .await;
+    match outcome {
+        Ok(response) => response,
+        Err(payload) => {
+            let what = panic_hook::take_last().unwrap_or_else(|| panic_message(&*payload));
+            hub.count_handler_panic();
+            tracing::error!(route = %route, panic = %what, "request handler panicked; answered 500");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the request handler failed; the exporter log says where\n",
+            )
+                .into_response()
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string())
+}
+
+/// A panic inside a request handler is logged once, by `catch_panic` with its
+/// route, rather than also by the default hook: while a handler is polled the
+/// hook only keeps the message and location for it. Panics elsewhere go to
+/// the previous hook as before.
+mod panic_hook {
+    use std::cell::{Cell, RefCell};
+    use std::sync::Once;
+
+    thread_local! {
+        static HANDLING: Cell<bool> = const { Cell::new(false) };
+        static LAST: RefCell<Option<String>> = const { RefCell::new(None) };
+    }
+
+    static INSTALL: Once = Once::new();
+
+    /// Marks this thread as polling a request handler until dropped.
+    pub struct Handling(bool);
+
+    impl Handling {
+        pub fn enter() -> Handling {
+            install();
+            Handling(HANDLING.with(|h| h.replace(true)))
+        }
+    }
+
+    impl Drop for Handling {
+        fn drop(&mut self) {
+            HANDLING.with(|h| h.set(self.0));
+        }
+    }
+
+    /// The message and location of the last panic caught on this thread.
+    pub fn take_last() -> Option<String> {
+        LAST.with(|l| l.borrow_mut().take())
+    }
+
+    fn install() {
+        INSTALL.call_once(|| {
+            let previous = std::panic::take_hook();
+            std::panic::set_hook(Box::new(move |info| {
+                if HANDLING.with(|h| h.get()) {
+                    let message = super::panic_message(info.payload());
+                    let text = match info.location() {
+                        Some(l) => format!("{message} (at {}:{})", l.file(), l.line()),
+                        None => message,
+                    };
+                    LAST.with(|l| *l.borrow_mut() = Some(text));
+                } else {
+                    previous(info);
+                }
+            }));
+        });
+    }
 }
 
 async fn not_found() -> Response {
@@ -121,19 +223,23 @@ fn html(body: String) -> Response {
 }
 
 async fn page_handler(State(st): State<AppState>) -> Response {
-    html(views::page::render(&views::json::view(&st.hub.snapshot())))
+    html(views::page::render(&views::json::view(
+        &st.hub.snapshot(),
+        &st.redactor,
+    )))
 }
 
 async fn board_handler(State(st): State<AppState>) -> Response {
     html(views::page::render_board(&views::json::view(
         &st.hub.snapshot(),
+        &st.redactor,
     )))
 }
 
 async fn fleet_handler(State(st): State<AppState>) -> Response {
     (
         [(header::CACHE_CONTROL, "no-store")],
-        axum::Json(views::json::view(&st.hub.snapshot())),
+        axum::Json(views::json::view(&st.hub.snapshot(), &st.redactor)),
     )
         .into_response()
 }
@@ -248,5 +354,63 @@ async fn request_deadline(
             "request not completed within the server's request timeout\n",
         )
             .into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    async fn status_of(app: &Router, path: &str) -> (StatusCode, String) {
+        let req = axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let res = app.clone().oneshot(req).await.unwrap();
+        let status = res.status();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_answered_500_counted_and_the_server_goes_on() {
+        let config = Arc::new(
+            crate::config::Config::parse("environments:\n  - name: prod\n", "t.yaml").unwrap(),
+        );
+        let hub = Hub::new(config);
+        let app = Router::new()
+            .route("/boom", get(|| async { panic!("boom") as &'static str }))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(axum::middleware::from_fn_with_state(
+                hub.clone(),
+                catch_panic,
+            ));
+        for n in 1..=2 {
+            let (status, body) = status_of(&app, "/boom").await;
+            assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert!(body.starts_with("internal error"), "{body}");
+            assert_eq!(hub.snapshot().handler_panics, n);
+        }
+        assert_eq!(status_of(&app, "/fine").await.0, StatusCode::OK);
+        assert_eq!(hub.snapshot().handler_panics, 2);
+    }
+
+    #[test]
+    fn the_hook_keeps_a_handled_panic_for_the_guard_and_passes_others_on() {
+        let kept = std::panic::catch_unwind(|| {
+            let _handling = panic_hook::Handling::enter();
+            panic!("inside a handler");
+        });
+        assert!(kept.is_err());
+        let last = panic_hook::take_last().expect("the hook kept the panic");
+        assert!(
+            last.starts_with("inside a handler (at src/server.rs:"),
+            "{last}"
+        );
+        let outside = std::panic::catch_unwind(|| panic!("outside"));
+        assert!(outside.is_err());
+        assert_eq!(panic_hook::take_last(), None);
     }
 }

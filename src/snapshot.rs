@@ -160,4 +160,6 @@ pub struct Snapshot {
     pub facts: Facts,
     pub pulse: Arc<Pulse>,
     pub drift: Vec<DriftFlag>,
+    /// Request handlers that panicked since start (each answered 500).
+    pub handler_panics: u64,
 }

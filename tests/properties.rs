@@ -6,6 +6,7 @@
 //! arbitrary input must come back as a value or an error, never a panic or a
 //! hang. Case counts are kept modest so the file runs in seconds.
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::collections::BTreeMap;

@@ -37,6 +37,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::api::{self, HeartbeatBody, Route, TestRunCounts, Timestamp};
 use crate::config::{Config, Name};
 use crate::pulse::{HostHealth, Mutants, TestRun, TestRunFormat, NO_STACK};
 use crate::snapshot::now_unix;
@@ -47,7 +48,7 @@ use crate::store::{
 use auth::{Caller, Tokens, TokensFileError, Unauthenticated};
 
 /// The header carrying the pushing client's commit.
-pub const COMMIT_HEADER: &str = "x-fleet-commit";
+pub use crate::api::COMMIT_HEADER;
 /// How far in the future a reported start time may lie (clock skew).
 const MAX_CLOCK_SKEW_SECONDS: f64 = 300.0;
 /// Longest commit or version string accepted.
@@ -178,14 +179,14 @@ impl Ingest {
 /// The ingest routes, ready to merge into the server's router.
 pub fn router<S: Clone + Send + Sync + 'static>(ingest: Arc<Ingest>) -> Router<S> {
     Router::new()
-        .route("/api/v1/heartbeats/{name}", post(heartbeat))
-        .route("/api/v1/test-runs/{name}", put(test_run))
-        .route("/api/v1/mutants/{name}", put(mutants))
+        .route(Route::Heartbeat.template(), post(heartbeat))
+        .route(Route::TestRun.template(), put(test_run))
+        .route(Route::Mutants.template(), put(mutants))
         .route(
-            "/api/v1/host-health/{name}",
+            Route::HostHealth.template(),
             put(put_host_health).get(get_host_health),
         )
-        .route("/api/v1/host-health", get(all_host_health))
+        .route(api::HOST_HEALTH_ALL, get(all_host_health))
         .with_state(ingest)
 }
 
@@ -445,14 +446,6 @@ async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Byte
     }
 }
 
-/// A time written as Unix seconds or an RFC 3339 date-time.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Timestamp {
-    Seconds(f64),
-    Text(String),
-}
-
 fn timestamp(field: &str, t: Option<Timestamp>) -> Result<Option<f64>, Refusal> {
     let bad = || {
         Refusal::bad_request(format!(
@@ -476,14 +469,6 @@ fn stamped(headers: &HeaderMap) -> bool {
 }
 
 // ---- heartbeats ----
-
-#[derive(Deserialize, Default)]
-struct HeartbeatBody {
-    commit: Option<String>,
-    version: Option<String>,
-    #[serde(alias = "booted_at")]
-    boot_time: Option<Timestamp>,
-}
 
 async fn heartbeat(
     State(ing): State<Arc<Ingest>>,
@@ -540,21 +525,6 @@ fn unexpected(w: Written) -> Refusal {
 
 // ---- test runs ----
 
-#[derive(Deserialize)]
-struct TestRunBody {
-    passed: u64,
-    failed: u64,
-    #[serde(default)]
-    skipped: u64,
-    #[serde(default)]
-    errored: u64,
-    #[serde(alias = "duration")]
-    duration_seconds: Option<f64>,
-    started_at: Option<Timestamp>,
-    commit: Option<String>,
-    stack: Option<String>,
-}
-
 fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     url::form_urlencoded::parse(query?.as_bytes())
         .find(|(k, _)| k == key)
@@ -600,7 +570,7 @@ async fn test_run(
         };
         let body_stack = match format {
             TestRunFormat::Json => {
-                let b: TestRunBody = parse_json(&bytes)?;
+                let b: TestRunCounts = parse_json(&bytes)?;
                 if b.duration_seconds.is_some_and(|d| !d.is_finite() || d < 0.0) {
                     return Err(Refusal::bad_request(
                         "duration_seconds: expected a non-negative number",

@@ -136,6 +136,7 @@ pub(crate) fn b(x: bool) -> f64 {
 
 fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     family(enc, &cat::BUILD_INFO, [([env!("CARGO_PKG_VERSION")], 1.0)])?;
+    family(enc, &cat::HANDLER_PANICS, [([], s.handler_panics as f64)])?;
     family(
         enc,
         &cat::SOURCE_UP,
@@ -315,6 +316,7 @@ mod tests {
             },
             pulse: Arc::default(),
             drift: Vec::new(),
+            handler_panics: 0,
         };
         let text = render_text(snapshot);
         let value = |series: &str| -> f64 {

@@ -3,8 +3,6 @@
 //! strips what must not face the internet; the page renders this same model,
 //! so public mode hides the same things everywhere.
 
-use std::sync::LazyLock;
-
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
@@ -17,12 +15,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// What a hidden value is replaced with inside free text in public mode.
 pub const HIDDEN: &str = "[hidden]";
 
-/// A cert with fewer days left than this reads as degraded.
-pub const CERT_WARN_DAYS: i64 = 14;
-
-/// More boot heartbeats than this in an hour is a restart loop (the
-/// `FleetBoxRestartLoop` alert's threshold).
-pub const RESTART_LOOP_BOOTS: usize = 3;
+pub use crate::thresholds::{CERT_WARN_DAYS, RESTART_LOOP_BOOTS};
 
 /// A state as text, worst last. `unknown` means fleetpulse has no reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -311,10 +304,10 @@ impl Fleet {
 }
 
 /// The board as the snapshot says, redacted when the config is public.
-pub fn view(s: &Snapshot) -> Fleet {
+pub fn view(s: &Snapshot, redactor: &Redactor) -> Fleet {
     let mut f = fleet(s);
     if s.config.public {
-        redact(&mut f);
+        redactor.redact(&mut f);
     }
     f
 }
@@ -679,75 +672,85 @@ fn box_pulse(stack: &str, name: &str, s: &Snapshot, now: f64) -> BoxPulse {
     }
 }
 
-// Patterns of internal values that may hide inside free text (error
-// messages, reasons, drift details). They are constants that compile.
-static INTERNAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
-        r"(?i)[a-z][a-z0-9+.-]*://[^\s]+", // URLs (run URLs, RPC URLs)
-        r"|\b0x[0-9a-f]{40}\b",            // wallet / contract addresses
-        r"|\b(?:i|eipalloc|eni|vpc|subnet)-[0-9a-f]{8,17}\b", // AWS ids
-        r"|\b\d{1,3}(?:\.\d{1,3}){3}\b",   // IPv4
-        r"|\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b", // IPv6, full
-        r"|(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{0,4}::[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*", // IPv6, compressed
-    ))
-    .expect("the internal-value pattern is a valid constant regex")
-});
-
-/// Replaces every internal value inside free text with `[hidden]`.
-pub fn scrub(text: &str) -> String {
-    INTERNAL.replace_all(text, HIDDEN).into_owned()
+/// Finds internal values that may hide inside free text (error messages,
+/// reasons, drift details): URLs, wallet and contract addresses, AWS ids and
+/// IP addresses. Built once at start-up (`Redactor::new`), so a pattern that
+/// does not compile in the build that ships stops start-up with a message
+/// instead of failing a request.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    internal: Regex,
 }
 
-fn scrub_opt(text: &mut Option<String>) {
-    if let Some(t) = text {
-        *t = scrub(t);
+impl Redactor {
+    /// Compiles the patterns.
+    pub fn new() -> Result<Redactor, regex::Error> {
+        let internal = Regex::new(concat!(
+            r"(?i)[a-z][a-z0-9+.-]*://[^\s]+", // URLs (run URLs, RPC URLs)
+            r"|\b0x[0-9a-f]{40}\b",            // wallet / contract addresses
+            r"|\b(?:i|eipalloc|eni|vpc|subnet)-[0-9a-f]{8,17}\b", // AWS ids
+            r"|\b\d{1,3}(?:\.\d{1,3}){3}\b",   // IPv4
+            r"|\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b", // IPv6, full
+            r"|(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{0,4}::[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*", // IPv6, compressed
+        ))?;
+        Ok(Redactor { internal })
     }
-}
 
-/// Public mode: hides instance ids, IP addresses, allocation ids, wallet
-/// addresses and URLs (run URLs among them) — as fields, and inside every
-/// free-text field. The page renders the redacted model, so it cannot show
-/// what this removed.
-pub fn redact(f: &mut Fleet) {
-    f.public = true;
-    for e in &mut f.environments {
-        for s in &mut e.services {
-            scrub_opt(&mut s.reason);
+    /// Replaces every internal value inside free text with `[hidden]`.
+    pub fn scrub(&self, text: &str) -> String {
+        self.internal.replace_all(text, HIDDEN).into_owned()
+    }
+
+    fn scrub_opt(&self, text: &mut Option<String>) {
+        if let Some(t) = text {
+            *t = self.scrub(t);
         }
-        for t in &mut e.tls {
-            if t.host
-                .as_deref()
-                .is_some_and(|h| scrub(h) != h || h.parse::<std::net::SocketAddr>().is_ok())
-            {
-                t.host = None;
+    }
+
+    /// Public mode: hides instance ids, IP addresses, allocation ids, wallet
+    /// addresses and URLs (run URLs among them) — as fields, and inside every
+    /// free-text field. The page renders the redacted model, so it cannot show
+    /// what this removed.
+    pub fn redact(&self, f: &mut Fleet) {
+        f.public = true;
+        for e in &mut f.environments {
+            for s in &mut e.services {
+                self.scrub_opt(&mut s.reason);
             }
-            scrub_opt(&mut t.error);
+            for t in &mut e.tls {
+                if t.host.as_deref().is_some_and(|h| {
+                    self.scrub(h) != h || h.parse::<std::net::SocketAddr>().is_ok()
+                }) {
+                    t.host = None;
+                }
+                self.scrub_opt(&mut t.error);
+            }
+            for i in &mut e.instances {
+                i.instance_id = None;
+                i.public_ip = None;
+            }
+            for a in &mut e.elastic_ips {
+                a.public_ip = None;
+                a.allocation_id = None;
+                a.instance_id = None;
+            }
+            for d in &mut e.dns {
+                d.addresses = None;
+            }
+            for d in &mut e.drift {
+                d.detail = self.scrub(&d.detail);
+            }
+            if let Some(run) = e.slot.as_mut().and_then(|s| s.holder.as_mut()) {
+                run.url = None;
+                run.title = self.scrub(&run.title);
+            }
+            if let Some(c) = &mut e.chain {
+                c.deployer = None;
+            }
         }
-        for i in &mut e.instances {
-            i.instance_id = None;
-            i.public_ip = None;
+        for s in &mut f.sources {
+            self.scrub_opt(&mut s.last_error);
         }
-        for a in &mut e.elastic_ips {
-            a.public_ip = None;
-            a.allocation_id = None;
-            a.instance_id = None;
-        }
-        for d in &mut e.dns {
-            d.addresses = None;
-        }
-        for d in &mut e.drift {
-            d.detail = scrub(&d.detail);
-        }
-        if let Some(run) = e.slot.as_mut().and_then(|s| s.holder.as_mut()) {
-            run.url = None;
-            run.title = scrub(&run.title);
-        }
-        if let Some(c) = &mut e.chain {
-            c.deployer = None;
-        }
-    }
-    for s in &mut f.sources {
-        scrub_opt(&mut s.last_error);
     }
 }
 
@@ -782,8 +785,9 @@ mod tests {
             ),
             ("std::io error", "std::io error"),
         ];
+        let redactor = Redactor::new().unwrap();
         for (input, want) in cases {
-            assert_eq!(scrub(input), want, "{input}");
+            assert_eq!(redactor.scrub(input), want, "{input}");
         }
     }
 

@@ -2,32 +2,17 @@
 //! board, which a few lines of script fetch every few seconds and swap in
 //! without reloading. No external assets: it works on a closed network.
 //!
-//! Both render the `json::Fleet` model (redacted in public mode), and every
-//! name is HTML-escaped: names come from the config and from pushes.
+//! Both render the `json::Fleet` model (redacted in public mode) with maud,
+//! whose templates escape every interpolated value: names come from the
+//! config and from pushes, and none can inject markup.
 
-use std::fmt::Write as _;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::json::{BoxStatus, Environment, Fleet, State};
 use super::{ago_words, duration_words, utc};
 
 /// How often the page fetches a fresh board, in milliseconds.
 pub const REFRESH_MS: u32 = 5000;
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 const CSS: &str = "\
 body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;background:#f6f7f9;color:#1d2330}
@@ -61,415 +46,353 @@ setInterval(tick,REFRESH);})();";
 
 /// The whole page.
 pub fn render(fleet: &Fleet) -> String {
-    let mut h = String::with_capacity(16 * 1024);
-    h.push_str("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">");
-    h.push_str("<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">");
-    h.push_str("<title>The fleet, live</title><style>");
-    h.push_str(CSS);
-    h.push_str("</style></head><body><main>");
-    h.push_str("<h1>The fleet, live</h1>");
-    h.push_str(
-        "<p class=\"lede\">Each environment's services as last probed, its certificates, \
-         the boxes' boot heartbeats and the newest test receipts, refreshing on their own.</p>",
-    );
-    h.push_str("<div id=\"conn\" role=\"status\"></div>");
-    h.push_str("<div id=\"board\" data-refreshes=\"0\">");
-    h.push_str(&render_board(fleet));
-    h.push_str("</div>");
-    h.push_str(
-        "<h2>What you are looking at</h2><p class=\"note\">States are read, not pushed: \
-         nothing here pages anyone. A test receipt is the newest run recorded for a service; \
-         a green count means the tested behaviours held in that run, not that every behaviour \
-         is covered. A heartbeat is a box reporting that it booted, so an old stamp is a long \
-         uptime, not a fault. Mutation results say how many planted bugs the tests caught and \
-         how many slipped through.</p>",
-    );
-    h.push_str("</main><script>");
-    h.push_str(&SCRIPT.replace("REFRESH", &REFRESH_MS.to_string()));
-    h.push_str("</script></body></html>\n");
-    h
+    let script = SCRIPT.replace("REFRESH", &REFRESH_MS.to_string());
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width,initial-scale=1";
+                title { "The fleet, live" }
+                style { (PreEscaped(CSS)) }
+            }
+            body {
+                main {
+                    h1 { "The fleet, live" }
+                    p class="lede" {
+                        "Each environment's services as last probed, its certificates, \
+                         the boxes' boot heartbeats and the newest test receipts, refreshing on their own."
+                    }
+                    div id="conn" role="status" {}
+                    div id="board" data-refreshes="0" { (board(fleet)) }
+                    h2 { "What you are looking at" }
+                    p class="note" {
+                        "States are read, not pushed: nothing here pages anyone. A test receipt is \
+                         the newest run recorded for a service; a green count means the tested \
+                         behaviours held in that run, not that every behaviour is covered. A \
+                         heartbeat is a box reporting that it booted, so an old stamp is a long \
+                         uptime, not a fault. Mutation results say how many planted bugs the tests \
+                         caught and how many slipped through."
+                    }
+                }
+                script { (PreEscaped(script)) }
+            }
+        }
+    };
+    let mut out = page.into_string();
+    out.push('\n');
+    out
 }
 
 /// A state as a coloured label that also says it in words.
-fn badge(s: State, word: &str) -> String {
-    format!(
-        "<span class=\"st st-{}\">{}</span>",
-        s.as_str(),
-        escape(word)
-    )
+fn badge(s: State, word: &str) -> Markup {
+    html! { span class={ "st st-" (s.as_str()) } { (word) } }
 }
 
-fn state(s: State) -> String {
+fn state(s: State) -> Markup {
     badge(s, s.as_str())
 }
 
-fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
-    v.map(|v| escape(&v.to_string()))
-        .unwrap_or_else(|| "—".to_string())
+/// A value, or a dash when there is none.
+fn opt<T: std::fmt::Display>(v: Option<T>) -> Markup {
+    html! {
+        @match v {
+            Some(v) => (v),
+            None => "—",
+        }
+    }
 }
 
 /// The board alone (what the page swaps in on refresh).
 pub fn render_board(f: &Fleet) -> String {
-    let mut h = String::with_capacity(12 * 1024);
-    let now = f.read_at;
-    // Writing to a String cannot fail; `let _` keeps the renderer infallible.
-    let _ = write!(
-        h,
-        "<section id=\"fleet\" data-read-at=\"{}\" data-state=\"{}\">",
-        f.read_at,
-        f.state.as_str()
-    );
-    let _ = write!(
-        h,
-        "<p class=\"meta\">Overall {} · data read at <time>{}</time>{}</p>",
-        state(f.state),
-        utc(f.read_at),
-        if f.public { " · public view" } else { "" }
-    );
-
-    h.push_str("<h2>Environments</h2>");
-    if f.environments.is_empty() {
-        h.push_str("<p>No environments are configured.</p>");
-    }
-    for e in &f.environments {
-        environment(&mut h, e);
-    }
-
-    h.push_str("<h2>Heartbeats</h2>");
-    if f.boxes.is_empty() {
-        h.push_str("<p>No boxes are listed and none has reported.</p>");
-    } else {
-        h.push_str(
-            "<table><tr><th>Box</th><th>Stack</th><th>State</th><th>Last boot</th>\
-             <th>Commit</th><th>Version</th></tr>",
-        );
-        for b in &f.boxes {
-            let last = match (b.status, b.last_heartbeat) {
-                (BoxStatus::NeverReported, _) | (_, None) => "never reported".to_string(),
-                (BoxStatus::RestartLoop, Some(_)) => format!(
-                    "restart loop: {} boots in the last hour",
-                    b.boots_in_last_hour
-                ),
-                (BoxStatus::Reported, Some(t)) => format!(
-                    "up {} <span class=\"meta\">(booted {})</span>",
-                    duration_words(now - t),
-                    utc(t)
-                ),
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&b.name),
-                escape(&b.stack),
-                state(b.state),
-                last,
-                opt(b.commit.as_deref()),
-                opt(b.version.as_deref())
-            );
-        }
-        h.push_str("</table>");
-    }
-
-    h.push_str("<h2>Test receipts</h2>");
-    if f.tests.is_empty() {
-        h.push_str("<p>No test run has been recorded yet.</p>");
-    } else {
-        h.push_str(
-            "<table><tr><th>Service</th><th>Stack</th><th>State</th><th>Passed</th>\
-             <th>Failed</th><th>Skipped</th><th>When</th><th>Commit</th></tr>",
-        );
-        for t in &f.tests {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} passed</td><td>{} failed</td>\
-                 <td>{} skipped</td><td>{}</td><td>{}</td></tr>",
-                escape(&t.service),
-                escape(&t.stack),
-                state(t.state),
-                t.passed,
-                t.failed,
-                t.skipped,
-                ago_words(now, t.ran_at),
-                opt(t.commit.as_deref())
-            );
-        }
-        h.push_str("</table>");
-    }
-
-    h.push_str("<h2>Mutation results</h2>");
-    if f.mutants.is_empty() {
-        h.push_str("<p>No mutation results have been recorded yet.</p>");
-    } else {
-        h.push_str(
-            "<table><tr><th>Service</th><th>Caught</th><th>Missed</th><th>Timed out</th>\
-             <th>Unviable</th><th>When</th><th>Commit</th></tr>",
-        );
-        for m in &f.mutants {
-            let missed = if m.missed > 0 {
-                format!("{} {} missed", state(State::Degraded), m.missed)
-            } else {
-                format!("{} missed", m.missed)
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{} caught</td><td>{}</td><td>{}</td><td>{}</td>\
-                 <td>{}</td><td>{}</td></tr>",
-                escape(&m.service),
-                m.caught,
-                missed,
-                m.timeout,
-                m.unviable,
-                ago_words(now, m.received_at),
-                opt(m.commit.as_deref())
-            );
-        }
-        h.push_str("</table>");
-    }
-
-    if !f.hosts.is_empty() {
-        h.push_str(
-            "<h2>Hosts</h2><table><tr><th>Host</th><th>Stack</th><th>State</th>\
-             <th>Checks</th><th>When</th></tr>",
-        );
-        for d in &f.hosts {
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} ok · {} warn · {} fail</td>\
-                 <td>{}</td></tr>",
-                escape(&d.host),
-                escape(&d.stack),
-                state(d.state),
-                d.ok,
-                d.warn,
-                d.fail,
-                ago_words(now, d.received_at)
-            );
-        }
-        h.push_str("</table>");
-    }
-
-    h.push_str("<h2>Sources</h2>");
-    if f.sources.is_empty() {
-        h.push_str("<p>No source is configured.</p>");
-    } else {
-        h.push_str(
-            "<table><tr><th>Source</th><th>State</th><th>Last success</th><th>Errors</th>\
-             <th>Last error</th></tr>",
-        );
-        for s in &f.sources {
-            let word = match s.state {
-                State::Green => "up",
-                State::Red => "down",
-                _ => "not run yet",
-            };
-            let _ = write!(
-                h,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&s.source),
-                badge(s.state, word),
-                s.last_success
-                    .map(|t| ago_words(now, t))
-                    .unwrap_or_else(|| "never".to_string()),
-                s.errors_total,
-                opt(s.last_error.as_deref())
-            );
-        }
-        h.push_str("</table>");
-    }
-    h.push_str("</section>");
-    h
+    board(f).into_string()
 }
 
-fn environment(h: &mut String, e: &Environment) {
-    let _ = write!(
-        h,
-        "<article class=\"env\" data-stack=\"{0}\"><header><h3>{0}</h3>{1}</header><div class=\"svcs\">",
-        escape(&e.stack),
-        state(e.state)
-    );
-    if e.services.is_empty() {
-        h.push_str("<span class=\"meta\">No services listed.</span>");
-    }
-    for s in &e.services {
-        let mut detail = match (s.status_code, s.latency_seconds) {
-            (Some(c), Some(l)) => format!("HTTP {c} in {:.0} ms", l * 1000.0),
-            (None, Some(l)) => format!("no answer after {:.1} s", l),
-            _ => String::new(),
-        };
-        if let Some(r) = &s.reason {
-            if !detail.is_empty() {
-                detail.push_str(" · ");
+fn board(f: &Fleet) -> Markup {
+    let now = f.read_at;
+    html! {
+        section id="fleet" data-read-at=(f.read_at) data-state=(f.state.as_str()) {
+            p class="meta" {
+                "Overall " (state(f.state)) " · data read at " time { (utc(f.read_at)) }
+                @if f.public { " · public view" }
             }
-            detail.push_str(r);
-        }
-        let _ = write!(
-            h,
-            "<div class=\"svc\" data-service=\"{}\"><b>{}</b>{}<div class=\"meta\">{}{}</div></div>",
-            escape(&s.name),
-            escape(&s.name),
-            state(s.state),
-            escape(&detail),
-            s.commit
-                .as_deref()
-                .map(|c| format!(" · <code>{}</code>", escape(c)))
-                .unwrap_or_default()
-        );
-    }
-    h.push_str("</div><div class=\"sub\">");
+            h2 { "Environments" }
+            @if f.environments.is_empty() {
+                p { "No environments are configured." }
+            }
+            @for e in &f.environments { (environment(e)) }
 
-    if !e.tls.is_empty() {
-        h.push_str("<div><b>Certificates</b><ul>");
-        for t in &e.tls {
-            let what = match (t.up, t.days_left) {
-                (None, _) => "no handshake yet".to_string(),
-                (Some(false), _) => format!(
-                    "handshake failed{}",
-                    t.error
-                        .as_deref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default()
-                ),
-                (Some(true), Some(d)) if d < 0 => "expired".to_string(),
-                (Some(true), Some(d)) => format!(
-                    "{d} days left{}",
-                    if t.chain_valid == Some(false) {
-                        ", chain does not verify"
-                    } else {
-                        ""
+            h2 { "Heartbeats" }
+            @if f.boxes.is_empty() {
+                p { "No boxes are listed and none has reported." }
+            } @else {
+                table {
+                    tr { th { "Box" } th { "Stack" } th { "State" } th { "Last boot" } th { "Commit" } th { "Version" } }
+                    @for b in &f.boxes {
+                        tr {
+                            td { (b.name) } td { (b.stack) } td { (state(b.state)) }
+                            td {
+                                @match (b.status, b.last_heartbeat) {
+                                    (BoxStatus::NeverReported, _) | (_, None) => "never reported",
+                                    (BoxStatus::RestartLoop, Some(_)) => {
+                                        "restart loop: " (b.boots_in_last_hour) " boots in the last hour"
+                                    }
+                                    (BoxStatus::Reported, Some(t)) => {
+                                        "up " (duration_words(now - t)) " "
+                                        span class="meta" { "(booted " (utc(t)) ")" }
+                                    }
+                                }
+                            }
+                            td { (opt(b.commit.as_deref())) } td { (opt(b.version.as_deref())) }
+                        }
                     }
-                ),
-                (Some(true), None) => "no expiry read".to_string(),
-            };
-            let _ = write!(
-                h,
-                "<li>{} {} — {}</li>",
-                escape(&t.service),
-                state(t.state),
-                escape(&what)
-            );
-        }
-        h.push_str("</ul></div>");
-    }
-
-    if !e.instances.is_empty() {
-        h.push_str("<div><b>Instances</b><ul>");
-        for i in &e.instances {
-            let up = i
-                .uptime_seconds
-                .map(|u| format!(", launched {} ago", duration_words(u)))
-                .unwrap_or_default();
-            let _ = write!(
-                h,
-                "<li>{}{} {}{}</li>",
-                i.instance_id
-                    .as_deref()
-                    .map(|id| format!("<code>{}</code> ", escape(id)))
-                    .unwrap_or_default(),
-                escape(&i.instance_type),
-                escape(i.state.as_deref().unwrap_or("state unknown")),
-                escape(&up)
-            );
-        }
-        h.push_str("</ul></div>");
-    }
-
-    if !e.elastic_ips.is_empty() {
-        h.push_str("<div><b>Elastic IPs</b><ul>");
-        for a in &e.elastic_ips {
-            let _ = write!(
-                h,
-                "<li>{}{}</li>",
-                a.public_ip
-                    .as_deref()
-                    .map(|ip| format!("<code>{}</code> ", escape(ip)))
-                    .unwrap_or_default(),
-                if a.associated {
-                    "associated"
-                } else {
-                    "not associated"
                 }
-            );
-        }
-        h.push_str("</ul></div>");
-    }
+            }
 
-    if !e.dns.is_empty() {
-        h.push_str("<div><b>DNS</b><ul>");
-        for d in &e.dns {
-            let target = match (&d.addresses, &d.alias) {
-                (_, Some(alias)) => format!("alias of {alias}"),
-                (Some(a), None) if a.is_empty() => "no A record".to_string(),
-                (Some(a), None) => a.join(", "),
-                (None, None) => "has an A record".to_string(),
-            };
-            let _ = write!(h, "<li>{} — {}</li>", escape(&d.name), escape(&target));
-        }
-        h.push_str("</ul></div>");
-    }
+            h2 { "Test receipts" }
+            @if f.tests.is_empty() {
+                p { "No test run has been recorded yet." }
+            } @else {
+                table {
+                    tr { th { "Service" } th { "Stack" } th { "State" } th { "Passed" } th { "Failed" } th { "Skipped" } th { "When" } th { "Commit" } }
+                    @for t in &f.tests {
+                        tr {
+                            td { (t.service) } td { (t.stack) } td { (state(t.state)) }
+                            td { (t.passed) " passed" } td { (t.failed) " failed" } td { (t.skipped) " skipped" }
+                            td { (ago_words(now, t.ran_at)) } td { (opt(t.commit.as_deref())) }
+                        }
+                    }
+                }
+            }
 
-    if let Some(slot) = &e.slot {
-        let who = match &slot.holder {
-            Some(r) => format!(
-                "held by {} “{}” on {} ({}{})",
-                r.workflow,
-                r.title,
-                r.branch,
-                r.status,
-                r.started_at
-                    .map(|t| format!(", since {}", utc(t)))
-                    .unwrap_or_default()
-            ),
-            None => "free".to_string(),
-        };
-        let _ = write!(
-            h,
-            "<div><b>CI slot</b><ul><li>{}; {} queued</li></ul></div>",
-            escape(&who),
-            slot.queued
-        );
-    }
+            h2 { "Mutation results" }
+            @if f.mutants.is_empty() {
+                p { "No mutation results have been recorded yet." }
+            } @else {
+                table {
+                    tr { th { "Service" } th { "Caught" } th { "Missed" } th { "Timed out" } th { "Unviable" } th { "When" } th { "Commit" } }
+                    @for m in &f.mutants {
+                        tr {
+                            td { (m.service) } td { (m.caught) " caught" }
+                            td {
+                                @if m.missed > 0 { (state(State::Degraded)) " " }
+                                (m.missed) " missed"
+                            }
+                            td { (m.timeout) } td { (m.unviable) }
+                            td { (ago_words(now, m.received_at)) } td { (opt(m.commit.as_deref())) }
+                        }
+                    }
+                }
+            }
 
-    if let Some(c) = &e.chain {
-        h.push_str("<div><b>Chain</b><ul>");
-        if let Some(b) = c.balance {
-            let _ = write!(h, "<li>deployer balance {} {}</li>", b, escape(&c.symbol));
+            @if !f.hosts.is_empty() {
+                h2 { "Hosts" }
+                table {
+                    tr { th { "Host" } th { "Stack" } th { "State" } th { "Checks" } th { "When" } }
+                    @for d in &f.hosts {
+                        tr {
+                            td { (d.host) } td { (d.stack) } td { (state(d.state)) }
+                            td { (d.ok) " ok · " (d.warn) " warn · " (d.fail) " fail" }
+                            td { (ago_words(now, d.received_at)) }
+                        }
+                    }
+                }
+            }
+
+            h2 { "Sources" }
+            @if f.sources.is_empty() {
+                p { "No source is configured." }
+            } @else {
+                table {
+                    tr { th { "Source" } th { "State" } th { "Last success" } th { "Errors" } th { "Last error" } }
+                    @for s in &f.sources {
+                        tr {
+                            td { (s.source) }
+                            td {
+                                (badge(s.state, match s.state {
+                                    State::Green => "up",
+                                    State::Red => "down",
+                                    _ => "not run yet",
+                                }))
+                            }
+                            td {
+                                @match s.last_success {
+                                    Some(t) => (ago_words(now, t)),
+                                    None => "never",
+                                }
+                            }
+                            td { (s.errors_total) }
+                            td { (opt(s.last_error.as_deref())) }
+                        }
+                    }
+                }
+            }
         }
-        if let Some(r) = c.registered {
-            h.push_str("<li>registration ");
-            h.push_str(&if r {
-                badge(State::Green, "present")
+    }
+}
+
+fn service_detail(s: &super::json::Service) -> String {
+    let mut detail = match (s.status_code, s.latency_seconds) {
+        (Some(c), Some(l)) => format!("HTTP {c} in {:.0} ms", l * 1000.0),
+        (None, Some(l)) => format!("no answer after {:.1} s", l),
+        _ => String::new(),
+    };
+    if let Some(r) = &s.reason {
+        if !detail.is_empty() {
+            detail.push_str(" · ");
+        }
+        detail.push_str(r);
+    }
+    detail
+}
+
+fn certificate_words(t: &super::json::TlsEndpoint) -> String {
+    match (t.up, t.days_left) {
+        (None, _) => "no handshake yet".to_string(),
+        (Some(false), _) => format!(
+            "handshake failed{}",
+            t.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ),
+        (Some(true), Some(d)) if d < 0 => "expired".to_string(),
+        (Some(true), Some(d)) => format!(
+            "{d} days left{}",
+            if t.chain_valid == Some(false) {
+                ", chain does not verify"
             } else {
-                badge(State::Red, "missing")
-            });
-            h.push_str("</li>");
-        }
-        let _ = write!(
-            h,
-            "<li class=\"meta\">at block {}</li></ul></div>",
-            c.block_number
-        );
+                ""
+            }
+        ),
+        (Some(true), None) => "no expiry read".to_string(),
     }
+}
 
-    if !e.drift.is_empty() {
-        h.push_str("<div><b>Drift</b><ul>");
-        for d in &e.drift {
-            let _ = write!(
-                h,
-                "<li>{} {}{}</li>",
-                escape(&d.kind.replace('_', " ")),
-                if d.drifted {
-                    badge(State::Degraded, "drifted")
-                } else {
-                    badge(State::Green, "in line")
-                },
-                if d.detail.is_empty() {
-                    String::new()
-                } else {
-                    format!(" — {}", escape(&d.detail))
+fn environment(e: &Environment) -> Markup {
+    html! {
+        article class="env" data-stack=(e.stack) {
+            header { h3 { (e.stack) } (state(e.state)) }
+            div class="svcs" {
+                @if e.services.is_empty() {
+                    span class="meta" { "No services listed." }
                 }
-            );
+                @for s in &e.services {
+                    div class="svc" data-service=(s.name) {
+                        b { (s.name) }
+                        (state(s.state))
+                        div class="meta" {
+                            (service_detail(s))
+                            @if let Some(c) = &s.commit { " · " code { (c) } }
+                        }
+                    }
+                }
+            }
+            div class="sub" {
+                @if !e.tls.is_empty() {
+                    div {
+                        b { "Certificates" }
+                        ul {
+                            @for t in &e.tls {
+                                li { (t.service) " " (state(t.state)) " — " (certificate_words(t)) }
+                            }
+                        }
+                    }
+                }
+                @if !e.instances.is_empty() {
+                    div {
+                        b { "Instances" }
+                        ul {
+                            @for i in &e.instances {
+                                li {
+                                    @if let Some(id) = &i.instance_id { code { (id) } " " }
+                                    (i.instance_type) " " (i.state.as_deref().unwrap_or("state unknown"))
+                                    @if let Some(u) = i.uptime_seconds { ", launched " (duration_words(u)) " ago" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !e.elastic_ips.is_empty() {
+                    div {
+                        b { "Elastic IPs" }
+                        ul {
+                            @for a in &e.elastic_ips {
+                                li {
+                                    @if let Some(ip) = &a.public_ip { code { (ip) } " " }
+                                    @if a.associated { "associated" } @else { "not associated" }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if !e.dns.is_empty() {
+                    div {
+                        b { "DNS" }
+                        ul {
+                            @for d in &e.dns {
+                                li {
+                                    (d.name) " — "
+                                    @match (&d.addresses, &d.alias) {
+                                        (_, Some(alias)) => { "alias of " (alias) }
+                                        (Some(a), None) if a.is_empty() => "no A record",
+                                        (Some(a), None) => (a.join(", ")),
+                                        (None, None) => "has an A record",
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                @if let Some(slot) = &e.slot {
+                    div {
+                        b { "CI slot" }
+                        ul {
+                            li {
+                                @match &slot.holder {
+                                    Some(r) => {
+                                        "held by " (r.workflow) " “" (r.title) "” on " (r.branch)
+                                        " (" (r.status)
+                                        @if let Some(t) = r.started_at { ", since " (utc(t)) }
+                                        ")"
+                                    }
+                                    None => "free",
+                                }
+                                "; " (slot.queued) " queued"
+                            }
+                        }
+                    }
+                }
+                @if let Some(c) = &e.chain {
+                    div {
+                        b { "Chain" }
+                        ul {
+                            @if let Some(b) = c.balance { li { "deployer balance " (b) " " (c.symbol) } }
+                            @if let Some(r) = c.registered {
+                                li {
+                                    "registration "
+                                    @if r { (badge(State::Green, "present")) } @else { (badge(State::Red, "missing")) }
+                                }
+                            }
+                            li class="meta" { "at block " (c.block_number) }
+                        }
+                    }
+                }
+                @if !e.drift.is_empty() {
+                    div {
+                        b { "Drift" }
+                        ul {
+                            @for d in &e.drift {
+                                li {
+                                    (d.kind.replace('_', " ")) " "
+                                    @if d.drifted { (badge(State::Degraded, "drifted")) } @else { (badge(State::Green, "in line")) }
+                                    @if !d.detail.is_empty() { " — " (d.detail) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
-        h.push_str("</ul></div>");
     }
-    h.push_str("</div></article>");
 }

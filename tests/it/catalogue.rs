@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use fleetpulse::catalogue::{self, Kind};
 
-const BEGIN: &str = "<!-- BEGIN metrics reference: generated from src/catalogue.rs by `FLEETPULSE_BLESS=1 cargo test --test catalogue` -->";
+const BEGIN: &str = "<!-- BEGIN metrics reference: generated from src/catalogue.rs by `FLEETPULSE_BLESS=1 cargo test --test it catalogue::` -->";
 const END: &str = "<!-- END metrics reference -->";
 
 fn repo() -> PathBuf {
@@ -66,7 +66,7 @@ fn the_readme_metrics_reference_is_the_catalogue() {
     let missing: Vec<_> = new.difference(&old).collect();
     panic!(
         "README.md's metrics reference differs from src/catalogue.rs \
-         (FLEETPULSE_BLESS=1 cargo test --test catalogue rewrites it)\n\
+         (FLEETPULSE_BLESS=1 cargo test --test it catalogue:: rewrites it)\n\
          rows not in the catalogue: {gone:#?}\nrows missing: {missing:#?}"
     );
 }

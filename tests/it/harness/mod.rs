@@ -8,98 +8,11 @@ pub mod cloud;
 pub mod fleet;
 pub mod github;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::common::require_peer;
-
-/// A peer running as a child process; killed when dropped.
-pub struct Process {
-    child: Child,
-    pub port: u16,
-}
-
-impl Process {
-    /// `http://127.0.0.1:PORT`
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The peer's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends the peer a signal by name (`STOP`, `CONT`, ...).
-    pub fn signal(&self, name: &str) {
-        let ok = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "kill -{name} {}", self.child.id());
-    }
-
-    /// Kills the peer and waits for it to be gone, keeping the handle.
-    pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Kills the peer and waits for it to be gone (its port closed).
-    pub fn kill(mut self) -> u16 {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.port
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `cmd` and waits until a line of its output contains `marker`
-/// followed by the port it listens on.
-fn spawn_listening(mut cmd: Command, marker: &'static str, what: &str) -> Process {
-    cmd.stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .stdin(Stdio::null());
-    let mut child = cmd
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
-    let (tx, rx) = mpsc::channel::<u16>();
-    let out = child.stdout.take().expect("piped stdout");
-    let err = child.stderr.take().expect("piped stderr");
-    for stream in [
-        Box::new(out) as Box<dyn std::io::Read + Send>,
-        Box::new(err) as Box<dyn std::io::Read + Send>,
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            // Keeps draining so the peer never blocks on a full pipe.
-            for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split(marker).nth(1) {
-                    let port: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-                    if let Ok(p) = port.parse() {
-                        let _ = tx.send(p);
-                    }
-                }
-            }
-        });
-    }
-    match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(port) => Process { child, port },
-        Err(_) => {
-            let _ = child.kill();
-            panic!("{what} did not report a listening port within 30 s");
-        }
-    }
-}
+pub use crate::common::{spawn_listening, Process};
 
 /// moto server on `port` (0: an ephemeral one).
 pub fn moto(port: u16) -> Process {
@@ -412,7 +325,7 @@ pub async fn prometheus(config: &str, dir: &std::path::Path) -> Process {
         .stderr(log)
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start prometheus: {e}"));
-    let peer = Process { child, port };
+    let peer = Process::adopt(child, port);
     let ready = format!("{}/-/ready", peer.url());
     let started = std::time::Instant::now();
     loop {

@@ -2,7 +2,7 @@
 //! against the real binary on loopback, with certificates made here and a
 //! real Prometheus scraping it.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

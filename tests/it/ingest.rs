@@ -2,7 +2,7 @@
 //! bad-input class refused without touching the store, counters, restarts,
 //! start-up errors, and a SIGKILL in the middle of a stream of pushes.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -1925,7 +1925,7 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
     )
     .is_none());
     // The project's own recorded mutation score is on the board.
-    let score: Value = serde_json::from_str(include_str!("../docs/mutants/score.json")).unwrap();
+    let score: Value = serde_json::from_str(include_str!("../../docs/mutants/score.json")).unwrap();
     for outcome in ["caught", "missed", "timeout", "unviable"] {
         let series = format!(r#"fleet_test_mutants{{service="fleetpulse",outcome="{outcome}"}}"#);
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The aws and dns sources against moto server through the real AWS SDK.
 
-mod common;
-mod harness;
+use crate::common;
+use crate::harness;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,8 +6,8 @@
 //! fresh; no acknowledged push is lost, not even across a SIGKILL; open file
 //! descriptors and memory stay bounded (read from /proc).
 
-mod common;
-mod harness;
+use crate::common;
+use crate::harness;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;

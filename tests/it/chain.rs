@@ -1,8 +1,8 @@
 //! The chain source through alloy against a real anvil node, with the
 //! registry contract from tests/peers/Registry.sol deployed in the test.
 
-mod common;
-mod harness;
+use crate::common;
+use crate::harness;
 
 use std::sync::Arc;
 use std::time::Duration;

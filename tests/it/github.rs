@@ -2,8 +2,8 @@
 //! answers with GitHub's documented shapes: runs, jobs, the branch, the rate
 //! limit, ETag/304, Link pagination, 403/429 rate limiting and 500s.
 
-mod common;
-mod harness;
+use crate::common;
+use crate::harness;
 
 use std::sync::Arc;
 use std::time::Duration;

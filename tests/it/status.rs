@@ -1,7 +1,7 @@
 //! `fleetpulse status`: the board as a terminal table, its exit codes, and a
 //! clear message for each kind of bad input.
 
-mod fixtures;
+use crate::fixtures;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -9,7 +9,6 @@ use std::process::{Command, Output};
 
 use fixtures::*;
 use fleetpulse::status_cli;
-use fleetpulse::views::json;
 
 /// Serves `body` with `content_type` to every request, on an ephemeral port,
 /// until the test process exits.
@@ -47,7 +46,7 @@ fn text(b: &[u8]) -> String {
 fn serve_snapshot(s: &fleetpulse::snapshot::Snapshot) -> String {
     serve_fixed(
         "application/json",
-        serde_json::to_string(&json::view(s)).unwrap(),
+        serde_json::to_string(&board_model(s)).unwrap(),
     )
 }
 
@@ -165,12 +164,12 @@ fn not_a_url_exits_2() {
 
 #[test]
 fn colour_marks_states_only_when_asked() {
-    let model = json::view(&degraded(false));
+    let model = board_model(&degraded(false));
     let coloured = status_cli::render_table(&model, true);
     assert!(coloured.contains("\x1b[1;31mred\x1b[0m"));
     assert!(coloured.contains("\x1b[33mdegraded\x1b[0m"));
     let plain = status_cli::render_table(&model, false);
     assert!(!plain.contains('\x1b'));
     assert_eq!(status_cli::exit_code(&model), 1);
-    assert_eq!(status_cli::exit_code(&json::view(&healthy(false))), 0);
+    assert_eq!(status_cli::exit_code(&board_model(&healthy(false))), 0);
 }

@@ -11,7 +11,7 @@ alloy::sol! {
 }
 
 /// The compiled registry, committed beside its source.
-pub const REGISTRY_BIN: &str = include_str!("../peers/Registry_sol_Registry.bin");
+pub const REGISTRY_BIN: &str = include_str!("../../peers/Registry_sol_Registry.bin");
 
 pub const PROD_ACCOUNT: &str = "0x593ad699fc1f7cd5bb2e35cbf0f19c557067cbbe80c46d1fb6dfbdb0ae075528";
 pub const TEST1_ACCOUNT: &str =

@@ -1,7 +1,5 @@
 //! The healthz and TLS sources against real in-process rustls services.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,6 @@
 //! Serving safely: slow clients and connection floods cannot pin the server.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,8 +1,8 @@
 //! The oidc source against discovery documents served in-process, and the
 //! issuer drift it feeds.
 
-mod common;
-mod harness;
+use crate::common;
+use crate::harness;
 
 use std::sync::Arc;
 use std::time::Duration;

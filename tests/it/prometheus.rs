@@ -4,8 +4,8 @@
 //! error, every dashboard panel query must return data, and every rule group
 //! must evaluate cleanly.
 
-mod common;
-mod harness;
+use crate::common;
+use crate::harness;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

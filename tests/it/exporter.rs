@@ -1,7 +1,7 @@
 //! The exporter end to end: the demo's /metrics, promtool, scrapes during
 //! hung probes, and `check-config`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::Arc;

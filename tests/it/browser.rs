@@ -2,7 +2,7 @@
 //! page `fleetpulse demo` serves, lets its script refresh the board, and
 //! takes a screenshot.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -2,8 +2,8 @@
 //! GitHub test server and an OIDC server: every cloud, CI, chain and drift
 //! family is exposed with the right values, and promtool finds nothing.
 
-mod common;
-mod harness;
+use crate::common;
+use crate::harness;
 
 use fleetpulse::catalogue as cat;
 
