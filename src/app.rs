@@ -17,17 +17,19 @@ use crate::webconfig::WebSecurity;
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("{0}")]
+    // Transparent: `{:#}` in main prints the cause chain, and "{0}" plus
+    // the source would print every message twice.
+    #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Ingest(#[from] crate::ingest::IngestError),
     #[error("ingest.tokens_file is set but state_dir is not: pushes need a state directory to be stored in")]
     IngestWithoutStateDir,
-    #[error("{0}")]
+    #[error(transparent)]
     WebConfig(#[from] crate::config::ConfigError),
-    #[error("the public-mode redaction patterns do not compile in this build: {0}")]
+    #[error("the public-mode redaction patterns do not compile in this build")]
     Redactor(#[from] regex::Error),
 }
 

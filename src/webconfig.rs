@@ -33,7 +33,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{locate, parse_yaml, ConfigError};
+use crate::config::yaml::locate_path;
+use crate::config::{parse_yaml, ConfigError, Problem};
 
 /// The file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -226,15 +227,14 @@ impl WebSecurity {
     pub fn from_text(text: &str, file: &str, dir: &Path) -> Result<WebSecurity, ConfigError> {
         let parsed: WebConfigFile = parse_yaml(text, file)?;
         let fail = |field: &str, message: String| {
-            let key = field.rsplit('.').next().unwrap_or(field);
-            let (line, column) = locate(text, &format!("{key}:"));
-            ConfigError::Invalid {
+            let (line, column) = locate_path(text, field);
+            ConfigError::Invalid(vec![Problem {
                 file: file.to_string(),
                 line,
                 column,
                 field: field.to_string(),
                 message,
-            }
+            }])
         };
         let mut security = WebSecurity::default();
         if let Some(tls) = parsed.tls_server_config.as_ref().filter(|t| t.is_set()) {
@@ -632,7 +632,7 @@ mod tests {
             ),
             (
                 "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n",
-                "web.yml:2:3: tls_server_config.cert_file: cannot read PEM certificates from /nonexistent/a.crt",
+                "web.yml:2:14: tls_server_config.cert_file: cannot read PEM certificates from /nonexistent/a.crt",
             ),
             (
                 "basic_auth_users:\n  alice: $2y$10$tooshort\n",

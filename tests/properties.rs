@@ -156,17 +156,18 @@ proptest! {
         prop_assert!(started.elapsed() < NO_HANG);
         match parsed {
             Ok(_) => {}
-            Err(e @ ConfigError::Invalid { .. }) => {
+            Err(e @ ConfigError::Invalid(_)) => {
                 let shown = e.to_string();
-                let ConfigError::Invalid { file, line, column, field, message } = e else {
-                    unreachable!()
-                };
-                prop_assert_eq!(file, "fleet.yaml");
                 let lines = text.split('\n').count();
-                prop_assert!(line >= 1 && line <= lines, "line {} of {}: {}", line, lines, shown);
-                prop_assert!(column >= 1, "{}", shown);
-                prop_assert!(!field.is_empty() && !message.is_empty(), "{}", shown);
-                let prefix = format!("fleet.yaml:{line}:{column}: ");
+                prop_assert!(!e.problems().is_empty(), "{}", shown);
+                for p in e.problems() {
+                    prop_assert_eq!(&p.file, "fleet.yaml");
+                    prop_assert!(p.line >= 1 && p.line <= lines, "line {} of {}: {}", p.line, lines, shown);
+                    prop_assert!(p.column >= 1, "{}", shown);
+                    prop_assert!(!p.field.is_empty() && !p.message.is_empty(), "{}", shown);
+                }
+                let first = &e.problems()[0];
+                let prefix = format!("fleet.yaml:{}:{}: ", first.line, first.column);
                 prop_assert!(shown.starts_with(&prefix), "{}", shown);
             }
             Err(other) => prop_assert!(false, "parse gave a read error: {}", other),
@@ -175,15 +176,12 @@ proptest! {
 }
 
 /// Found by the property above: input cut off inside a key was reported one
-/// line past its end, under the field `sources.github.?`.
+/// line past its end.
 #[test]
 fn an_error_at_the_end_of_the_input_points_at_its_last_line() {
     let text = "sources:\n  github:\n    repo: acme/fleet\n    t";
     let err = Config::parse(text, "fleet.yaml").unwrap_err().to_string();
-    assert!(
-        err.starts_with("fleet.yaml:4:6: sources.github: could not find expected ':'"),
-        "{err}"
-    );
+    assert!(err.starts_with("fleet.yaml:4:6: (syntax): "), "{err}");
 }
 
 // ------------------------------------------------------------------ names
