@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Environment};
 use crate::pulse::Pulse;
-use crate::snapshot::Facts;
+use crate::sources::Facts;
 
 /// Names that must share an A record disagree.
 pub const DNS_MISMATCH: &str = "dns_mismatch";

@@ -3,7 +3,29 @@
 
 use std::time::Duration;
 
-use crate::snapshot::Health;
+use serde::Serialize;
+
+/// Service health, worst last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Health {
+    Green,
+    Degraded,
+    Red,
+}
+
+impl Health {
+    /// Every state, in state-set order.
+    pub const ALL: [Health; 3] = [Health::Green, Health::Degraded, Health::Red];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Health::Green => "green",
+            Health::Degraded => "degraded",
+            Health::Red => "red",
+        }
+    }
+}
 
 /// What the probe saw.
 #[derive(Debug, Clone, PartialEq)]

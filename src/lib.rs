@@ -8,6 +8,7 @@
 pub mod api;
 pub mod app;
 pub mod catalogue;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod drift;

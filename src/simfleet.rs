@@ -71,7 +71,7 @@ fn at(unix: i64) -> time::OffsetDateTime {
 }
 
 fn now() -> i64 {
-    crate::snapshot::now_unix() as i64
+    crate::clock::now_unix() as i64
 }
 
 impl Authority {

@@ -38,9 +38,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::api::{self, HeartbeatBody, Route, TestRunCounts, Timestamp};
+use crate::clock::now_unix;
 use crate::config::{Config, Name};
 use crate::pulse::{HostHealth, Mutants, TestRun, TestRunFormat, NO_STACK};
-use crate::snapshot::now_unix;
 use crate::store::{
     HeartbeatPush, NameKind, Publish, Store, StoreError, Write, WriteError, WriteRequest, Written,
     INVALID_NAME_LABEL, UNKNOWN_NAME_LABEL,

@@ -109,7 +109,7 @@ mod client {
 
     use super::*;
     use crate::config::{AwsConfig, Config, Schedule, Tag};
-    use crate::snapshot::SourceOutput;
+    use crate::sources::SourceOutput;
     use crate::sources::{CollectFuture, Source, SourceError};
 
     /// Attempts per call, the first included; retries back off exponentially.

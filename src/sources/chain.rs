@@ -53,7 +53,7 @@ mod client {
 
     use super::*;
     use crate::config::{ChainConfig, Config, Schedule};
-    use crate::snapshot::SourceOutput;
+    use crate::sources::SourceOutput;
     use crate::sources::{CollectFuture, Source, SourceError};
 
     /// The chain source.

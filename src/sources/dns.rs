@@ -48,8 +48,8 @@ mod client {
 
     use super::*;
     use crate::config::{AwsConfig, Config, Schedule};
-    use crate::snapshot::SourceOutput;
     use crate::sources::aws::{sdk_config, sdk_error};
+    use crate::sources::SourceOutput;
     use crate::sources::{CollectFuture, Source, SourceError};
 
     /// The dns source.

@@ -83,8 +83,9 @@ mod client {
     use serde::Deserialize;
 
     use super::*;
+    use crate::clock::now_unix;
     use crate::config::{Config, GithubConfig, RunField, Schedule};
-    use crate::snapshot::{now_unix, SourceOutput};
+    use crate::sources::SourceOutput;
     use crate::sources::{CollectFuture, Source, SourceError};
 
     /// Runs per page (the API's maximum).

@@ -6,9 +6,25 @@ use std::time::{Duration, Instant};
 use futures::stream::{self, StreamExt};
 
 use crate::config::{Config, HttpUrl, Schedule};
-use crate::health::{classify, ProbeOutcome, Rules};
-use crate::snapshot::{ServiceProbe, SourceOutput};
-use crate::sources::{CollectFuture, Source, SourceError};
+use serde::Serialize;
+
+use crate::health::{classify, Health, ProbeOutcome, Rules};
+use crate::sources::{CollectFuture, Source, SourceError, SourceOutput};
+
+/// One /healthz probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceProbe {
+    pub stack: String,
+    pub service: String,
+    pub health: Health,
+    /// HTTP status, when an answer arrived.
+    pub status_code: Option<u16>,
+    pub duration_seconds: f64,
+    /// The commit the service reported, if any.
+    pub commit: Option<String>,
+    /// Why it is not green, in words.
+    pub reason: Option<String>,
+}
 
 /// Most of a body that is read; a health answer is small.
 const MAX_BODY: usize = 64 * 1024;

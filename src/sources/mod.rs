@@ -15,7 +15,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::config::{Config, Schedule};
-use crate::snapshot::SourceOutput;
 
 pub mod aws;
 pub mod chain;
@@ -24,6 +23,60 @@ pub mod github;
 pub mod healthz;
 pub mod oidc;
 pub mod tls;
+
+/// What one run of a source produced.
+#[derive(Debug, Clone)]
+pub enum SourceOutput {
+    Healthz(Vec<healthz::ServiceProbe>),
+    Tls(Vec<tls::TlsProbe>),
+    Aws(aws::AwsFacts),
+    Dns(dns::DnsFacts),
+    Github(github::GithubFacts),
+    Chain(chain::ChainFacts),
+    Oidc(oidc::OidcFacts),
+}
+
+/// The last good output of each source; `None` until a source first succeeds
+/// or after its values went stale.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub healthz: Option<Arc<Vec<healthz::ServiceProbe>>>,
+    pub tls: Option<Arc<Vec<tls::TlsProbe>>>,
+    pub aws: Option<Arc<aws::AwsFacts>>,
+    pub dns: Option<Arc<dns::DnsFacts>>,
+    pub github: Option<Arc<github::GithubFacts>>,
+    pub chain: Option<Arc<chain::ChainFacts>>,
+    pub oidc: Option<Arc<oidc::OidcFacts>>,
+}
+
+impl Facts {
+    /// Stores a source's fresh output.
+    pub fn apply(&mut self, out: SourceOutput) {
+        match out {
+            SourceOutput::Healthz(v) => self.healthz = Some(Arc::new(v)),
+            SourceOutput::Tls(v) => self.tls = Some(Arc::new(v)),
+            SourceOutput::Aws(v) => self.aws = Some(Arc::new(v)),
+            SourceOutput::Dns(v) => self.dns = Some(Arc::new(v)),
+            SourceOutput::Github(v) => self.github = Some(Arc::new(v)),
+            SourceOutput::Chain(v) => self.chain = Some(Arc::new(v)),
+            SourceOutput::Oidc(v) => self.oidc = Some(Arc::new(v)),
+        }
+    }
+
+    /// Forgets a source's values (they went stale).
+    pub fn forget(&mut self, source: &str) {
+        match source {
+            "healthz" => self.healthz = None,
+            "tls" => self.tls = None,
+            "aws" => self.aws = None,
+            "dns" => self.dns = None,
+            "github" => self.github = None,
+            "chain" => self.chain = None,
+            "oidc" => self.oidc = None,
+            _ => {}
+        }
+    }
+}
 
 /// Why a source run failed, in words that say what to fix. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,8 +7,8 @@ use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use crate::config::{Config, Schedule};
-use crate::snapshot::SourceOutput;
 use crate::sources::healthz::http_client;
+use crate::sources::SourceOutput;
 use crate::sources::{CollectFuture, Source, SourceError};
 
 /// Discovery documents are small; more than this is not one.

@@ -12,12 +12,29 @@ use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
+use serde::Serialize;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::config::{Config, HostPort, Schedule};
-use crate::snapshot::{SourceOutput, TlsProbe};
-use crate::sources::{CollectFuture, Source, SourceError};
+use crate::sources::{CollectFuture, Source, SourceError, SourceOutput};
+
+/// One TLS handshake.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TlsProbe {
+    pub stack: String,
+    pub service: String,
+    /// `host:port` as configured.
+    pub host: String,
+    pub up: bool,
+    /// Leaf certificate notAfter, Unix seconds.
+    pub leaf_not_after: Option<i64>,
+    /// Earliest notAfter anywhere in the presented chain, Unix seconds.
+    pub chain_earliest_not_after: Option<i64>,
+    /// Whether the chain verifies for the host name against the trust roots.
+    pub chain_valid: bool,
+    pub error: Option<String>,
+}
 
 /// Handshakes with every configured TLS endpoint.
 pub struct TlsSource {

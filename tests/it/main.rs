@@ -8,6 +8,7 @@
 mod common;
 mod fixtures;
 
+mod architecture;
 mod browser;
 mod catalogue;
 mod exporter;
