@@ -5,8 +5,8 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use crate::views::json::{BoxStatus, Fleet, State, SCHEMA_VERSION};
-use crate::views::{ago_words, duration_words, utc};
+use crate::views::json::{Fleet, State, SCHEMA_VERSION};
+use crate::views::words::{self, ago_words, utc};
 
 /// The path of the fleet JSON under an exporter's base URL.
 pub const FLEET_PATH: &str = "/api/v1/fleet";
@@ -308,7 +308,7 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
                 plain(s.status_code.map(|c| c.to_string()).unwrap_or("-".into())),
                 plain(
                     s.latency_seconds
-                        .map(|l| format!("{:.0} ms", l * 1000.0))
+                        .map(words::milliseconds)
                         .unwrap_or("-".into()),
                 ),
                 plain(or_dash(s.commit.as_deref())),
@@ -360,16 +360,7 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
             .boxes
             .iter()
             .map(|b| {
-                let last = match (b.status, b.last_heartbeat) {
-                    (BoxStatus::RestartLoop, _) => {
-                        format!(
-                            "restart loop: {} boots in the last hour",
-                            b.boots_in_last_hour
-                        )
-                    }
-                    (BoxStatus::Reported, Some(t)) => format!("up {}", duration_words(now - t)),
-                    _ => "never reported".to_string(),
-                };
+                let last = words::last_boot(b.status, b.last_heartbeat, b.boots_in_last_hour, now);
                 vec![
                     plain(b.stack.clone()),
                     plain(b.name.clone()),
@@ -470,11 +461,7 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
             .sources
             .iter()
             .map(|s| {
-                let word = match s.state {
-                    State::Green => "up",
-                    State::Red => "down",
-                    _ => "not run yet",
-                };
+                let word = words::source_state(s.state);
                 vec![
                     plain(s.source.clone()),
                     (word.to_string(), Some(s.state)),

@@ -20,32 +20,35 @@
 
 pub mod auth;
 pub mod doctor;
+mod host_health;
 pub mod junit;
 pub mod mutants;
+mod request;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::Router;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
-use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{self, HeartbeatBody, Route, TestRunCounts, Timestamp};
+use crate::api::{self, HeartbeatBody, Route, TestRunCounts};
 use crate::clock::now_unix;
 use crate::config::{Config, Name};
-use crate::pulse::{HostHealth, Mutants, TestRun, TestRunFormat, NO_STACK};
+use crate::pulse::{Mutants, TestRun, TestRunFormat, NO_STACK};
 use crate::store::{
     HeartbeatPush, NameKind, Publish, Store, StoreError, Write, WriteError, WriteRequest, Written,
     INVALID_NAME_LABEL, UNKNOWN_NAME_LABEL,
 };
 use auth::{Caller, Tokens, TokensFileError, Unauthenticated};
+use request::{
+    is_json, is_label_text, is_xml, media_type, optional_label_text, parse_json, read_body,
+    stamped, timestamp, unsupported,
+};
 
 /// The header carrying the pushing client's commit.
 pub use crate::api::COMMIT_HEADER;
@@ -184,9 +187,9 @@ pub fn router<S: Clone + Send + Sync + 'static>(ingest: Arc<Ingest>) -> Router<S
         .route(Route::Mutants.template(), put(mutants))
         .route(
             Route::HostHealth.template(),
-            put(put_host_health).get(get_host_health),
+            put(host_health::put).get(host_health::get_one),
         )
-        .route(api::HOST_HEALTH_ALL, get(all_host_health))
+        .route(api::HOST_HEALTH_ALL, get(host_health::get_all))
         .with_state(ingest)
 }
 
@@ -375,97 +378,6 @@ impl Ingest {
             }
         }
     }
-}
-
-/// 1 to `MAX_LABEL_TEXT` printable ASCII characters: a commit or version.
-fn is_label_text(s: &str) -> bool {
-    !s.is_empty() && s.len() <= MAX_LABEL_TEXT && s.bytes().all(|b| b.is_ascii_graphic())
-}
-
-fn optional_label_text(field: &str, v: Option<String>) -> Result<Option<String>, Refusal> {
-    match v {
-        Some(s) if !is_label_text(&s) => Err(Refusal::bad_request(format!(
-            "{field}: expected 1 to {MAX_LABEL_TEXT} printable ASCII characters"
-        ))),
-        v => Ok(v),
-    }
-}
-
-/// The media type of the request, lower-cased, without parameters.
-fn media_type(headers: &HeaderMap) -> Option<String> {
-    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    let t = v
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    (!t.is_empty()).then_some(t)
-}
-
-fn is_json(media: &str) -> bool {
-    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
-}
-
-fn is_xml(media: &str) -> bool {
-    matches!(media, "application/xml" | "text/xml")
-        || (media.starts_with("application/") && media.ends_with("+xml"))
-}
-
-fn unsupported(media: Option<&str>, expected: &str) -> Refusal {
-    Refusal::new(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        format!(
-            "Content-Type {} is not accepted here; send {expected}",
-            media.map_or_else(|| "(none)".to_string(), |m| format!("{m:?}"))
-        ),
-    )
-}
-
-/// Reads the body, refusing more than `limit` bytes (without reading them).
-async fn read_body(body: Body, headers: &HeaderMap, limit: usize) -> Result<Bytes, Refusal> {
-    let too_large = || {
-        Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("body larger than the limit of {limit} bytes"),
-        )
-    };
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Err(e) => Err(Refusal::bad_request(format!(
-            "cannot read the request body: {e}"
-        ))),
-    }
-}
-
-fn timestamp(field: &str, t: Option<Timestamp>) -> Result<Option<f64>, Refusal> {
-    let bad = || {
-        Refusal::bad_request(format!(
-            "{field}: expected Unix seconds or an RFC 3339 date-time"
-        ))
-    };
-    match t {
-        None => Ok(None),
-        Some(Timestamp::Seconds(s)) if s.is_finite() && s >= 0.0 => Ok(Some(s)),
-        Some(Timestamp::Seconds(_)) => Err(bad()),
-        Some(Timestamp::Text(s)) => junit::parse_timestamp(&s).map(Some).ok_or_else(bad),
-    }
-}
-
-fn parse_json<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Refusal> {
-    serde_json::from_slice(body).map_err(|e| Refusal::bad_request(format!("malformed JSON: {e}")))
-}
-
-fn stamped(headers: &HeaderMap) -> bool {
-    headers.contains_key(COMMIT_HEADER)
 }
 
 // ---- heartbeats ----
@@ -709,142 +621,4 @@ async fn mutants(
     }
     .await;
     ing.finish(NameKind::Service, &name, stamped, result)
-}
-
-// ---- host health ----
-
-async fn put_host_health(
-    State(ing): State<Arc<Ingest>>,
-    UrlPath(name): UrlPath<String>,
-    request: Request,
-) -> Response {
-    let (parts, body) = request.into_parts();
-    let stamped = stamped(&parts.headers);
-    let result: Result<serde_json::Value, Refusal> = async {
-        let admitted = ing.admit(NameKind::Host, name.clone(), &parts.headers)?;
-        let media = media_type(&parts.headers);
-        if !media.as_deref().is_some_and(is_json) {
-            return Err(unsupported(media.as_deref(), "application/json"));
-        }
-        let bytes = read_body(body, &parts.headers, ing.max_body_bytes).await?;
-        let s = doctor::summarize(&bytes).map_err(|e| Refusal::bad_request(e.to_string()))?;
-        // Valid JSON is valid UTF-8.
-        let document = String::from_utf8(bytes.to_vec())
-            .map_err(|_| Refusal::bad_request("malformed JSON: not UTF-8"))?;
-        let summary = HostHealth {
-            host: admitted.name.clone(),
-            stack: ing
-                .inventory
-                .stack_of(NameKind::Host, &admitted.name)
-                .to_string(),
-            ok: s.ok,
-            warn: s.warn,
-            fail: s.fail,
-            received_at: now_unix(),
-            commit: admitted.commit.clone(),
-        };
-        match ing
-            .commit(&admitted, Write::HostHealth { summary, document })
-            .await?
-        {
-            Written::HostHealth(h) => Ok(json!({
-                "host": h.host,
-                "stack": h.stack,
-                "ok": h.ok,
-                "warn": h.warn,
-                "fail": h.fail,
-            })),
-            other => Err(unexpected(other)),
-        }
-    }
-    .await;
-    ing.finish(NameKind::Host, &name, stamped, result)
-}
-
-async fn get_host_health(
-    State(ing): State<Arc<Ingest>>,
-    UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-) -> Response {
-    let result = async {
-        if !Name::is_valid(&name) {
-            return Err(Refusal::bad_request(format!(
-                "not a valid host name: {}",
-                shown(&name)
-            )));
-        }
-        let caller = ing.caller(&headers)?;
-        if !caller.scope.allows(&name) {
-            return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                format!("token {} may not read {name}", caller.id),
-            ));
-        }
-        let reader = ing.clone();
-        let host = name.clone();
-        let stored = tokio::task::spawn_blocking(move || reader.store.host_health_document(&host))
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(read_failed)?;
-        let stored = stored.ok_or_else(|| {
-            Refusal::new(
-                StatusCode::NOT_FOUND,
-                format!("no doctor snapshot from host {name}"),
-            )
-        })?;
-        let mut r = (
-            [(header::CONTENT_TYPE, "application/json")],
-            stored.document,
-        )
-            .into_response();
-        if let Ok(v) = HeaderValue::from_str(&format!("{}", stored.summary.received_at)) {
-            r.headers_mut().insert("x-fleet-received-at", v);
-        }
-        Ok(r)
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
-fn read_failed(e: String) -> Refusal {
-    tracing::error!(error = %e, "cannot read doctor snapshots");
-    Refusal::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "cannot read the store; see the server log",
-    )
-}
-
-async fn all_host_health(State(ing): State<Arc<Ingest>>, headers: HeaderMap) -> Response {
-    let result = async {
-        let scope = ing.caller(&headers)?.scope.clone();
-        let reader = ing.clone();
-        let all = tokio::task::spawn_blocking(move || reader.store.host_health_documents())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|r| r)
-            .map_err(read_failed)?;
-        let hosts: Vec<_> = all
-            .into_iter()
-            .filter(|d| scope.allows(&d.summary.host))
-            .map(|d| {
-                // Stored documents were valid JSON when they were pushed.
-                let snapshot: serde_json::Value =
-                    serde_json::from_str(&d.document).unwrap_or(serde_json::Value::Null);
-                json!({
-                    "host": d.summary.host,
-                    "stack": d.summary.stack,
-                    "received_at": d.summary.received_at,
-                    "commit": d.summary.commit,
-                    "ok": d.summary.ok,
-                    "warn": d.summary.warn,
-                    "fail": d.summary.fail,
-                    "snapshot": snapshot,
-                })
-            })
-            .collect();
-        Ok::<_, Refusal>(axum::Json(json!({ "hosts": hosts })).into_response())
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
 }

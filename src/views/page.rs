@@ -9,7 +9,7 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::json::{BoxStatus, Environment, Fleet, State};
-use super::{ago_words, duration_words, utc};
+use super::words::{self, ago_words, duration_words, utc};
 
 /// How often the page fetches a fresh board, in milliseconds.
 pub const REFRESH_MS: u32 = 5000;
@@ -132,15 +132,9 @@ fn board(f: &Fleet) -> Markup {
                         tr {
                             td { (b.name) } td { (b.stack) } td { (state(b.state)) }
                             td {
-                                @match (b.status, b.last_heartbeat) {
-                                    (BoxStatus::NeverReported, _) | (_, None) => "never reported",
-                                    (BoxStatus::RestartLoop, Some(_)) => {
-                                        "restart loop: " (b.boots_in_last_hour) " boots in the last hour"
-                                    }
-                                    (BoxStatus::Reported, Some(t)) => {
-                                        "up " (duration_words(now - t)) " "
-                                        span class="meta" { "(booted " (utc(t)) ")" }
-                                    }
+                                (words::last_boot(b.status, b.last_heartbeat, b.boots_in_last_hour, now))
+                                @if let (BoxStatus::Reported, Some(t)) = (b.status, b.last_heartbeat) {
+                                    " " span class="meta" { "(booted " (utc(t)) ")" }
                                 }
                             }
                             td { (opt(b.commit.as_deref())) } td { (opt(b.version.as_deref())) }
@@ -208,13 +202,7 @@ fn board(f: &Fleet) -> Markup {
                     @for s in &f.sources {
                         tr {
                             td { (s.source) }
-                            td {
-                                (badge(s.state, match s.state {
-                                    State::Green => "up",
-                                    State::Red => "down",
-                                    _ => "not run yet",
-                                }))
-                            }
+                            td { (badge(s.state, words::source_state(s.state))) }
                             td {
                                 @match s.last_success {
                                     Some(t) => (ago_words(now, t)),
@@ -233,7 +221,7 @@ fn board(f: &Fleet) -> Markup {
 
 fn service_detail(s: &super::json::Service) -> String {
     let mut detail = match (s.status_code, s.latency_seconds) {
-        (Some(c), Some(l)) => format!("HTTP {c} in {:.0} ms", l * 1000.0),
+        (Some(c), Some(l)) => format!("HTTP {c} in {}", words::milliseconds(l)),
         (None, Some(l)) => format!("no answer after {:.1} s", l),
         _ => String::new(),
     };

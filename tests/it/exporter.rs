@@ -186,19 +186,11 @@ fn check_config_accepts_the_example_and_names_errors() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_flag_switches_public_mode_on_for_demo_and_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
+    let free = || -> std::net::SocketAddr {
+        format!("127.0.0.1:{}", common::free_port())
+            .parse()
             .unwrap()
     };
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let fleet_json = |addr: std::net::SocketAddr| async move {
         common::eventually(Duration::from_secs(60), "the fleet JSON", || async move {
             let r = reqwest::get(format!("http://{addr}/api/v1/fleet"))
@@ -224,13 +216,13 @@ async fn the_public_flag_switches_public_mode_on_for_demo_and_serve() {
         if public {
             cmd.arg("--public");
         }
-        let _demo = Kill(cmd.spawn().unwrap());
+        let _demo = common::Process::adopt(cmd.spawn().unwrap(), addr.port());
         let (v, _) = fleet_json(addr).await;
         assert_eq!(v["public"], public, "demo --public={public}");
     }
     // serve reads the demo's config; the flag overrides its `public: false`.
     let addr = free();
-    let _serve = Kill(
+    let _serve = common::Process::adopt(
         std::process::Command::new(bin)
             .args(["serve", "--public", "--config"])
             .arg(state.join("fleet.yaml"))
@@ -240,6 +232,7 @@ async fn the_public_flag_switches_public_mode_on_for_demo_and_serve() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap(),
+        addr.port(),
     );
     let (v, _) = fleet_json(addr).await;
     assert_eq!(v["public"], true, "serve --public");

@@ -143,6 +143,19 @@ async fn until(fleet: &FedFleet, what: &str, cond: impl Fn(&str) -> bool) -> Str
 
 /// Every source but `affected` runs successfully after `since` (Unix time)
 /// while the fault lasts: each gets a few of its intervals to do so.
+/// The last error the fleet JSON shows for `source`.
+async fn source_error(fleet: &FedFleet, source: &str) -> String {
+    let url = format!("{}/api/v1/fleet", fleet.base());
+    let (_, body) = common::get(&url).await;
+    let v: serde_json::Value = serde_json::from_str(&body).expect("fleet JSON");
+    v["sources"]
+        .as_array()
+        .and_then(|s| s.iter().find(|x| x["source"] == source))
+        .and_then(|x| x["last_error"].as_str())
+        .unwrap_or("")
+        .to_string()
+}
+
 async fn others_fresh(fleet: &FedFleet, affected: &[&str], since: f64) {
     let others: Vec<&str> = harness::fleet::SOURCES
         .into_iter()
@@ -249,7 +262,9 @@ async fn every_peer_fails_and_recovers_under_load_without_losing_a_push() {
     assert_eq!(again.registry, fleet.chain.registry);
     until(&fleet, "chain back", |b| source_up(b, "chain") == Some(1.0)).await;
 
-    // 5. GitHub answers 500, then a primary rate limit, then recovers.
+    // 5. GitHub answers 500s, recovers, then spends its rate limit. The
+    //    source is up again between the two, so the second fault must be
+    //    seen on its own: told apart by the error it reports.
     let t = fleetpulse::snapshot::now_unix();
     fleet.gh.with(|f| f.mode = Mode::Failing);
     until(&fleet, "github down on 500s", |b| {
@@ -257,16 +272,26 @@ async fn every_peer_fails_and_recovers_under_load_without_losing_a_push() {
     })
     .await;
     others_fresh(&fleet, &["github"], t).await;
-    let reset = fleetpulse::snapshot::now_unix() as u64 + 3;
+    fleet.gh.with(|f| f.mode = Mode::Normal);
+    until(&fleet, "github back after the 500s", |b| {
+        source_up(b, "github") == Some(1.0)
+    })
+    .await;
+    let t = fleetpulse::snapshot::now_unix();
+    let reset = t as u64 + 5;
     fleet.gh.with(|f| f.mode = Mode::RateLimited { reset });
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    until(&fleet, "github still down while limited", |b| {
+    until(&fleet, "github down on the rate limit", |b| {
         source_up(b, "github") == Some(0.0)
     })
     .await;
+    let error = source_error(&fleet, "github").await;
+    assert!(
+        error.contains("rate limit spent"),
+        "github's error names the rate limit: {error}"
+    );
     others_fresh(&fleet, &["github"], t).await;
     fleet.gh.with(|f| f.mode = Mode::Normal);
-    until(&fleet, "github back", |b| {
+    until(&fleet, "github back after the reset", |b| {
         source_up(b, "github") == Some(1.0)
     })
     .await;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{eventually, sample};
+use common::{eventually, free_port, sample, Process};
 use fleetpulse::app::{self, Running};
 use fleetpulse::config::Config;
 use fleetpulse::ingest::auth::hash_token;
@@ -1498,25 +1498,8 @@ async fn a_store_that_cannot_be_used_stops_start_up_with_a_clear_error() {
     );
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A `fleetpulse serve` child process, killed when dropped.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn serve(config: &Path) -> Child {
+async fn serve(config: &Path) -> Process {
     let child = Command::new(BIN)
         .args(["--log-level", "warn", "serve", "--config"])
         .arg(config)
@@ -1525,7 +1508,7 @@ async fn serve(config: &Path) -> Child {
         .spawn()
         .unwrap();
     child_ready(config).await;
-    Child(child)
+    Process::adopt(child, 0)
 }
 
 async fn child_ready(config: &Path) {
@@ -1602,10 +1585,18 @@ async fn every_acknowledged_push_survives_sigkill() {
             }
         }));
     }
-    // Let the pushes run, then kill the server in the middle of them.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    child.0.kill().unwrap(); // SIGKILL
-    child.0.wait().unwrap();
+    // Kill the server in the middle of the pushes: once every writer has
+    // had a few acknowledged, while all of them are still sending.
+    eventually(Duration::from_secs(30), "every writer acknowledged", || {
+        let (acked, doctor_acked) = (acked.clone(), doctor_acked.clone());
+        async move {
+            (acked.iter().all(|a| a.load(Ordering::SeqCst) >= 5)
+                && doctor_acked.load(Ordering::SeqCst) >= 5)
+                .then_some(())
+        }
+    })
+    .await;
+    child.stop(); // SIGKILL, and wait for it
     stop.store(true, Ordering::Relaxed);
     for t in tasks {
         t.await.unwrap();

@@ -219,8 +219,32 @@ async fn every_dashboard_and_rule_expression_evaluates_against_a_fed_fleet() {
         }
     })
     .await;
-    // Two more rule evaluations.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Two more rule evaluations (1 s apart): every group's last evaluation
+    // is at least 2 s after the boots were seen.
+    let after = chrono::Utc::now() + chrono::Duration::seconds(2);
+    common::eventually(Duration::from_secs(30), "two more rule evaluations", || {
+        let (http, base) = (&http, &base);
+        async move {
+            let v: serde_json::Value = http
+                .get(format!("{base}/api/v1/rules"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            let groups = v["data"]["groups"].as_array()?;
+            let all_after = !groups.is_empty()
+                && groups.iter().all(|g| {
+                    g["lastEvaluation"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .is_some_and(|t| t > after)
+                });
+            all_after.then_some(())
+        }
+    })
+    .await;
 
     let mut problems = Vec::new();
     let mut evaluated = 0;

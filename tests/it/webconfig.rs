@@ -465,25 +465,6 @@ fn malformed_web_configs_exit_1_naming_file_line_and_field() {
     }
 }
 
-/// A free loopback port (for a peer that cannot report the one it bound).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Kills the child on drop.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test]
 async fn prometheus_scrapes_the_tls_and_basic_auth_exporter() {
     let prometheus = common::require_peer(
@@ -535,9 +516,9 @@ scrape_configs:
         ),
     )
     .unwrap();
-    let port = free_port();
+    let port = common::free_port();
     let prom_log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
-    let _prom = Reaper(
+    let _prom = common::Process::adopt(
         Command::new(prometheus)
             .arg(format!("--config.file={}", prom_config.display()))
             .arg(format!(
@@ -549,6 +530,7 @@ scrape_configs:
             .stderr(prom_log)
             .spawn()
             .unwrap(),
+        port,
     );
     let api = format!("http://127.0.0.1:{port}/api/v1/query");
     let up = |job: &'static str| {

@@ -113,6 +113,15 @@ pub fn sample(body: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// A free loopback port, for a process that cannot report the one it bound.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind an ephemeral loopback port")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
 /// A child process (a peer, or fleetpulse itself); killed when dropped.
 pub struct Process {
     child: Child,

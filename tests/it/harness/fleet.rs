@@ -3,7 +3,7 @@
 //! ingest switched on. Shared by the tests that need every family at once.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::chain::{Chain, PROD_ACCOUNT, TEST1_ACCOUNT, TEST1_DEPLOYER};
@@ -21,15 +21,8 @@ pub const INGEST_TOKEN: &str = "fleet-ingest-test-token";
 /// Every scheduled source the fed fleet runs.
 pub const SOURCES: [&str; 7] = ["aws", "dns", "github", "chain", "oidc", "healthz", "tls"];
 
-/// Kills the exporter when dropped, however the test ends.
-pub struct Exporter(pub Child);
-
-impl Drop for Exporter {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+/// The exporter process, killed when dropped however the test ends.
+pub type Exporter = Process;
 
 /// The peers, the exporter and its state directory.
 pub struct FedFleet {
@@ -208,8 +201,7 @@ sources:
     /// Kills the exporter with SIGKILL and starts it again on the same
     /// port, config and state directory; returns once it serves /metrics.
     pub async fn kill_and_restart(&mut self) {
-        let _ = self.exporter.0.kill();
-        let _ = self.exporter.0.wait();
+        self.exporter.stop();
         self.exporter = spawn_exporter(&self.config, self.dir.path(), self.port);
         common::eventually(Duration::from_secs(30), "fleetpulse back", || async {
             self.try_metrics().await
@@ -224,7 +216,7 @@ sources:
 
     /// The exporter's process id, for reading /proc.
     pub fn pid(&self) -> u32 {
-        self.exporter.0.id()
+        self.exporter.pid()
     }
 
     /// One scrape of /metrics, or None when it does not answer 200.
@@ -391,7 +383,7 @@ fn spawn_exporter(config: &Path, dir: &Path, port: u16) -> Exporter {
         .append(true)
         .open(dir.join("fleetpulse.log"))
         .expect("log file");
-    Exporter(
+    Process::adopt(
         Command::new(env!("CARGO_BIN_EXE_fleetpulse"))
             .args(["serve", "--config", config.to_str().expect("utf-8 path")])
             .args(["--listen", &format!("127.0.0.1:{port}")])
@@ -404,5 +396,6 @@ fn spawn_exporter(config: &Path, dir: &Path, port: u16) -> Exporter {
             .stderr(log)
             .spawn()
             .expect("start fleetpulse serve"),
+        port,
     )
 }
