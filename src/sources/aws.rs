@@ -438,3 +438,23 @@ mod client {
         }
     }
 }
+
+/// The registry's builder: the source when its section is configured, in
+/// builds with the `aws` feature (without it, `sources::from_config`
+/// refuses a configured section before this runs).
+pub fn register(
+    config: &std::sync::Arc<crate::config::Config>,
+) -> Result<Vec<std::sync::Arc<dyn super::Source>>, super::SourceError> {
+    #[cfg(feature = "aws")]
+    {
+        Ok(AwsSource::from_config(config)?
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn super::Source>)
+            .into_iter()
+            .collect())
+    }
+    #[cfg(not(feature = "aws"))]
+    {
+        let _ = config;
+        Ok(Vec::new())
+    }
+}

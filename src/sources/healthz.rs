@@ -194,3 +194,17 @@ fn describe(e: &reqwest::Error) -> String {
     // URLs can carry credentials in userinfo; the service name already says which target.
     msg
 }
+
+/// The registry's builder: a healthz source when any service has a
+/// `healthz` URL.
+pub fn register(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+    let wanted = config
+        .environments
+        .iter()
+        .any(|e| e.services.iter().any(|s| s.healthz.is_some()));
+    Ok(if wanted {
+        vec![Arc::new(HealthzSource::new(config.clone())?)]
+    } else {
+        Vec::new()
+    })
+}

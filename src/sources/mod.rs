@@ -108,49 +108,50 @@ pub trait Source: Send + Sync {
     fn collect(&self) -> CollectFuture<'_>;
 }
 
-/// Builds every source the config enables.
+/// Builds the sources one registered kind watches (none when the config
+/// gives it nothing to watch).
+pub type Register = fn(&Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError>;
+
+/// One kind of source in the registry.
+pub struct Registration {
+    /// The `source` label it reports under (and its `sources.NAME` section).
+    pub name: &'static str,
+    /// For a source whose collecting half sits behind a Cargo feature.
+    pub feature: Option<Gate>,
+    pub register: Register,
+}
+
+/// A source's Cargo feature: whether this build has it, and whether the
+/// config asks for the source (so a build without it refuses the config
+/// rather than ignore the section).
+pub struct Gate {
+    pub feature: &'static str,
+    pub built_with: bool,
+    pub configured: fn(&Config) -> bool,
+}
+
+/// Every source, in the order they start: one line each.
+#[rustfmt::skip]
+pub const REGISTRY: &[Registration] = &[
+    Registration { name: "healthz", feature: None, register: healthz::register },
+    Registration { name: "tls", feature: None, register: tls::register },
+    Registration { name: "oidc", feature: None, register: oidc::register },
+    Registration { name: "aws", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources.aws.is_some() }), register: aws::register },
+    Registration { name: "dns", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources.aws.is_some() }), register: dns::register },
+    Registration { name: "github", feature: Some(Gate { feature: "github", built_with: cfg!(feature = "github"), configured: |c| c.sources.github.is_some() }), register: github::register },
+    Registration { name: "chain", feature: Some(Gate { feature: "chain", built_with: cfg!(feature = "chain"), configured: |c| c.sources.chain.is_some() }), register: chain::register },
+];
+
+/// Builds every source the config enables, from the registry.
 pub fn from_config(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
-    let mut out: Vec<Arc<dyn Source>> = Vec::new();
-    let env_has =
-        |f: &dyn Fn(&crate::config::Environment) -> bool| config.environments.iter().any(f);
-    if env_has(&|e| e.services.iter().any(|s| s.healthz.is_some())) {
-        out.push(Arc::new(healthz::HealthzSource::new(config.clone())?));
-    }
-    if env_has(&|e| e.services.iter().any(|s| s.tls.is_some())) {
-        out.push(Arc::new(tls::TlsSource::new(config.clone())?));
-    }
-    if env_has(&|e| e.oidc.is_some()) {
-        if let Some(s) = oidc::OidcSource::from_config(config)? {
-            out.push(Arc::new(s));
+    for r in REGISTRY {
+        if let Some(g) = &r.feature {
+            compiled_in((g.configured)(config), g.feature, g.built_with)?;
         }
     }
-    compiled_in(config.sources.aws.is_some(), "aws", cfg!(feature = "aws"))?;
-    compiled_in(
-        config.sources.github.is_some(),
-        "github",
-        cfg!(feature = "github"),
-    )?;
-    compiled_in(
-        config.sources.chain.is_some(),
-        "chain",
-        cfg!(feature = "chain"),
-    )?;
-    #[cfg(feature = "aws")]
-    {
-        if let Some(s) = aws::AwsSource::from_config(config)? {
-            out.push(Arc::new(s));
-        }
-        if let Some(s) = dns::DnsSource::from_config(config)? {
-            out.push(Arc::new(s));
-        }
-    }
-    #[cfg(feature = "github")]
-    if let Some(s) = github::GithubSource::from_config(config)? {
-        out.push(Arc::new(s));
-    }
-    #[cfg(feature = "chain")]
-    if let Some(s) = chain::ChainSource::from_config(config)? {
-        out.push(Arc::new(s));
+    let mut out = Vec::new();
+    for r in REGISTRY {
+        out.extend((r.register)(config)?);
     }
     Ok(out)
 }
@@ -171,6 +172,24 @@ fn compiled_in(configured: bool, feature: &str, built_with: bool) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_registry_builds_what_the_config_asks_for_in_order() {
+        let yaml = "environments:\n  - name: prod\n    oidc: { url: https://a.example/.well-known/openid-configuration, issuer: x }\n    services:\n      - name: broker\n        healthz: https://a.example/healthz\n        tls: a.example:443\n";
+        let config = Arc::new(Config::parse(yaml, "t.yaml").unwrap());
+        let names: Vec<&str> = from_config(&config)
+            .unwrap()
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        assert_eq!(names, ["healthz", "tls", "oidc"]);
+        let bare = Arc::new(Config::parse("environments:\n  - name: prod\n", "t.yaml").unwrap());
+        assert!(from_config(&bare).unwrap().is_empty());
+        let mut seen = std::collections::HashSet::new();
+        for r in REGISTRY {
+            assert!(seen.insert(r.name), "{} registered twice", r.name);
+        }
+    }
 
     #[test]
     fn a_configured_source_left_out_of_the_build_is_refused_by_section_and_feature() {

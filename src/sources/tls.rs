@@ -244,3 +244,17 @@ impl ServerCertVerifier for AcceptAndRecord {
             .supported_schemes()
     }
 }
+
+/// The registry's builder: a TLS source when any service has a `tls`
+/// endpoint.
+pub fn register(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+    let wanted = config
+        .environments
+        .iter()
+        .any(|e| e.services.iter().any(|s| s.tls.is_some()));
+    Ok(if wanted {
+        vec![Arc::new(TlsSource::new(config.clone())?)]
+    } else {
+        Vec::new()
+    })
+}

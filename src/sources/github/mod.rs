@@ -74,3 +74,23 @@ pub use client::GithubSource;
 /// The source itself, in builds with the `github` feature (octocrab).
 #[cfg(feature = "github")]
 mod client;
+
+/// The registry's builder: the source when `sources.github` is configured,
+/// in builds with the `github` feature (without it, `sources::from_config`
+/// refuses a configured section before this runs).
+pub fn register(
+    config: &std::sync::Arc<crate::config::Config>,
+) -> Result<Vec<std::sync::Arc<dyn super::Source>>, super::SourceError> {
+    #[cfg(feature = "github")]
+    {
+        Ok(GithubSource::from_config(config)?
+            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn super::Source>)
+            .into_iter()
+            .collect())
+    }
+    #[cfg(not(feature = "github"))]
+    {
+        let _ = config;
+        Ok(Vec::new())
+    }
+}
