@@ -187,10 +187,7 @@ pub fn register(
 ) -> Result<Vec<std::sync::Arc<dyn super::Source>>, super::SourceError> {
     #[cfg(feature = "aws")]
     {
-        Ok(DnsSource::from_config(config)?
-            .map(|s| std::sync::Arc::new(s) as std::sync::Arc<dyn super::Source>)
-            .into_iter()
-            .collect())
+        Ok(super::at_most_one(DnsSource::from_config(config)?))
     }
     #[cfg(not(feature = "aws"))]
     {

@@ -142,6 +142,14 @@ pub const REGISTRY: &[Registration] = &[
     Registration { name: "chain", feature: Some(Gate { feature: "chain", built_with: cfg!(feature = "chain"), configured: |c| c.sources.chain.is_some() }), register: chain::register },
 ];
 
+/// A `register` answer for a kind that runs as at most one source.
+pub fn at_most_one<S: Source + 'static>(source: Option<S>) -> Vec<Arc<dyn Source>> {
+    source
+        .map(|s| Arc::new(s) as Arc<dyn Source>)
+        .into_iter()
+        .collect()
+}
+
 /// Builds every source the config enables, from the registry.
 pub fn from_config(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
     for r in REGISTRY {

@@ -142,10 +142,7 @@ impl Source for OidcSource {
 
 /// The registry's builder: an OIDC source when any environment lists `oidc`.
 pub fn register(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
-    Ok(OidcSource::from_config(config)?
-        .map(|s| Arc::new(s) as Arc<dyn Source>)
-        .into_iter()
-        .collect())
+    Ok(super::at_most_one(OidcSource::from_config(config)?))
 }
 
 #[cfg(test)]
