@@ -71,7 +71,7 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
         }
         None => None,
     };
-    let sources = sources::from_config(&config)?;
+    let sources = sources::from_config(config.clone())?;
     let source_tasks = crate::scheduler::start(hub.clone(), sources);
     let (stop, stopped) = oneshot::channel::<()>();
     let state = AppState {

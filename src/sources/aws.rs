@@ -7,7 +7,48 @@
 //! retry mode with backoff; anything it gives up on fails the run with a
 //! message that says what to fix.
 
-use serde::Serialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::values::{HttpUrl, Schedule, Seconds};
+
+/// The AWS sources (EC2 and Route53).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// How often the source runs.
+    #[serde(default = "AwsConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "AwsConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// Region; the SDK's default chain is used when absent.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint override, e.g. a local emulator.
+    #[serde(default)]
+    pub endpoint_url: Option<HttpUrl>,
+    /// The Route53 hosted zone holding the inventory's DNS names.
+    #[serde(default)]
+    pub hosted_zone_id: Option<String>,
+}
+
+impl AwsConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(60))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(30))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
 
 /// The EC2 calls this source makes, as IAM names them; deploy/aws/iam-policy.json allows exactly these.
 pub const CALLS: [&str; 2] = [DESCRIBE_INSTANCES, DESCRIBE_ADDRESSES];
@@ -108,9 +149,12 @@ mod client {
     use tokio::sync::OnceCell;
 
     use super::*;
-    use crate::config::{AwsConfig, Config, Schedule, Tag};
+    use crate::inventory::Tag;
+    use crate::sources::aws::AwsConfig;
     use crate::sources::SourceOutput;
+    use crate::sources::Watched;
     use crate::sources::{CollectFuture, Source, SourceError};
+    use crate::values::Schedule;
 
     /// Attempts per call, the first included; retries back off exponentially.
     const MAX_ATTEMPTS: u32 = 4;
@@ -133,18 +177,18 @@ mod client {
 
     /// The aws source.
     pub struct AwsSource {
-        config: Arc<Config>,
+        config: Arc<dyn Watched>,
         aws: AwsConfig,
         client: OnceCell<aws_sdk_ec2::Client>,
     }
 
     impl AwsSource {
         /// Builds the source if `sources.aws` is set and an environment has an `aws_tag`.
-        pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-            let Some(aws) = &config.sources.aws else {
+        pub fn from_config(config: Arc<dyn Watched>) -> Result<Option<Self>, SourceError> {
+            let Some(aws) = &config.sources().aws else {
                 return Ok(None);
             };
-            if !config.environments.iter().any(|e| e.aws_tag.is_some()) {
+            if !config.environments().iter().any(|e| e.aws_tag.is_some()) {
                 return Ok(None);
             }
             Ok(Some(AwsSource {
@@ -164,7 +208,7 @@ mod client {
             let ec2 = self.client().await;
             // Environments grouped by tag key, so one filtered call serves many.
             let mut by_key: BTreeMap<&str, Vec<(&str, &Tag)>> = BTreeMap::new();
-            for e in &self.config.environments {
+            for e in self.config.environments() {
                 if let Some(tag) = &e.aws_tag {
                     by_key
                         .entry(tag.key.as_str())
@@ -443,11 +487,11 @@ mod client {
 /// builds with the `aws` feature (without it, `sources::from_config`
 /// refuses a configured section before this runs).
 pub fn register(
-    config: &std::sync::Arc<crate::config::Config>,
+    config: &std::sync::Arc<dyn super::Watched>,
 ) -> Result<Vec<std::sync::Arc<dyn super::Source>>, super::SourceError> {
     #[cfg(feature = "aws")]
     {
-        Ok(super::at_most_one(AwsSource::from_config(config)?))
+        Ok(super::at_most_one(AwsSource::from_config(config.clone())?))
     }
     #[cfg(not(feature = "aws"))]
     {

@@ -3,7 +3,66 @@
 //! (an `eth_call` to a view function of one `bytes32` returning an address;
 //! non-zero means registered), and the latest block number.
 
-use serde::Serialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::values::{HttpUrl, Schedule, Seconds};
+
+/// The chain source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainConfig {
+    /// How often the source runs.
+    #[serde(default = "ChainConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "ChainConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// JSON-RPC URL.
+    pub rpc_url: HttpUrl,
+    /// Native token symbol, for display.
+    #[serde(default = "ChainConfig::default_symbol")]
+    pub symbol: String,
+    /// Decimals of the native token.
+    #[serde(default = "ChainConfig::default_decimals")]
+    pub decimals: u8,
+    /// Registry contract address.
+    #[serde(default)]
+    pub registry_address: Option<String>,
+    /// View function taking the account (bytes32) and returning an address;
+    /// a non-zero address means registered.
+    #[serde(default = "ChainConfig::default_registry_function")]
+    pub registry_function: String,
+}
+
+impl ChainConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(60))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(15))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl ChainConfig {
+    fn default_symbol() -> String {
+        "ETH".into()
+    }
+    fn default_decimals() -> u8 {
+        18
+    }
+    fn default_registry_function() -> String {
+        "operatorMasterWallet(bytes32)".into()
+    }
+}
 
 /// One deployer wallet's balance.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,13 +111,15 @@ mod client {
     use alloy::sol_types::SolValue;
 
     use super::*;
-    use crate::config::{ChainConfig, Config, Schedule};
+    use crate::sources::chain::ChainConfig;
     use crate::sources::SourceOutput;
+    use crate::sources::Watched;
     use crate::sources::{CollectFuture, Source, SourceError};
+    use crate::values::Schedule;
 
     /// The chain source.
     pub struct ChainSource {
-        config: Arc<Config>,
+        config: Arc<dyn Watched>,
         chain: ChainConfig,
         provider: RootProvider,
         registry: Option<Address>,
@@ -68,12 +129,12 @@ mod client {
 
     impl ChainSource {
         /// Builds the source if `sources.chain` is set and an environment lists a deployer or registry account.
-        pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-            let Some(chain) = &config.sources.chain else {
+        pub fn from_config(config: Arc<dyn Watched>) -> Result<Option<Self>, SourceError> {
+            let Some(chain) = &config.sources().chain else {
                 return Ok(None);
             };
             let wanted = config
-                .environments
+                .environments()
                 .iter()
                 .any(|e| e.deployer.is_some() || e.registry_account.is_some());
             if !wanted {
@@ -107,7 +168,7 @@ mod client {
                 .map_err(|e| rpc("eth_blockNumber", &e))?;
             let mut balances = Vec::new();
             let mut registrations = Vec::new();
-            for env in &self.config.environments {
+            for env in self.config.environments() {
                 if let Some(deployer) = &env.deployer {
                     let address: Address = deployer
                         .parse()
@@ -216,11 +277,13 @@ mod client {
 /// builds with the `chain` feature (without it, `sources::from_config`
 /// refuses a configured section before this runs).
 pub fn register(
-    config: &std::sync::Arc<crate::config::Config>,
+    config: &std::sync::Arc<dyn super::Watched>,
 ) -> Result<Vec<std::sync::Arc<dyn super::Source>>, super::SourceError> {
     #[cfg(feature = "chain")]
     {
-        Ok(super::at_most_one(ChainSource::from_config(config)?))
+        Ok(super::at_most_one(ChainSource::from_config(
+            config.clone(),
+        )?))
     }
     #[cfg(not(feature = "chain"))]
     {

@@ -47,14 +47,16 @@ mod client {
     use tokio::sync::OnceCell;
 
     use super::*;
-    use crate::config::{AwsConfig, Config, Schedule};
+    use crate::sources::aws::AwsConfig;
     use crate::sources::aws::{sdk_config, sdk_error};
     use crate::sources::SourceOutput;
+    use crate::sources::Watched;
     use crate::sources::{CollectFuture, Source, SourceError};
+    use crate::values::Schedule;
 
     /// The dns source.
     pub struct DnsSource {
-        config: Arc<Config>,
+        config: Arc<dyn Watched>,
         aws: AwsConfig,
         zone_id: String,
         client: OnceCell<aws_sdk_route53::Client>,
@@ -62,14 +64,14 @@ mod client {
 
     impl DnsSource {
         /// Builds the source if `sources.aws` names a hosted zone and an environment lists `dns_names`.
-        pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-            let Some(aws) = &config.sources.aws else {
+        pub fn from_config(config: Arc<dyn Watched>) -> Result<Option<Self>, SourceError> {
+            let Some(aws) = &config.sources().aws else {
                 return Ok(None);
             };
             let Some(zone) = &aws.hosted_zone_id else {
                 return Ok(None);
             };
-            if config.environments.iter().all(|e| e.dns_names.is_empty()) {
+            if config.environments().iter().all(|e| e.dns_names.is_empty()) {
                 return Ok(None);
             }
             Ok(Some(DnsSource {
@@ -90,7 +92,7 @@ mod client {
                 .await;
             let wanted: BTreeSet<String> = self
                 .config
-                .environments
+                .environments()
                 .iter()
                 .flat_map(|e| e.dns_names.iter().map(|n| normalise(n)))
                 .collect();
@@ -143,7 +145,7 @@ mod client {
                 }
             }
             let mut records = Vec::new();
-            for e in &self.config.environments {
+            for e in self.config.environments() {
                 for n in &e.dns_names {
                     let name = normalise(n);
                     let (mut addresses, alias) = found.get(&name).cloned().unwrap_or_default();
@@ -183,11 +185,11 @@ mod client {
 /// builds with the `aws` feature (without it, `sources::from_config`
 /// refuses a configured section before this runs).
 pub fn register(
-    config: &std::sync::Arc<crate::config::Config>,
+    config: &std::sync::Arc<dyn super::Watched>,
 ) -> Result<Vec<std::sync::Arc<dyn super::Source>>, super::SourceError> {
     #[cfg(feature = "aws")]
     {
-        Ok(super::at_most_one(DnsSource::from_config(config)?))
+        Ok(super::at_most_one(DnsSource::from_config(config.clone())?))
     }
     #[cfg(not(feature = "aws"))]
     {

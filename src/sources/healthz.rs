@@ -4,12 +4,85 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, HttpUrl, Schedule};
-use serde::Serialize;
+use crate::sources::Watched;
+use crate::values::{HttpUrl, Schedule, Seconds};
 
 use crate::health::{classify, Health, ProbeOutcome, Rules};
 use crate::sources::{CollectFuture, Source, SourceError, SourceOutput};
+
+/// The healthz source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthzConfig {
+    /// How often the source runs.
+    #[serde(default = "HealthzConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "HealthzConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// Probes in flight at once.
+    #[serde(default = "super::default_concurrency")]
+    pub concurrency: usize,
+    /// A 2xx answer slower than this is degraded.
+    #[serde(default = "HealthzConfig::default_slow")]
+    pub degraded_after: Seconds,
+    /// JSON field of the body that carries the status.
+    #[serde(default = "HealthzConfig::default_status_field")]
+    pub status_field: String,
+    /// Values of that field that mean degraded (compared case-insensitively).
+    #[serde(default = "HealthzConfig::default_degraded_values")]
+    pub degraded_values: Vec<String>,
+    /// JSON field of the body that carries the deployed commit.
+    #[serde(default = "HealthzConfig::default_commit_field")]
+    pub commit_field: String,
+}
+
+impl HealthzConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(15))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(5))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl HealthzConfig {
+    fn default_slow() -> Seconds {
+        Seconds(Duration::from_secs(2))
+    }
+    fn default_status_field() -> String {
+        "status".into()
+    }
+    fn default_degraded_values() -> Vec<String> {
+        vec!["degraded".into(), "warn".into(), "warning".into()]
+    }
+    fn default_commit_field() -> String {
+        "commit".into()
+    }
+}
+
+impl Default for HealthzConfig {
+    fn default() -> Self {
+        HealthzConfig {
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+            concurrency: super::default_concurrency(),
+            degraded_after: Self::default_slow(),
+            status_field: Self::default_status_field(),
+            degraded_values: Self::default_degraded_values(),
+            commit_field: Self::default_commit_field(),
+        }
+    }
+}
 
 /// One /healthz probe.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -31,26 +104,29 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// Probes every configured /healthz URL with bounded concurrency.
 pub struct HealthzSource {
-    config: Arc<Config>,
+    config: Arc<dyn Watched>,
     client: reqwest::Client,
 }
 
 impl HealthzSource {
-    pub fn new(config: Arc<Config>) -> Result<Self, SourceError> {
-        let client = http_client(&config, config.sources.healthz.timeout.0)?;
+    pub fn new(config: Arc<dyn Watched>) -> Result<Self, SourceError> {
+        let client = http_client(config.as_ref(), config.sources().healthz.timeout.0)?;
         Ok(HealthzSource { config, client })
     }
 }
 
 /// An HTTP client trusting the web roots plus the configured extra CA.
-pub fn http_client(config: &Config, timeout: Duration) -> Result<reqwest::Client, SourceError> {
+pub fn http_client(
+    config: &dyn Watched,
+    timeout: Duration,
+) -> Result<reqwest::Client, SourceError> {
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("fleetpulse/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(1);
-    if let Some(path) = &config.sources.tls.ca_file {
+    if let Some(path) = &config.sources().tls.ca_file {
         let pem = std::fs::read(path).map_err(|e| {
             SourceError::new(format!(
                 "cannot read sources.tls.ca_file {}: {e}",
@@ -83,20 +159,20 @@ impl Source for HealthzSource {
     }
 
     fn schedule(&self) -> Schedule {
-        self.config.sources.healthz.schedule()
+        self.config.sources().healthz.schedule()
     }
 
     /// Each probe has its own timeout; the run as a whole may take up to the interval.
     fn run_deadline(&self) -> Duration {
-        self.config.sources.healthz.interval.0
+        self.config.sources().healthz.interval.0
     }
 
     fn collect(&self) -> CollectFuture<'_> {
         Box::pin(async move {
-            let cfg = &self.config.sources.healthz;
+            let cfg = &self.config.sources().healthz;
             let targets: Vec<Target> = self
                 .config
-                .environments
+                .environments()
                 .iter()
                 .flat_map(|e| {
                     e.services.iter().filter_map(move |s| {
@@ -197,9 +273,9 @@ fn describe(e: &reqwest::Error) -> String {
 
 /// The registry's builder: a healthz source when any service has a
 /// `healthz` URL.
-pub fn register(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
     let wanted = config
-        .environments
+        .environments()
         .iter()
         .any(|e| e.services.iter().any(|s| s.healthz.is_some()));
     Ok(if wanted {

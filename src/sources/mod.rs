@@ -14,7 +14,12 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use crate::config::{Config, Schedule};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::inventory::Environment;
+use crate::values::{Schedule, Seconds};
 
 pub mod aws;
 pub mod chain;
@@ -78,6 +83,61 @@ impl Facts {
     }
 }
 
+/// Every source's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourcesConfig {
+    #[serde(default)]
+    pub healthz: healthz::HealthzConfig,
+    #[serde(default)]
+    pub tls: tls::TlsConfig,
+    #[serde(default)]
+    pub aws: Option<aws::AwsConfig>,
+    #[serde(default)]
+    pub github: Option<github::GithubConfig>,
+    #[serde(default)]
+    pub chain: Option<chain::ChainConfig>,
+    /// The OIDC discovery source (runs when an environment lists `oidc`).
+    #[serde(default)]
+    pub oidc: oidc::OidcConfig,
+    /// How long a failing source's last good values are kept before they are dropped.
+    #[serde(default = "default_staleness")]
+    pub staleness: Seconds,
+}
+
+impl Default for SourcesConfig {
+    fn default() -> Self {
+        SourcesConfig {
+            healthz: healthz::HealthzConfig::default(),
+            tls: tls::TlsConfig::default(),
+            aws: None,
+            github: None,
+            chain: None,
+            oidc: oidc::OidcConfig::default(),
+            staleness: default_staleness(),
+        }
+    }
+}
+
+fn default_staleness() -> Seconds {
+    Seconds(Duration::from_secs(600))
+}
+
+/// Probes in flight at once, by default.
+fn default_concurrency() -> usize {
+    64
+}
+
+/// What sources are built from and read: the inventory's environments and
+/// every source's settings. The fleet config provides it; a source sees
+/// nothing else of the config.
+pub trait Watched: Send + Sync + std::fmt::Debug {
+    /// The environments, in file order.
+    fn environments(&self) -> &[Environment];
+    /// Every source's settings.
+    fn sources(&self) -> &SourcesConfig;
+}
+
 /// Why a source run failed, in words that say what to fix. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -110,7 +170,7 @@ pub trait Source: Send + Sync {
 
 /// Builds the sources one registered kind watches (none when the config
 /// gives it nothing to watch).
-pub type Register = fn(&Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError>;
+pub type Register = fn(&Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError>;
 
 /// One kind of source in the registry.
 pub struct Registration {
@@ -127,7 +187,7 @@ pub struct Registration {
 pub struct Gate {
     pub feature: &'static str,
     pub built_with: bool,
-    pub configured: fn(&Config) -> bool,
+    pub configured: fn(&dyn Watched) -> bool,
 }
 
 /// Every source, in the order they start: one line each.
@@ -136,10 +196,10 @@ pub const REGISTRY: &[Registration] = &[
     Registration { name: "healthz", feature: None, register: healthz::register },
     Registration { name: "tls", feature: None, register: tls::register },
     Registration { name: "oidc", feature: None, register: oidc::register },
-    Registration { name: "aws", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources.aws.is_some() }), register: aws::register },
-    Registration { name: "dns", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources.aws.is_some() }), register: dns::register },
-    Registration { name: "github", feature: Some(Gate { feature: "github", built_with: cfg!(feature = "github"), configured: |c| c.sources.github.is_some() }), register: github::register },
-    Registration { name: "chain", feature: Some(Gate { feature: "chain", built_with: cfg!(feature = "chain"), configured: |c| c.sources.chain.is_some() }), register: chain::register },
+    Registration { name: "aws", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: aws::register },
+    Registration { name: "dns", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: dns::register },
+    Registration { name: "github", feature: Some(Gate { feature: "github", built_with: cfg!(feature = "github"), configured: |c| c.sources().github.is_some() }), register: github::register },
+    Registration { name: "chain", feature: Some(Gate { feature: "chain", built_with: cfg!(feature = "chain"), configured: |c| c.sources().chain.is_some() }), register: chain::register },
 ];
 
 /// A `register` answer for a kind that runs as at most one source.
@@ -151,15 +211,15 @@ pub fn at_most_one<S: Source + 'static>(source: Option<S>) -> Vec<Arc<dyn Source
 }
 
 /// Builds every source the config enables, from the registry.
-pub fn from_config(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+pub fn from_config(config: Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
     for r in REGISTRY {
         if let Some(g) = &r.feature {
-            compiled_in((g.configured)(config), g.feature, g.built_with)?;
+            compiled_in((g.configured)(config.as_ref()), g.feature, g.built_with)?;
         }
     }
     let mut out = Vec::new();
     for r in REGISTRY {
-        out.extend((r.register)(config)?);
+        out.extend((r.register)(&config)?);
     }
     Ok(out)
 }
@@ -180,19 +240,22 @@ fn compiled_in(configured: bool, feature: &str, built_with: bool) -> Result<(), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn the_registry_builds_what_the_config_asks_for_in_order() {
         let yaml = "environments:\n  - name: prod\n    oidc: { url: https://a.example/.well-known/openid-configuration, issuer: x }\n    services:\n      - name: broker\n        healthz: https://a.example/healthz\n        tls: a.example:443\n";
         let config = Arc::new(Config::parse(yaml, "t.yaml").unwrap());
-        let names: Vec<&str> = from_config(&config)
+        let names: Vec<&str> = from_config(config.clone() as Arc<dyn Watched>)
             .unwrap()
             .iter()
             .map(|s| s.name())
             .collect();
         assert_eq!(names, ["healthz", "tls", "oidc"]);
         let bare = Arc::new(Config::parse("environments:\n  - name: prod\n", "t.yaml").unwrap());
-        assert!(from_config(&bare).unwrap().is_empty());
+        assert!(from_config(bare.clone() as Arc<dyn Watched>)
+            .unwrap()
+            .is_empty());
         let mut seen = std::collections::HashSet::new();
         for r in REGISTRY {
             assert!(seen.insert(r.name), "{} registered twice", r.name);

@@ -2,14 +2,53 @@
 //! the `issuer` it advertises. Drift compares it with the configured one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, Schedule};
 use crate::sources::healthz::http_client;
 use crate::sources::SourceOutput;
+use crate::sources::Watched;
 use crate::sources::{CollectFuture, Source, SourceError};
+use crate::values::{Schedule, Seconds};
+
+/// The OIDC discovery source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    /// How often the source runs.
+    #[serde(default = "OidcConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one fetch may take.
+    #[serde(default = "OidcConfig::default_timeout")]
+    pub timeout: Seconds,
+}
+
+impl OidcConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(300))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(10))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl Default for OidcConfig {
+    fn default() -> Self {
+        OidcConfig {
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+        }
+    }
+}
 
 /// Discovery documents are small; more than this is not one.
 const MAX_BODY: usize = 256 * 1024;
@@ -43,17 +82,17 @@ impl OidcFacts {
 
 /// The oidc source.
 pub struct OidcSource {
-    config: Arc<Config>,
+    config: Arc<dyn Watched>,
     client: reqwest::Client,
 }
 
 impl OidcSource {
     /// Builds the source if an environment lists `oidc`.
-    pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-        if config.environments.iter().all(|e| e.oidc.is_none()) {
+    pub fn from_config(config: Arc<dyn Watched>) -> Result<Option<Self>, SourceError> {
+        if config.environments().iter().all(|e| e.oidc.is_none()) {
             return Ok(None);
         }
-        let client = http_client(config, config.sources.oidc.timeout.0)?;
+        let client = http_client(config.as_ref(), config.sources().oidc.timeout.0)?;
         Ok(Some(OidcSource {
             config: config.clone(),
             client,
@@ -108,17 +147,17 @@ impl Source for OidcSource {
         "oidc"
     }
     fn schedule(&self) -> Schedule {
-        self.config.sources.oidc.schedule()
+        self.config.sources().oidc.schedule()
     }
     /// Each fetch has its own timeout; the run as a whole may take up to the interval.
     fn run_deadline(&self) -> std::time::Duration {
-        self.config.sources.oidc.interval.0
+        self.config.sources().oidc.interval.0
     }
     fn collect(&self) -> CollectFuture<'_> {
         Box::pin(async move {
             let targets: Vec<(String, url::Url)> = self
                 .config
-                .environments
+                .environments()
                 .iter()
                 .filter_map(|e| e.oidc.as_ref().map(|o| (e.name.0.clone(), o.url.0.clone())))
                 .collect();
@@ -141,8 +180,8 @@ impl Source for OidcSource {
 }
 
 /// The registry's builder: an OIDC source when any environment lists `oidc`.
-pub fn register(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
-    Ok(super::at_most_one(OidcSource::from_config(config)?))
+pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+    Ok(super::at_most_one(OidcSource::from_config(config.clone())?))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! presented chain's expiry whether or not it verifies, then checking it
 //! against the trust roots for the name separately.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,12 +13,57 @@ use rustls::crypto::CryptoProvider;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{Config, HostPort, Schedule};
+use crate::sources::Watched;
 use crate::sources::{CollectFuture, Source, SourceError, SourceOutput};
+use crate::values::{HostPort, Schedule, Seconds};
+
+/// The TLS source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// How often the source runs.
+    #[serde(default = "TlsConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "TlsConfig::default_timeout")]
+    pub timeout: Seconds,
+    #[serde(default = "super::default_concurrency")]
+    pub concurrency: usize,
+    /// Extra PEM trust roots besides the built-in web roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+}
+
+impl TlsConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(300))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(10))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            interval: Self::default_interval(),
+            timeout: Self::default_timeout(),
+            concurrency: super::default_concurrency(),
+            ca_file: None,
+        }
+    }
+}
 
 /// One TLS handshake.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -38,17 +84,17 @@ pub struct TlsProbe {
 
 /// Handshakes with every configured TLS endpoint.
 pub struct TlsSource {
-    config: Arc<Config>,
+    config: Arc<dyn Watched>,
     connector: TlsConnector,
     verifier: Arc<WebPkiServerVerifier>,
 }
 
 impl TlsSource {
-    pub fn new(config: Arc<Config>) -> Result<Self, SourceError> {
+    pub fn new(config: Arc<dyn Watched>) -> Result<Self, SourceError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(path) = &config.sources.tls.ca_file {
+        if let Some(path) = &config.sources().tls.ca_file {
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|it| it.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| {
@@ -84,19 +130,19 @@ impl Source for TlsSource {
     }
 
     fn schedule(&self) -> Schedule {
-        self.config.sources.tls.schedule()
+        self.config.sources().tls.schedule()
     }
 
     fn run_deadline(&self) -> Duration {
-        self.config.sources.tls.interval.0
+        self.config.sources().tls.interval.0
     }
 
     fn collect(&self) -> CollectFuture<'_> {
         Box::pin(async move {
-            let cfg = &self.config.sources.tls;
+            let cfg = &self.config.sources().tls;
             let targets: Vec<(String, String, HostPort)> = self
                 .config
-                .environments
+                .environments()
                 .iter()
                 .flat_map(|e| {
                     e.services.iter().filter_map(move |s| {
@@ -247,9 +293,9 @@ impl ServerCertVerifier for AcceptAndRecord {
 
 /// The registry's builder: a TLS source when any service has a `tls`
 /// endpoint.
-pub fn register(config: &Arc<Config>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
     let wanted = config
-        .environments
+        .environments()
         .iter()
         .any(|e| e.services.iter().any(|s| s.tls.is_some()));
     Ok(if wanted {

@@ -19,7 +19,7 @@ fn config(url: &str, s: &Seeded) -> Arc<Config> {
 }
 
 async fn aws_facts(cfg: &Arc<Config>) -> AwsFacts {
-    let src = AwsSource::from_config(cfg)
+    let src = AwsSource::from_config(cfg.clone())
         .unwrap()
         .expect("aws source enabled");
     match src.collect().await {
@@ -29,7 +29,7 @@ async fn aws_facts(cfg: &Arc<Config>) -> AwsFacts {
 }
 
 async fn dns_facts(cfg: &Arc<Config>) -> DnsFacts {
-    let src = DnsSource::from_config(cfg)
+    let src = DnsSource::from_config(cfg.clone())
         .unwrap()
         .expect("dns source enabled");
     match src.collect().await {
@@ -394,7 +394,7 @@ async fn throttled_calls_are_retried_then_given_up_with_the_code() {
 
     // Throttled every time: the SDK gives up after its attempts, not before, not never.
     let proxy = harness::ThrottlingProxy::start(&moto.url(), u32::MAX).await;
-    let src = AwsSource::from_config(&config(&proxy.url(), &s))
+    let src = AwsSource::from_config(config(&proxy.url(), &s))
         .unwrap()
         .unwrap();
     let err = src.collect().await.unwrap_err().to_string();

@@ -46,7 +46,7 @@ fn yaml(url: &str, chain: &Chain, extra: &str) -> String {
 
 async fn collect(yaml: &str) -> Result<ChainFacts, String> {
     let cfg = Arc::new(Config::parse(yaml, "chain.yaml").unwrap());
-    let src = ChainSource::from_config(&cfg)
+    let src = ChainSource::from_config(cfg.clone())
         .unwrap()
         .expect("chain source enabled");
     match src.collect().await {

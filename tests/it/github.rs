@@ -108,7 +108,7 @@ fn yaml(api: &str, extra: &str) -> String {
 
 fn source(yaml: &str) -> GithubSource {
     let cfg = Arc::new(Config::parse(yaml, "github.yaml").unwrap());
-    GithubSource::from_config(&cfg)
+    GithubSource::from_config(cfg.clone())
         .unwrap()
         .expect("github source enabled")
 }

@@ -61,7 +61,7 @@ async fn advertised_issuers_are_read_and_failures_kept_per_environment() {
     ])
     .await;
     let cfg = Arc::new(Config::parse(&yaml(&peer, closed_port()), "oidc.yaml").unwrap());
-    let src = OidcSource::from_config(&cfg)
+    let src = OidcSource::from_config(cfg.clone())
         .unwrap()
         .expect("oidc source enabled");
     let Ok(SourceOutput::Oidc(f)) = src.collect().await else {

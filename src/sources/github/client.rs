@@ -11,9 +11,12 @@ use serde::Deserialize;
 
 use super::*;
 use crate::clock::now_unix;
-use crate::config::{Config, GithubConfig, RunField, Schedule};
+use crate::sources::github::GithubConfig;
+use crate::sources::github::RunField;
 use crate::sources::SourceOutput;
+use crate::sources::Watched;
 use crate::sources::{CollectFuture, Source, SourceError};
+use crate::values::Schedule;
 
 /// Runs per page (the API's maximum).
 const PER_PAGE: u32 = 100;
@@ -25,7 +28,7 @@ const WAITING_STATUSES: [&str; 3] = ["queued", "pending", "waiting"];
 
 /// The github source.
 pub struct GithubSource {
-    config: Arc<Config>,
+    config: Arc<dyn Watched>,
     gh: GithubConfig,
     client: Octocrab,
     /// Conditional-request cache, by path and query.
@@ -49,8 +52,8 @@ struct Page {
 
 impl GithubSource {
     /// Builds the source if `sources.github` is set.
-    pub fn from_config(config: &Arc<Config>) -> Result<Option<Self>, SourceError> {
-        let Some(gh) = &config.sources.github else {
+    pub fn from_config(config: Arc<dyn Watched>) -> Result<Option<Self>, SourceError> {
+        let Some(gh) = &config.sources().github else {
             return Ok(None);
         };
         let base = gh
@@ -141,7 +144,12 @@ impl GithubSource {
         self.cache().retain(|k, _| touched.contains(k));
 
         let runs: Vec<RunJson> = runs.into_values().collect();
-        let slots = occupancy(&self.config, &self.gh.ci_slot_match, &runs, &job_names);
+        let slots = occupancy(
+            self.config.as_ref(),
+            &self.gh.ci_slot_match,
+            &runs,
+            &job_names,
+        );
         Ok(GithubFacts {
             head,
             slots,
@@ -358,13 +366,13 @@ impl Source for GithubSource {
 /// in-progress run matching the slot's pattern holds it; matching runs that
 /// have not started are queued.
 fn occupancy(
-    config: &Config,
+    config: &dyn Watched,
     fields: &[RunField],
     runs: &[RunJson],
     job_names: &HashMap<u64, Vec<String>>,
 ) -> Vec<SlotOccupancy> {
     config
-        .environments
+        .environments()
         .iter()
         .filter_map(|e| e.ci_slot.as_ref().map(|p| (e, &p.0)))
         .map(|(env, pattern)| {
@@ -553,6 +561,7 @@ struct ErrorJson {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
 
     fn run(id: u64, status: &str, title: &str, branch: &str, started: &str) -> RunJson {
         RunJson {

@@ -8,7 +8,83 @@
 //! the rate limit, and the cached body is used. A 403/429 that says the limit
 //! is spent stops all requests until the reset time it names.
 
-use serde::Serialize;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::values::{HttpUrl, Schedule, Seconds, SecretRef};
+
+/// The GitHub Actions source.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GithubConfig {
+    /// How often the source runs.
+    #[serde(default = "GithubConfig::default_interval")]
+    pub interval: Seconds,
+    /// How long one run may take.
+    #[serde(default = "GithubConfig::default_timeout")]
+    pub timeout: Seconds,
+    /// `owner/name`.
+    pub repo: String,
+    /// The branch whose head is the commit everything should run.
+    #[serde(default = "GithubConfig::default_branch")]
+    pub main_branch: String,
+    /// API base URL (for GitHub Enterprise or a test server).
+    #[serde(default)]
+    pub api_url: Option<HttpUrl>,
+    /// Token source: a file path or an environment variable name. Never inline.
+    #[serde(default)]
+    pub token: Option<SecretRef>,
+    /// How long a deployed commit may differ from main's head before it is drift.
+    #[serde(default = "GithubConfig::default_grace")]
+    pub stale_grace: Seconds,
+    /// Which fields of a CI run the environments' `ci_slot` patterns are matched
+    /// against; a run holds a slot when any of them matches.
+    #[serde(default = "GithubConfig::default_ci_slot_match")]
+    pub ci_slot_match: Vec<RunField>,
+}
+
+/// A field of a CI run that can name the test slot it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunField {
+    /// The run's title (`run-name:` in the workflow, else the commit or PR title).
+    DisplayTitle,
+    /// The workflow's name.
+    Name,
+    /// The branch the run is for.
+    HeadBranch,
+    /// The names of the run's jobs (one more request per active run).
+    JobName,
+}
+
+impl GithubConfig {
+    fn default_interval() -> Seconds {
+        Seconds(Duration::from_secs(60))
+    }
+    fn default_timeout() -> Seconds {
+        Seconds(Duration::from_secs(20))
+    }
+    /// The source's schedule.
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            interval: self.interval,
+            timeout: self.timeout,
+        }
+    }
+}
+
+impl GithubConfig {
+    fn default_branch() -> String {
+        "main".into()
+    }
+    fn default_grace() -> Seconds {
+        Seconds(Duration::from_secs(3600))
+    }
+    fn default_ci_slot_match() -> Vec<RunField> {
+        vec![RunField::DisplayTitle, RunField::Name, RunField::HeadBranch]
+    }
+}
 
 /// The head of the main branch.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -79,11 +155,13 @@ mod client;
 /// in builds with the `github` feature (without it, `sources::from_config`
 /// refuses a configured section before this runs).
 pub fn register(
-    config: &std::sync::Arc<crate::config::Config>,
+    config: &std::sync::Arc<dyn super::Watched>,
 ) -> Result<Vec<std::sync::Arc<dyn super::Source>>, super::SourceError> {
     #[cfg(feature = "github")]
     {
-        Ok(super::at_most_one(GithubSource::from_config(config)?))
+        Ok(super::at_most_one(GithubSource::from_config(
+            config.clone(),
+        )?))
     }
     #[cfg(not(feature = "github"))]
     {

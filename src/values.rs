@@ -220,3 +220,10 @@ macro_rules! deserialize_from_str {
     )*};
 }
 deserialize_from_str!(Name, HttpUrl, HostPort, Seconds, Pattern);
+
+/// How often a source runs and for how long at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    pub interval: Seconds,
+    pub timeout: Seconds,
+}

@@ -1,0 +1,72 @@
+//! The inventory's shape: environments (stacks), their services, boxes and
+//! hosts, and what each must look like in the cloud, DNS, OIDC and on chain.
+//! Plain data, read from the fleet config; the sources watch it.
+
+use serde::Deserialize;
+
+use crate::values::{HostPort, HttpUrl, Name, Pattern};
+
+/// One environment — a stack: prod or a test slot.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    pub name: Name,
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// Boxes that send a heartbeat at boot.
+    #[serde(default)]
+    pub boxes: Vec<Name>,
+    /// Hosts that push a daily doctor snapshot.
+    #[serde(default)]
+    pub hosts: Vec<Name>,
+    /// The cloud tag that finds this environment's instance(s) and Elastic IP(s).
+    #[serde(default)]
+    pub aws_tag: Option<Tag>,
+    /// DNS names that must all resolve to the same A record (the environment's EIP).
+    #[serde(default)]
+    pub dns_names: Vec<String>,
+    /// The OIDC issuer the environment must advertise.
+    #[serde(default)]
+    pub oidc: Option<OidcExpectation>,
+    /// Pattern over a CI run's display title, name or head branch that marks
+    /// the run as holding this environment's test slot.
+    #[serde(default)]
+    pub ci_slot: Option<Pattern>,
+    /// Deployer wallet address on the chain.
+    #[serde(default)]
+    pub deployer: Option<String>,
+    /// The account (a 32-byte id, hex) that must be registered in the registry contract.
+    #[serde(default)]
+    pub registry_account: Option<String>,
+}
+
+/// One service of an environment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: Name,
+    /// Its health endpoint.
+    #[serde(default)]
+    pub healthz: Option<HttpUrl>,
+    /// The TLS endpoint to check, `host:port`.
+    #[serde(default)]
+    pub tls: Option<HostPort>,
+}
+
+/// A cloud tag `key: value`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Tag {
+    pub key: String,
+    pub value: String,
+}
+
+/// Where an environment's OIDC discovery document is and what issuer it must name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcExpectation {
+    /// URL of the discovery document, e.g. `https://host/.well-known/openid-configuration`.
+    pub url: HttpUrl,
+    /// The issuer it must advertise.
+    pub issuer: String,
+}
