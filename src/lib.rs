@@ -12,6 +12,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod drift;
+pub mod exposition;
 pub mod health;
 pub mod hub;
 pub mod ingest;

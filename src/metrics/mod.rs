@@ -8,17 +8,14 @@
 use std::fmt;
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
+use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 
-use crate::catalogue::{self as cat, Kind, MetricDef};
+use crate::catalogue::{self as cat, Kind};
+pub(crate) use crate::exposition::{b, family};
 
-mod cloud;
 mod pulse;
-use crate::snapshot::{Health, Snapshot};
+use crate::snapshot::Snapshot;
 
 /// Content type of the classic text format.
 pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -84,56 +81,6 @@ impl Collector for SnapshotCollector {
     }
 }
 
-/// Writes one family from its samples; a family without samples is left out.
-pub(crate) fn family<'a, const L: usize>(
-    enc: &mut DescriptorEncoder,
-    def: &MetricDef,
-    samples: impl IntoIterator<Item = ([&'a str; L], f64)>,
-) -> fmt::Result {
-    debug_assert_eq!(def.labels.len(), L, "{}", def.name);
-    let mut samples = samples.into_iter().peekable();
-    if samples.peek().is_none() {
-        return Ok(());
-    }
-    let (name, metric_type) = match def.kind {
-        Kind::Gauge => (def.name, MetricType::Gauge),
-        Kind::Counter => (
-            def.name.strip_suffix("_total").unwrap_or(def.name),
-            MetricType::Counter,
-        ),
-    };
-    let mut me = enc.encode_descriptor(name, def.help, None, metric_type)?;
-    if L == 0 {
-        // A family without labels has one sample, written as `name value`, not `name{} value`.
-        if let Some((_, v)) = samples.next() {
-            match def.kind {
-                Kind::Gauge => ConstGauge::new(v).encode(me)?,
-                Kind::Counter => ConstCounter::new(v as u64).encode(me)?,
-            }
-        }
-        return Ok(());
-    }
-    for (values, v) in samples {
-        let labels: [(&str, &str); L] = std::array::from_fn(|i| (def.labels[i], values[i]));
-        let fam = me.encode_family(&labels)?;
-        match def.kind {
-            Kind::Gauge => ConstGauge::new(v).encode(fam)?,
-            // Counters are whole counts held as u64 and widened for the sample.
-            Kind::Counter => ConstCounter::new(v as u64).encode(fam)?,
-        }
-    }
-    Ok(())
-}
-
-/// 1 for true, 0 for false.
-pub(crate) fn b(x: bool) -> f64 {
-    if x {
-        1.0
-    } else {
-        0.0
-    }
-}
-
 fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     family(enc, &cat::BUILD_INFO, [([env!("CARGO_PKG_VERSION")], 1.0)])?;
     family(enc, &cat::HANDLER_PANICS, [([], s.handler_panics as f64)])?;
@@ -165,82 +112,7 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
             .map(|x| ([x.source], x.errors_total as f64)),
     )?;
 
-    if let Some(probes) = &s.facts.healthz {
-        family(
-            enc,
-            &cat::SERVICE_HEALTH,
-            probes.iter().flat_map(|p| {
-                Health::ALL.into_iter().map(move |h| {
-                    (
-                        [p.stack.as_str(), p.service.as_str(), h.as_str()],
-                        b(p.health == h),
-                    )
-                })
-            }),
-        )?;
-        family(
-            enc,
-            &cat::SERVICE_STATUS_CODE,
-            probes.iter().map(|p| {
-                (
-                    [p.stack.as_str(), p.service.as_str()],
-                    f64::from(p.status_code.unwrap_or(0)),
-                )
-            }),
-        )?;
-        family(
-            enc,
-            &cat::SERVICE_PROBE_DURATION,
-            probes
-                .iter()
-                .map(|p| ([p.stack.as_str(), p.service.as_str()], p.duration_seconds)),
-        )?;
-        family(
-            enc,
-            &cat::SERVICE_COMMIT_INFO,
-            probes.iter().filter_map(|p| {
-                p.commit
-                    .as_deref()
-                    .map(|c| ([p.stack.as_str(), p.service.as_str(), c], 1.0))
-            }),
-        )?;
-    }
-
-    if let Some(probes) = &s.facts.tls {
-        family(
-            enc,
-            &cat::TLS_UP,
-            probes
-                .iter()
-                .map(|p| ([p.stack.as_str(), p.host.as_str()], b(p.up))),
-        )?;
-        family(
-            enc,
-            &cat::TLS_CERT_NOT_AFTER,
-            probes.iter().filter_map(|p| {
-                p.leaf_not_after
-                    .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
-            }),
-        )?;
-        family(
-            enc,
-            &cat::TLS_CHAIN_NOT_AFTER,
-            probes.iter().filter_map(|p| {
-                p.chain_earliest_not_after
-                    .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
-            }),
-        )?;
-        family(
-            enc,
-            &cat::TLS_CHAIN_VALID,
-            probes
-                .iter()
-                .filter(|p| p.up)
-                .map(|p| ([p.stack.as_str(), p.host.as_str()], b(p.chain_valid))),
-        )?;
-    }
-
-    cloud::encode(s, enc)?;
+    s.facts.encode(enc)?;
 
     family(
         enc,

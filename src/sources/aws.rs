@@ -7,6 +7,8 @@
 //! retry mode with backoff; anything it gives up on fails the run with a
 //! message that says what to fix.
 
+use crate::catalogue as cat;
+use crate::exposition::{b, family, DescriptorEncoder};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -498,4 +500,67 @@ pub fn register(
         let _ = config;
         Ok(Vec::new())
     }
+}
+
+/// This source's families: instance state, info and launch time; EIP
+/// association and info.
+pub fn encode(aws: &AwsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    family(
+        enc,
+        &cat::INSTANCE_STATE,
+        aws.instances.iter().flat_map(|i| {
+            InstanceState::ALL.into_iter().map(move |st| {
+                (
+                    [i.stack.as_str(), i.instance_id.as_str(), st.as_str()],
+                    b(i.state == Some(st)),
+                )
+            })
+        }),
+    )?;
+    family(
+        enc,
+        &cat::INSTANCE_INFO,
+        aws.instances.iter().map(|i| {
+            (
+                [
+                    i.stack.as_str(),
+                    i.instance_id.as_str(),
+                    i.instance_type.as_str(),
+                    i.availability_zone.as_str(),
+                ],
+                1.0,
+            )
+        }),
+    )?;
+    family(
+        enc,
+        &cat::INSTANCE_LAUNCH,
+        aws.instances.iter().filter_map(|i| {
+            i.launch_time
+                .map(|t| ([i.stack.as_str(), i.instance_id.as_str()], t))
+        }),
+    )?;
+    family(
+        enc,
+        &cat::EIP_ASSOCIATED,
+        aws.addresses
+            .iter()
+            .map(|a| ([a.stack.as_str(), a.public_ip.as_str()], b(a.associated))),
+    )?;
+    family(
+        enc,
+        &cat::EIP_INFO,
+        aws.addresses.iter().map(|a| {
+            (
+                [
+                    a.stack.as_str(),
+                    a.public_ip.as_str(),
+                    a.allocation_id.as_str(),
+                    a.instance_id.as_deref().unwrap_or(""),
+                ],
+                1.0,
+            )
+        }),
+    )?;
+    Ok(())
 }

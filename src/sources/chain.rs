@@ -3,6 +3,8 @@
 //! (an `eth_call` to a view function of one `bytes32` returning an address;
 //! non-zero means registered), and the latest block number.
 
+use crate::catalogue as cat;
+use crate::exposition::{b, family, DescriptorEncoder};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -290,4 +292,30 @@ pub fn register(
         let _ = config;
         Ok(Vec::new())
     }
+}
+
+/// This source's families: deployer balances, registration, block height.
+pub fn encode(chain: &ChainFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    family(
+        enc,
+        &cat::DEPLOYER_BALANCE,
+        chain
+            .balances
+            .iter()
+            .map(|x| ([x.stack.as_str(), x.address.as_str()], x.balance)),
+    )?;
+    family(
+        enc,
+        &cat::REGISTRY_REGISTERED,
+        chain
+            .registrations
+            .iter()
+            .map(|r| ([r.stack.as_str()], b(r.registered))),
+    )?;
+    family(
+        enc,
+        &cat::CHAIN_BLOCK_NUMBER,
+        [([], chain.block_number as f64)],
+    )?;
+    Ok(())
 }

@@ -2,6 +2,8 @@
 //! the Route53 hosted zone in `sources.aws.hosted_zone_id` (it shares the aws
 //! source's settings and credentials).
 
+use crate::catalogue as cat;
+use crate::exposition::{family, DescriptorEncoder};
 use serde::Serialize;
 
 /// The Route53 calls this source makes, as IAM names them; deploy/aws/iam-policy.json allows exactly these.
@@ -196,4 +198,18 @@ pub fn register(
         let _ = config;
         Ok(Vec::new())
     }
+}
+
+/// This source's family: the A records of each DNS name.
+pub fn encode(dns: &DnsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    family(
+        enc,
+        &cat::DNS_RECORD_INFO,
+        dns.records.iter().flat_map(|r| {
+            r.addresses
+                .iter()
+                .map(move |a| ([r.stack.as_str(), r.name.as_str(), a.as_str()], 1.0))
+        }),
+    )?;
+    Ok(())
 }

@@ -1,5 +1,7 @@
 //! The healthz source: GET each service's /healthz and classify the answer.
 
+use crate::catalogue as cat;
+use crate::exposition::{b, family, DescriptorEncoder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -283,4 +285,48 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
     } else {
         Vec::new()
     })
+}
+
+/// This source's families: health as a state set, status code, probe
+/// duration and the commit each service reports.
+pub fn encode(probes: &[ServiceProbe], enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    family(
+        enc,
+        &cat::SERVICE_HEALTH,
+        probes.iter().flat_map(|p| {
+            Health::ALL.into_iter().map(move |h| {
+                (
+                    [p.stack.as_str(), p.service.as_str(), h.as_str()],
+                    b(p.health == h),
+                )
+            })
+        }),
+    )?;
+    family(
+        enc,
+        &cat::SERVICE_STATUS_CODE,
+        probes.iter().map(|p| {
+            (
+                [p.stack.as_str(), p.service.as_str()],
+                f64::from(p.status_code.unwrap_or(0)),
+            )
+        }),
+    )?;
+    family(
+        enc,
+        &cat::SERVICE_PROBE_DURATION,
+        probes
+            .iter()
+            .map(|p| ([p.stack.as_str(), p.service.as_str()], p.duration_seconds)),
+    )?;
+    family(
+        enc,
+        &cat::SERVICE_COMMIT_INFO,
+        probes.iter().filter_map(|p| {
+            p.commit
+                .as_deref()
+                .map(|c| ([p.stack.as_str(), p.service.as_str(), c], 1.0))
+        }),
+    )?;
+    Ok(())
 }

@@ -55,6 +55,30 @@ pub struct Facts {
 }
 
 impl Facts {
+    /// Every source's families, from its last good facts; a source with
+    /// none (never succeeded, or stale) writes no series.
+    pub fn encode(&self, enc: &mut crate::exposition::DescriptorEncoder) -> std::fmt::Result {
+        if let Some(f) = &self.healthz {
+            healthz::encode(f, enc)?;
+        }
+        if let Some(f) = &self.tls {
+            tls::encode(f, enc)?;
+        }
+        if let Some(f) = &self.aws {
+            aws::encode(f, enc)?;
+        }
+        if let Some(f) = &self.dns {
+            dns::encode(f, enc)?;
+        }
+        if let Some(f) = &self.github {
+            github::encode(f, enc)?;
+        }
+        if let Some(f) = &self.chain {
+            chain::encode(f, enc)?;
+        }
+        Ok(())
+    }
+
     /// Stores a source's fresh output.
     pub fn apply(&mut self, out: SourceOutput) {
         match out {

@@ -2,6 +2,8 @@
 //! presented chain's expiry whether or not it verifies, then checking it
 //! against the trust roots for the name separately.
 
+use crate::catalogue as cat;
+use crate::exposition::{b, family, DescriptorEncoder};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -303,4 +305,40 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
     } else {
         Vec::new()
     })
+}
+
+/// This source's families: handshake up, leaf and chain expiry, chain validity.
+pub fn encode(probes: &[TlsProbe], enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    family(
+        enc,
+        &cat::TLS_UP,
+        probes
+            .iter()
+            .map(|p| ([p.stack.as_str(), p.host.as_str()], b(p.up))),
+    )?;
+    family(
+        enc,
+        &cat::TLS_CERT_NOT_AFTER,
+        probes.iter().filter_map(|p| {
+            p.leaf_not_after
+                .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
+        }),
+    )?;
+    family(
+        enc,
+        &cat::TLS_CHAIN_NOT_AFTER,
+        probes.iter().filter_map(|p| {
+            p.chain_earliest_not_after
+                .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
+        }),
+    )?;
+    family(
+        enc,
+        &cat::TLS_CHAIN_VALID,
+        probes
+            .iter()
+            .filter(|p| p.up)
+            .map(|p| ([p.stack.as_str(), p.host.as_str()], b(p.chain_valid))),
+    )?;
+    Ok(())
 }

@@ -8,6 +8,8 @@
 //! the rate limit, and the cached body is used. A 403/429 that says the limit
 //! is spent stops all requests until the reset time it names.
 
+use crate::catalogue as cat;
+use crate::exposition::{b, family, DescriptorEncoder};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -168,4 +170,71 @@ pub fn register(
         let _ = config;
         Ok(Vec::new())
     }
+}
+
+/// This source's families: slot occupancy, queue depth, the holding run,
+/// main's head and the rate limit.
+pub fn encode(gh: &GithubFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+    family(
+        enc,
+        &cat::CI_SLOT_OCCUPIED,
+        gh.slots
+            .iter()
+            .map(|sl| ([sl.stack.as_str()], b(sl.holder.is_some()))),
+    )?;
+    family(
+        enc,
+        &cat::CI_SLOT_QUEUE_DEPTH,
+        gh.slots
+            .iter()
+            .map(|sl| ([sl.stack.as_str()], f64::from(sl.queued))),
+    )?;
+    family(
+        enc,
+        &cat::CI_SLOT_RUN_STARTED,
+        gh.slots.iter().filter_map(|sl| {
+            let started = sl.holder.as_ref()?.started_at?;
+            Some(([sl.stack.as_str()], started))
+        }),
+    )?;
+    let run_ids: Vec<String> = gh
+        .slots
+        .iter()
+        .map(|sl| {
+            sl.holder
+                .as_ref()
+                .map(|r| r.id.to_string())
+                .unwrap_or_default()
+        })
+        .collect();
+    family(
+        enc,
+        &cat::CI_SLOT_RUN_INFO,
+        gh.slots.iter().zip(&run_ids).filter_map(|(sl, id)| {
+            let r = sl.holder.as_ref()?;
+            Some((
+                [
+                    sl.stack.as_str(),
+                    id.as_str(),
+                    r.workflow.as_str(),
+                    r.branch.as_str(),
+                ],
+                1.0,
+            ))
+        }),
+    )?;
+    family(
+        enc,
+        &cat::GITHUB_HEAD_INFO,
+        [([gh.head.branch.as_str(), gh.head.sha.as_str()], 1.0)],
+    )?;
+    if let Some(rl) = &gh.rate_limit {
+        family(
+            enc,
+            &cat::GITHUB_RATE_LIMIT_REMAINING,
+            [([], rl.remaining as f64)],
+        )?;
+        family(enc, &cat::GITHUB_RATE_LIMIT_RESET, [([], rl.reset)])?;
+    }
+    Ok(())
 }
