@@ -182,7 +182,7 @@ fn check_config_accepts_the_example_and_names_errors() {
 }
 
 /// `serve --public` and `demo --public` switch public mode on from the
-/// command line (what it hides is tested in tests/page.rs).
+/// command line (what it hides is tested in tests/it/page.rs and tests/it/shipped.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_flag_switches_public_mode_on_for_demo_and_serve() {
     let dir = tempfile::tempdir().unwrap();
