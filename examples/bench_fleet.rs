@@ -586,11 +586,7 @@ fn render_alloc(config: &Path) {
             });
         }
     }
-    let facts = Facts {
-        healthz: Some(Arc::new(healthz)),
-        tls: Some(Arc::new(tls)),
-        ..Facts::default()
-    };
+    let facts = Facts::default().with("healthz", healthz).with("tls", tls);
     let snapshot = Snapshot {
         read_at: 0.0,
         config,

@@ -8,6 +8,11 @@ use serde::Serialize;
 
 use crate::config::{Config, Environment};
 use crate::pulse::Pulse;
+use crate::sources::aws::AwsFacts;
+use crate::sources::dns::DnsFacts;
+use crate::sources::github::GithubFacts;
+use crate::sources::healthz::HealthzFacts;
+use crate::sources::oidc::OidcFacts;
 use crate::sources::Facts;
 
 /// Names that must share an A record disagree.
@@ -71,7 +76,7 @@ pub fn same_commit(a: &str, b: &str) -> bool {
 }
 
 fn dns_mismatch(facts: &Facts, stack: &str) -> Option<(bool, String)> {
-    let dns = facts.dns.as_ref()?;
+    let dns = facts.get::<DnsFacts>()?;
     // An alias record's addresses are not listed: it cannot be compared.
     let records: Vec<_> = dns.of(stack).filter(|r| r.alias.is_none()).collect();
     if records.len() < 2 {
@@ -106,8 +111,8 @@ fn dns_mismatch(facts: &Facts, stack: &str) -> Option<(bool, String)> {
 }
 
 fn eip_mismatch(facts: &Facts, stack: &str) -> Option<(bool, String)> {
-    let aws = facts.aws.as_ref()?;
-    let dns = facts.dns.as_ref()?;
+    let aws = facts.get::<AwsFacts>()?;
+    let dns = facts.get::<DnsFacts>()?;
     let eips: BTreeSet<&str> = aws.eips_of(stack).map(|a| a.public_ip.as_str()).collect();
     if eips.is_empty() {
         return None;
@@ -134,7 +139,7 @@ fn eip_mismatch(facts: &Facts, stack: &str) -> Option<(bool, String)> {
 
 fn oidc_mismatch(env: &Environment, facts: &Facts) -> Option<(bool, String)> {
     let want = &env.oidc.as_ref()?.issuer;
-    let doc = facts.oidc.as_ref()?.of(env.name.as_str())?;
+    let doc = facts.get::<OidcFacts>()?.of(env.name.as_str())?;
     let got = doc.issuer.as_ref()?;
     if got == want {
         Some((false, format!("{} advertises {got}", doc.url)))
@@ -154,7 +159,7 @@ fn stale_binary(
     now: f64,
 ) -> Option<(bool, String)> {
     let grace = config.sources.github.as_ref()?.stale_grace.0.as_secs_f64();
-    let github = facts.github.as_ref()?;
+    let github = facts.get::<GithubFacts>()?;
     let head = &github.head;
     if head.sha.is_empty() {
         return None;
@@ -208,7 +213,7 @@ fn deployed_commits(facts: &Facts, pulse: &Pulse, stack: &str) -> Vec<(String, S
             .filter(|c| !c.is_empty())
             .map(str::to_string)
     };
-    if let Some(probes) = &facts.healthz {
+    if let Some(probes) = facts.get::<HealthzFacts>() {
         for p in probes.iter().filter(|p| p.stack == stack) {
             if let Some(c) = reported(p.commit.as_deref()) {
                 out.push((p.service.clone(), c));
@@ -373,10 +378,7 @@ mod tests {
             ("dns unknown", None, None),
         ];
         for (what, d, want) in cases {
-            let facts = Facts {
-                dns: d.map(Arc::new),
-                ..Facts::default()
-            };
+            let facts = Facts::default().maybe("dns", d);
             assert_eq!(verdict(facts, DNS_MISMATCH), want, "{what}");
         }
     }
@@ -384,10 +386,7 @@ mod tests {
     #[test]
     fn dns_details_name_the_records() {
         let detail = |d: DnsFacts| {
-            let facts = Facts {
-                dns: Some(Arc::new(d)),
-                ..Facts::default()
-            };
+            let facts = Facts::default().with("dns", d);
             let flags = detect(&config(), &facts, &Pulse::default(), NOW);
             flags
                 .into_iter()
@@ -412,10 +411,7 @@ mod tests {
     fn alias_records_are_not_compared() {
         let mut d = dns(&[("a", &["192.0.2.1"]), ("b", &[])]);
         d.records[1].alias = Some("lb.example.net".into());
-        let facts = Facts {
-            dns: Some(Arc::new(d)),
-            ..Facts::default()
-        };
+        let facts = Facts::default().with("dns", d);
         assert_eq!(verdict(facts, DNS_MISMATCH), None);
     }
 
@@ -462,11 +458,7 @@ mod tests {
             ("dns unknown", Some(aws(&["192.0.2.1"])), None, None),
         ];
         for (what, a, d, want) in cases {
-            let facts = Facts {
-                aws: a.map(Arc::new),
-                dns: d.map(Arc::new),
-                ..Facts::default()
-            };
+            let facts = Facts::default().maybe("aws", a).maybe("dns", d);
             assert_eq!(verdict(facts, EIP_MISMATCH), want, "{what}");
         }
     }
@@ -493,10 +485,7 @@ mod tests {
             ("oidc unknown", None, None),
         ];
         for (what, o, want) in cases {
-            let facts = Facts {
-                oidc: o.map(Arc::new),
-                ..Facts::default()
-            };
+            let facts = Facts::default().maybe("oidc", o);
             assert_eq!(verdict(facts, OIDC_ISSUER_MISMATCH), want, "{what}");
         }
     }
@@ -583,11 +572,9 @@ mod tests {
             ),
         ];
         for (what, g, probes, want) in cases {
-            let facts = Facts {
-                github: g.map(Arc::new),
-                healthz: (!probes.is_empty()).then(|| Arc::new(probes)),
-                ..Facts::default()
-            };
+            let facts = Facts::default()
+                .maybe("github", g)
+                .maybe("healthz", (!probes.is_empty()).then_some(probes));
             assert_eq!(verdict(facts, STALE_BINARY), want, "{what}");
         }
     }
@@ -653,11 +640,9 @@ mod tests {
             ),
         ];
         for (what, boxes, probes, want) in cases {
-            let facts = Facts {
-                github: Some(Arc::new(github(7200.0, None))),
-                healthz: (!probes.is_empty()).then(|| Arc::new(probes)),
-                ..Facts::default()
-            };
+            let facts = Facts::default()
+                .with("github", github(7200.0, None))
+                .maybe("healthz", (!probes.is_empty()).then_some(probes));
             let flags = detect(&config(), &facts, &pulse(&boxes), NOW);
             let got = flags
                 .iter()

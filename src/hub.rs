@@ -92,7 +92,7 @@ impl Hub {
         status.duration_seconds = duration.as_secs_f64();
         match result {
             Ok(out) => {
-                facts.apply(out);
+                facts.set(source, out);
                 status.up = true;
                 status.last_success = Some(now);
                 status.last_error = None;

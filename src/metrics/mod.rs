@@ -167,25 +167,26 @@ mod tests {
             read_at: 0.0,
             config,
             sources: vec![source("healthz", true), source("tls", false)],
-            facts: Facts {
-                healthz: Some(Arc::new(vec![
-                    probe("broker", Health::Green),
-                    probe("signer", Health::Red),
-                ])),
-                aws: Some(Arc::new(AwsFacts {
-                    instances: vec![Instance {
-                        stack: "prod".into(),
-                        instance_id: "i-1".into(),
-                        state: Some(InstanceState::Running),
-                        instance_type: "t3.small".into(),
-                        availability_zone: "eu-west-1a".into(),
-                        launch_time: Some(1_700_000_000.0),
-                        public_ip: None,
-                    }],
-                    addresses: Vec::new(),
-                })),
-                ..Facts::default()
-            },
+            facts: Facts::default()
+                .with(
+                    "healthz",
+                    vec![probe("broker", Health::Green), probe("signer", Health::Red)],
+                )
+                .with(
+                    "aws",
+                    AwsFacts {
+                        instances: vec![Instance {
+                            stack: "prod".into(),
+                            instance_id: "i-1".into(),
+                            state: Some(InstanceState::Running),
+                            instance_type: "t3.small".into(),
+                            availability_zone: "eu-west-1a".into(),
+                            launch_time: Some(1_700_000_000.0),
+                            public_ip: None,
+                        }],
+                        addresses: Vec::new(),
+                    },
+                ),
             pulse: Arc::default(),
             drift: Vec::new(),
             handler_panics: 0,

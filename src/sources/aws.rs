@@ -58,7 +58,9 @@ const DESCRIBE_INSTANCES: &str = "ec2:DescribeInstances";
 const DESCRIBE_ADDRESSES: &str = "ec2:DescribeAddresses";
 
 /// EC2 instance state, in state-set order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
     Pending,
@@ -94,7 +96,7 @@ impl InstanceState {
 }
 
 /// One EC2 instance found by an environment's tag.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Instance {
     pub stack: String,
     pub instance_id: String,
@@ -108,7 +110,7 @@ pub struct Instance {
 }
 
 /// One Elastic IP found by an environment's tag.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ElasticIp {
     pub stack: String,
     pub public_ip: String,
@@ -120,7 +122,7 @@ pub struct ElasticIp {
 }
 
 /// What the aws source found.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AwsFacts {
     /// Sorted by stack, then instance id.
     pub instances: Vec<Instance>,
@@ -153,7 +155,6 @@ mod client {
     use super::*;
     use crate::inventory::Tag;
     use crate::sources::aws::AwsConfig;
-    use crate::sources::SourceOutput;
     use crate::sources::Watched;
     use crate::sources::{CollectFuture, Source, SourceError};
     use crate::values::Schedule;
@@ -324,7 +325,7 @@ mod client {
             self.aws.schedule()
         }
         fn collect(&self) -> CollectFuture<'_> {
-            Box::pin(async move { self.collect_facts().await.map(SourceOutput::Aws) })
+            Box::pin(async move { self.collect_facts().await.map(crate::sources::output) })
         }
     }
 
@@ -499,6 +500,11 @@ pub fn register(
     {
         let _ = config;
         Ok(Vec::new())
+    }
+}
+impl super::SourceFacts for AwsFacts {
+    fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(self, enc)
     }
 }
 

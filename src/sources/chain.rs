@@ -67,7 +67,7 @@ impl ChainConfig {
 }
 
 /// One deployer wallet's balance.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct DeployerBalance {
     pub stack: String,
     /// Checksummed address.
@@ -77,7 +77,7 @@ pub struct DeployerBalance {
 }
 
 /// One environment's registration in the registry contract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Registration {
     pub stack: String,
     /// The 32-byte account id, as configured.
@@ -88,7 +88,7 @@ pub struct Registration {
 }
 
 /// What the chain source found.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ChainFacts {
     pub block_number: u64,
     /// The native token's symbol, for display.
@@ -114,7 +114,6 @@ mod client {
 
     use super::*;
     use crate::sources::chain::ChainConfig;
-    use crate::sources::SourceOutput;
     use crate::sources::Watched;
     use crate::sources::{CollectFuture, Source, SourceError};
     use crate::values::Schedule;
@@ -246,7 +245,7 @@ mod client {
             self.chain.schedule()
         }
         fn collect(&self) -> CollectFuture<'_> {
-            Box::pin(async move { self.collect_facts().await.map(SourceOutput::Chain) })
+            Box::pin(async move { self.collect_facts().await.map(crate::sources::output) })
         }
     }
 
@@ -291,6 +290,11 @@ pub fn register(
     {
         let _ = config;
         Ok(Vec::new())
+    }
+}
+impl super::SourceFacts for ChainFacts {
+    fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(self, enc)
     }
 }
 

@@ -11,7 +11,7 @@ pub const CALLS: [&str; 1] = [LIST_RECORD_SETS];
 const LIST_RECORD_SETS: &str = "route53:ListResourceRecordSets";
 
 /// The A record of one listed name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct DnsRecord {
     pub stack: String,
     /// Lower case, without the trailing dot.
@@ -23,7 +23,7 @@ pub struct DnsRecord {
 }
 
 /// What the dns source found.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DnsFacts {
     /// One per (stack, listed name), in inventory order.
     pub records: Vec<DnsRecord>,
@@ -51,7 +51,6 @@ mod client {
     use super::*;
     use crate::sources::aws::AwsConfig;
     use crate::sources::aws::{sdk_config, sdk_error};
-    use crate::sources::SourceOutput;
     use crate::sources::Watched;
     use crate::sources::{CollectFuture, Source, SourceError};
     use crate::values::Schedule;
@@ -178,7 +177,7 @@ mod client {
             self.aws.schedule()
         }
         fn collect(&self) -> CollectFuture<'_> {
-            Box::pin(async move { self.collect_facts().await.map(SourceOutput::Dns) })
+            Box::pin(async move { self.collect_facts().await.map(crate::sources::output) })
         }
     }
 }
@@ -197,6 +196,11 @@ pub fn register(
     {
         let _ = config;
         Ok(Vec::new())
+    }
+}
+impl super::SourceFacts for DnsFacts {
+    fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(self, enc)
     }
 }
 

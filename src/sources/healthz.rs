@@ -12,7 +12,7 @@ use crate::sources::Watched;
 use crate::values::{HttpUrl, Schedule, Seconds};
 
 use crate::health::{classify, Health, ProbeOutcome, Rules};
-use crate::sources::{CollectFuture, Source, SourceError, SourceOutput};
+use crate::sources::{CollectFuture, Source, SourceError};
 
 /// The healthz source.
 #[derive(Debug, Clone, Deserialize)]
@@ -87,7 +87,7 @@ impl Default for HealthzConfig {
 }
 
 /// One /healthz probe.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct ServiceProbe {
     pub stack: String,
     pub service: String,
@@ -202,8 +202,8 @@ impl Source for HealthzSource {
             .await;
             // Inventory order, so every view lists services the same way.
             probes.sort_by_key(|(i, _)| *i);
-            let probes = probes.into_iter().map(|(_, p)| p).collect();
-            Ok(SourceOutput::Healthz(probes))
+            let probes: HealthzFacts = probes.into_iter().map(|(_, p)| p).collect();
+            Ok(super::output(probes))
         })
     }
 }
@@ -285,6 +285,14 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
     } else {
         Vec::new()
     })
+}
+/// What one run found: one reading per target.
+pub type HealthzFacts = Vec<ServiceProbe>;
+
+impl super::SourceFacts for Vec<ServiceProbe> {
+    fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(self, enc)
+    }
 }
 
 /// This source's families: health as a state set, status code, probe

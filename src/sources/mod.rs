@@ -10,13 +10,15 @@
 //! facts types are always compiled, so snapshots, views and the config are
 //! the same in every build; only the collecting part is left out.
 
+use std::any::Any;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::inventory::Environment;
 use crate::values::{Schedule, Seconds};
@@ -29,81 +31,116 @@ pub mod healthz;
 pub mod oidc;
 pub mod tls;
 
-/// What one run of a source produced.
-#[derive(Debug, Clone)]
-pub enum SourceOutput {
-    Healthz(Vec<healthz::ServiceProbe>),
-    Tls(Vec<tls::TlsProbe>),
-    Aws(aws::AwsFacts),
-    Dns(dns::DnsFacts),
-    Github(github::GithubFacts),
-    Chain(chain::ChainFacts),
-    Oidc(oidc::OidcFacts),
+/// A source's facts: what one good run found, as plain data. Each source
+/// implements this for its own facts type; nothing outside the source's
+/// module needs to know the type to store, encode or keep it.
+pub trait SourceFacts:
+    Serialize + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+{
+    /// Writes the source's metric families (none by default).
+    fn encode(&self, _enc: &mut crate::exposition::DescriptorEncoder) -> std::fmt::Result {
+        Ok(())
+    }
 }
 
-/// The last good output of each source; `None` until a source first succeeds
-/// or after its values went stale.
+/// Facts of any source, type-erased: what the scheduler, the store and the
+/// encoder hold. `Facts::get` gives a reader its typed facts back.
+pub trait AnyFacts: std::fmt::Debug + Send + Sync {
+    fn encode(&self, enc: &mut crate::exposition::DescriptorEncoder) -> std::fmt::Result;
+    /// The facts as JSON, as the store keeps them between runs.
+    fn to_json(&self) -> serde_json::Result<String>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<T: SourceFacts> AnyFacts for T {
+    fn encode(&self, enc: &mut crate::exposition::DescriptorEncoder) -> std::fmt::Result {
+        SourceFacts::encode(self, enc)
+    }
+    fn to_json(&self) -> serde_json::Result<String> {
+        serde_json::to_string(self)
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl dyn AnyFacts {
+    /// The typed facts, if they are of type `T`.
+    pub fn downcast_ref<T: SourceFacts>(&self) -> Option<&T> {
+        self.as_any().downcast_ref::<T>()
+    }
+}
+
+/// What one good run of a source produced.
+pub type SourceOutput = Arc<dyn AnyFacts>;
+
+/// Wraps a source's facts as its run's output.
+pub fn output<T: SourceFacts>(facts: T) -> SourceOutput {
+    Arc::new(facts)
+}
+
+/// Reads facts back from the JSON `AnyFacts::to_json` wrote.
+pub type Restore = fn(&str) -> serde_json::Result<SourceOutput>;
+
+/// `Restore` for one facts type.
+pub fn restore<T: SourceFacts>(json: &str) -> serde_json::Result<SourceOutput> {
+    Ok(Arc::new(serde_json::from_str::<T>(json)?))
+}
+
+/// The last good output of each source, by source name; a source has none
+/// until it first succeeds, or after its values went stale.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
-    pub healthz: Option<Arc<Vec<healthz::ServiceProbe>>>,
-    pub tls: Option<Arc<Vec<tls::TlsProbe>>>,
-    pub aws: Option<Arc<aws::AwsFacts>>,
-    pub dns: Option<Arc<dns::DnsFacts>>,
-    pub github: Option<Arc<github::GithubFacts>>,
-    pub chain: Option<Arc<chain::ChainFacts>>,
-    pub oidc: Option<Arc<oidc::OidcFacts>>,
+    by_source: BTreeMap<&'static str, SourceOutput>,
 }
 
 impl Facts {
-    /// Every source's families, from its last good facts; a source with
-    /// none (never succeeded, or stale) writes no series.
+    /// The facts of the source whose facts type is `T`, if it has any.
+    pub fn get<T: SourceFacts>(&self) -> Option<&T> {
+        self.by_source
+            .values()
+            .find_map(|f| f.as_any().downcast_ref::<T>())
+    }
+
+    /// One source's facts, type-erased.
+    pub fn of(&self, source: &str) -> Option<&SourceOutput> {
+        self.by_source.get(source)
+    }
+
+    /// Every source's families, from its last good facts, in registry
+    /// order; a source with none (never succeeded, or stale) writes no
+    /// series.
     pub fn encode(&self, enc: &mut crate::exposition::DescriptorEncoder) -> std::fmt::Result {
-        if let Some(f) = &self.healthz {
-            healthz::encode(f, enc)?;
-        }
-        if let Some(f) = &self.tls {
-            tls::encode(f, enc)?;
-        }
-        if let Some(f) = &self.aws {
-            aws::encode(f, enc)?;
-        }
-        if let Some(f) = &self.dns {
-            dns::encode(f, enc)?;
-        }
-        if let Some(f) = &self.github {
-            github::encode(f, enc)?;
-        }
-        if let Some(f) = &self.chain {
-            chain::encode(f, enc)?;
+        for r in REGISTRY {
+            if let Some(f) = self.by_source.get(r.name) {
+                f.encode(enc)?;
+            }
         }
         Ok(())
     }
 
-    /// Stores a source's fresh output.
-    pub fn apply(&mut self, out: SourceOutput) {
-        match out {
-            SourceOutput::Healthz(v) => self.healthz = Some(Arc::new(v)),
-            SourceOutput::Tls(v) => self.tls = Some(Arc::new(v)),
-            SourceOutput::Aws(v) => self.aws = Some(Arc::new(v)),
-            SourceOutput::Dns(v) => self.dns = Some(Arc::new(v)),
-            SourceOutput::Github(v) => self.github = Some(Arc::new(v)),
-            SourceOutput::Chain(v) => self.chain = Some(Arc::new(v)),
-            SourceOutput::Oidc(v) => self.oidc = Some(Arc::new(v)),
+    /// These facts with `source`'s set to `facts`.
+    pub fn with<T: SourceFacts>(mut self, source: &'static str, facts: T) -> Facts {
+        self.set(source, output(facts));
+        self
+    }
+
+    /// These facts with `source`'s set to `facts`, or left unset for `None`.
+    pub fn maybe<T: SourceFacts>(self, source: &'static str, facts: Option<T>) -> Facts {
+        match facts {
+            Some(f) => self.with(source, f),
+            None => self,
         }
+    }
+
+    /// Stores a source's fresh output.
+    pub fn set(&mut self, source: &'static str, out: SourceOutput) {
+        self.by_source.insert(source, out);
     }
 
     /// Forgets a source's values (they went stale).
     pub fn forget(&mut self, source: &str) {
-        match source {
-            "healthz" => self.healthz = None,
-            "tls" => self.tls = None,
-            "aws" => self.aws = None,
-            "dns" => self.dns = None,
-            "github" => self.github = None,
-            "chain" => self.chain = None,
-            "oidc" => self.oidc = None,
-            _ => {}
-        }
+        self.by_source.remove(source);
     }
 }
 
@@ -203,6 +240,8 @@ pub struct Registration {
     /// For a source whose collecting half sits behind a Cargo feature.
     pub feature: Option<Gate>,
     pub register: Register,
+    /// Reads its facts back from the store at start-up.
+    pub restore: Restore,
 }
 
 /// A source's Cargo feature: whether this build has it, and whether the
@@ -217,13 +256,13 @@ pub struct Gate {
 /// Every source, in the order they start: one line each.
 #[rustfmt::skip]
 pub const REGISTRY: &[Registration] = &[
-    Registration { name: "healthz", feature: None, register: healthz::register },
-    Registration { name: "tls", feature: None, register: tls::register },
-    Registration { name: "oidc", feature: None, register: oidc::register },
-    Registration { name: "aws", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: aws::register },
-    Registration { name: "dns", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: dns::register },
-    Registration { name: "github", feature: Some(Gate { feature: "github", built_with: cfg!(feature = "github"), configured: |c| c.sources().github.is_some() }), register: github::register },
-    Registration { name: "chain", feature: Some(Gate { feature: "chain", built_with: cfg!(feature = "chain"), configured: |c| c.sources().chain.is_some() }), register: chain::register },
+    Registration { name: "healthz", feature: None, register: healthz::register, restore: restore::<healthz::HealthzFacts> },
+    Registration { name: "tls", feature: None, register: tls::register, restore: restore::<tls::TlsFacts> },
+    Registration { name: "oidc", feature: None, register: oidc::register, restore: restore::<oidc::OidcFacts> },
+    Registration { name: "aws", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: aws::register, restore: restore::<aws::AwsFacts> },
+    Registration { name: "dns", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: dns::register, restore: restore::<dns::DnsFacts> },
+    Registration { name: "github", feature: Some(Gate { feature: "github", built_with: cfg!(feature = "github"), configured: |c| c.sources().github.is_some() }), register: github::register, restore: restore::<github::GithubFacts> },
+    Registration { name: "chain", feature: Some(Gate { feature: "chain", built_with: cfg!(feature = "chain"), configured: |c| c.sources().chain.is_some() }), register: chain::register, restore: restore::<chain::ChainFacts> },
 ];
 
 /// A `register` answer for a kind that runs as at most one source.

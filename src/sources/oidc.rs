@@ -8,7 +8,6 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::sources::healthz::http_client;
-use crate::sources::SourceOutput;
 use crate::sources::Watched;
 use crate::sources::{CollectFuture, Source, SourceError};
 use crate::values::{Schedule, Seconds};
@@ -56,7 +55,7 @@ const MAX_BODY: usize = 256 * 1024;
 const CONCURRENCY: usize = 16;
 
 /// One environment's discovery document.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct OidcDocument {
     pub stack: String,
     pub url: String,
@@ -67,7 +66,7 @@ pub struct OidcDocument {
 }
 
 /// What the oidc source found.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct OidcFacts {
     /// In inventory order.
     pub documents: Vec<OidcDocument>,
@@ -174,7 +173,7 @@ impl Source for OidcSource {
                 .buffered(CONCURRENCY)
                 .collect()
                 .await;
-            Ok(SourceOutput::Oidc(OidcFacts { documents }))
+            Ok(super::output(OidcFacts { documents }))
         })
     }
 }
@@ -183,6 +182,8 @@ impl Source for OidcSource {
 pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
     Ok(super::at_most_one(OidcSource::from_config(config.clone())?))
 }
+
+impl super::SourceFacts for OidcFacts {}
 
 #[cfg(test)]
 mod tests {

@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 use crate::sources::Watched;
-use crate::sources::{CollectFuture, Source, SourceError, SourceOutput};
+use crate::sources::{CollectFuture, Source, SourceError};
 use crate::values::{HostPort, Schedule, Seconds};
 
 /// The TLS source.
@@ -68,7 +68,7 @@ impl Default for TlsConfig {
 }
 
 /// One TLS handshake.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct TlsProbe {
     pub stack: String,
     pub service: String,
@@ -170,8 +170,8 @@ impl Source for TlsSource {
                 .await;
             // Inventory order, so every view lists hosts the same way.
             probes.sort_by_key(|(i, _)| *i);
-            Ok(SourceOutput::Tls(
-                probes.into_iter().map(|(_, p)| p).collect(),
+            Ok(super::output(
+                probes.into_iter().map(|(_, p)| p).collect::<TlsFacts>(),
             ))
         })
     }
@@ -305,6 +305,14 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
     } else {
         Vec::new()
     })
+}
+/// What one run found: one reading per target.
+pub type TlsFacts = Vec<TlsProbe>;
+
+impl super::SourceFacts for Vec<TlsProbe> {
+    fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(self, enc)
+    }
 }
 
 /// This source's families: handshake up, leaf and chain expiry, chain validity.

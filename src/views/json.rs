@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::{Health, Snapshot};
+use crate::snapshot::{
+    AwsFacts, ChainFacts, DnsFacts, GithubFacts, Health, HealthzFacts, Snapshot, TlsFacts,
+};
 
 /// The version of the schema below. Bumped on any change that could break a
 /// reader (a removed or renamed field, a changed meaning); new fields do not.
@@ -433,8 +435,12 @@ pub fn fleet(s: &Snapshot) -> Fleet {
 fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
     let stack = e.name.as_str();
     let now = s.read_at;
-    let probes = s.facts.healthz.as_deref().map(Vec::as_slice).unwrap_or(&[]);
-    let handshakes = s.facts.tls.as_deref().map(Vec::as_slice).unwrap_or(&[]);
+    let probes = s
+        .facts
+        .get::<HealthzFacts>()
+        .map(Vec::as_slice)
+        .unwrap_or(&[]);
+    let handshakes = s.facts.get::<TlsFacts>().map(Vec::as_slice).unwrap_or(&[]);
 
     let services: Vec<Service> = e
         .services
@@ -522,7 +528,7 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
         })
         .collect();
 
-    let (instances, elastic_ips) = match s.facts.aws.as_deref() {
+    let (instances, elastic_ips) = match s.facts.get::<AwsFacts>() {
         Some(aws) => (
             aws.instances
                 .iter()
@@ -551,8 +557,7 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
 
     let dns = s
         .facts
-        .dns
-        .as_deref()
+        .get::<DnsFacts>()
         .map(|d| {
             d.of(stack)
                 .map(|r| DnsName {
@@ -566,8 +571,7 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
 
     let slot = s
         .facts
-        .github
-        .as_deref()
+        .get::<GithubFacts>()
         .and_then(|g| g.slot(stack))
         .map(|o| Slot {
             holder: o.holder.as_ref().map(|r| SlotRun {
@@ -582,7 +586,7 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
             queued: o.queued,
         });
 
-    let chain = s.facts.chain.as_deref().and_then(|c| {
+    let chain = s.facts.get::<ChainFacts>().and_then(|c| {
         let balance = c.balances.iter().find(|b| b.stack == stack);
         let registration = c.registrations.iter().find(|r| r.stack == stack);
         if balance.is_none() && registration.is_none() {

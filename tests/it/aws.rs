@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetpulse::config::Config;
-use fleetpulse::snapshot::SourceOutput;
 use fleetpulse::sources::aws::{AwsFacts, AwsSource, InstanceState};
 use fleetpulse::sources::dns::{DnsFacts, DnsSource};
 use fleetpulse::sources::Source;
@@ -23,7 +22,7 @@ async fn aws_facts(cfg: &Arc<Config>) -> AwsFacts {
         .unwrap()
         .expect("aws source enabled");
     match src.collect().await {
-        Ok(SourceOutput::Aws(f)) => f,
+        Ok(out) => out.downcast_ref::<AwsFacts>().expect("aws facts").clone(),
         other => panic!("aws collect: {other:?}"),
     }
 }
@@ -33,7 +32,7 @@ async fn dns_facts(cfg: &Arc<Config>) -> DnsFacts {
         .unwrap()
         .expect("dns source enabled");
     match src.collect().await {
-        Ok(SourceOutput::Dns(f)) => f,
+        Ok(out) => out.downcast_ref::<DnsFacts>().expect("dns facts").clone(),
         other => panic!("dns collect: {other:?}"),
     }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use alloy::providers::{Provider, RootProvider};
 
 use fleetpulse::config::Config;
-use fleetpulse::snapshot::SourceOutput;
 use fleetpulse::sources::chain::{ChainFacts, ChainSource};
 use fleetpulse::sources::Source;
 
@@ -50,8 +49,10 @@ async fn collect(yaml: &str) -> Result<ChainFacts, String> {
         .unwrap()
         .expect("chain source enabled");
     match src.collect().await {
-        Ok(SourceOutput::Chain(f)) => Ok(f),
-        Ok(other) => panic!("chain collect: {other:?}"),
+        Ok(out) => Ok(out
+            .downcast_ref::<ChainFacts>()
+            .expect("chain facts")
+            .clone()),
         Err(e) => Err(e.to_string()),
     }
 }

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetpulse::config::Config;
-use fleetpulse::snapshot::SourceOutput;
 use fleetpulse::sources::github::{GithubFacts, GithubSource};
 use fleetpulse::sources::Source;
 
@@ -115,7 +114,10 @@ fn source(yaml: &str) -> GithubSource {
 
 async fn facts(src: &GithubSource) -> GithubFacts {
     match src.collect().await {
-        Ok(SourceOutput::Github(f)) => f,
+        Ok(out) => out
+            .downcast_ref::<GithubFacts>()
+            .expect("github facts")
+            .clone(),
         other => panic!("github collect: {other:?}"),
     }
 }

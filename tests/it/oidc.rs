@@ -8,8 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fleetpulse::config::Config;
-use fleetpulse::snapshot::SourceOutput;
-use fleetpulse::sources::oidc::OidcSource;
+use fleetpulse::sources::oidc::{OidcFacts, OidcSource};
 use fleetpulse::sources::Source;
 
 use harness::OidcPeer;
@@ -64,9 +63,8 @@ async fn advertised_issuers_are_read_and_failures_kept_per_environment() {
     let src = OidcSource::from_config(cfg.clone())
         .unwrap()
         .expect("oidc source enabled");
-    let Ok(SourceOutput::Oidc(f)) = src.collect().await else {
-        panic!("oidc collect failed");
-    };
+    let out = src.collect().await.expect("oidc collect");
+    let f = out.downcast_ref::<OidcFacts>().expect("oidc facts");
     let got: Vec<(&str, Option<&str>)> = f
         .documents
         .iter()

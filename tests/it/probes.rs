@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use fleetpulse::config::Config;
 use fleetpulse::simfleet::{self, Authority, Behaviour, SimService};
-use fleetpulse::snapshot::{Health, SourceOutput};
+use fleetpulse::snapshot::Health;
+use fleetpulse::sources::{healthz::HealthzFacts, tls::TlsFacts};
 use fleetpulse::sources::{healthz::HealthzSource, tls::TlsSource, Source};
 
 struct Fleet {
@@ -81,9 +82,8 @@ async fn healthz_classifies_each_kind_of_answer() {
     let cfg = config(&f, &[("refused", refused_port())], "2s");
     let source = HealthzSource::new(cfg).unwrap();
     let start = Instant::now();
-    let SourceOutput::Healthz(probes) = source.collect().await.unwrap() else {
-        panic!("wrong output kind");
-    };
+    let out = source.collect().await.unwrap();
+    let probes = out.downcast_ref::<HealthzFacts>().expect("healthz facts");
     // The hung service is bounded by the 2 s timeout, not waited on forever.
     assert!(
         start.elapsed() < Duration::from_secs(4),
@@ -144,9 +144,8 @@ async fn tls_reports_leaf_and_chain_expiry_apart_and_checks_the_chain() {
     );
     let source = TlsSource::new(cfg).unwrap();
     let start = Instant::now();
-    let SourceOutput::Tls(probes) = source.collect().await.unwrap() else {
-        panic!("wrong output kind");
-    };
+    let out = source.collect().await.unwrap();
+    let probes = out.downcast_ref::<TlsFacts>().expect("tls facts");
     assert!(start.elapsed() < Duration::from_secs(4));
     let by = |n: &str| probes.iter().find(|p| p.service == n).unwrap().clone();
     let now = fleetpulse::snapshot::now_unix() as i64;

@@ -13,7 +13,6 @@ use super::*;
 use crate::clock::now_unix;
 use crate::sources::github::GithubConfig;
 use crate::sources::github::RunField;
-use crate::sources::SourceOutput;
 use crate::sources::Watched;
 use crate::sources::{CollectFuture, Source, SourceError};
 use crate::values::Schedule;
@@ -358,7 +357,7 @@ impl Source for GithubSource {
         self.gh.schedule()
     }
     fn collect(&self) -> CollectFuture<'_> {
-        Box::pin(async move { self.collect_facts().await.map(SourceOutput::Github) })
+        Box::pin(async move { self.collect_facts().await.map(crate::sources::output) })
     }
 }
 

@@ -89,7 +89,7 @@ impl GithubConfig {
 }
 
 /// The head of the main branch.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
 pub struct HeadCommit {
     pub branch: String,
     pub sha: String,
@@ -98,7 +98,7 @@ pub struct HeadCommit {
 }
 
 /// A CI run, as far as the board needs it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct CiRun {
     pub id: u64,
     /// The workflow's name.
@@ -113,7 +113,7 @@ pub struct CiRun {
 }
 
 /// One test slot: the run holding it and the runs queued behind it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct SlotOccupancy {
     pub stack: String,
     pub holder: Option<CiRun>,
@@ -121,7 +121,7 @@ pub struct SlotOccupancy {
 }
 
 /// The core API rate limit.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct RateLimit {
     pub limit: u64,
     pub remaining: u64,
@@ -130,7 +130,7 @@ pub struct RateLimit {
 }
 
 /// What the github source found.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GithubFacts {
     pub head: HeadCommit,
     /// One per environment with a `ci_slot`, in inventory order.
@@ -169,6 +169,12 @@ pub fn register(
     {
         let _ = config;
         Ok(Vec::new())
+    }
+}
+
+impl crate::sources::SourceFacts for GithubFacts {
+    fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
+        encode(self, enc)
     }
 }
 
