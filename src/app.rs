@@ -72,7 +72,18 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
         None => None,
     };
     let sources = sources::from_config(config.clone())?;
-    let source_tasks = crate::scheduler::start(hub.clone(), sources);
+    // With a store, the sources' state outlives a restart: put back what
+    // the previous run kept, and keep each run's outcome.
+    let (restored, keeper) = match &ingest {
+        Some(ingest) => {
+            let keeping = ingest.clone();
+            let keeper: crate::scheduler::Keeper =
+                Arc::new(move |record, facts| keeping.store().keep_source(record, facts));
+            (ingest.store().restored_sources().to_vec(), Some(keeper))
+        }
+        None => (Vec::new(), None),
+    };
+    let source_tasks = crate::scheduler::start(hub.clone(), sources, &restored, keeper);
     let (stop, stopped) = oneshot::channel::<()>();
     let state = AppState {
         hub: hub.clone(),

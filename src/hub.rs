@@ -10,6 +10,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::pulse::Pulse;
 use crate::snapshot::{now_unix, Facts, Snapshot, SourceOutput, SourceStatus};
+use crate::store::SourceRecord;
 
 /// Shared state between the scheduler, ingest and the views.
 #[derive(Debug)]
@@ -58,16 +59,38 @@ impl Hub {
         }
     }
 
+    /// Puts back a source's state as it was kept at the end of the previous
+    /// run of the exporter: its books, and its last good facts when they are
+    /// still fresh. The source's first run replaces them.
+    pub fn restore(&self, source: &'static str, kept: &SourceRecord, facts: Option<SourceOutput>) {
+        let mut st = write(&self.state);
+        let State {
+            facts: all,
+            sources,
+        } = &mut *st;
+        if let Some(status) = sources.iter_mut().find(|s| s.source == source) {
+            status.up = kept.up;
+            status.last_success = kept.last_success;
+            status.last_error = kept.last_error.clone();
+            status.duration_seconds = kept.duration_seconds;
+            status.has_run = true;
+        }
+        if let Some(f) = facts {
+            all.set(source, f);
+        }
+    }
+
     /// Records one run of a source: its output on success, its error otherwise.
     /// A failing source keeps its last good values until `staleness` has
-    /// passed since its last success, then they are dropped.
+    /// passed since its last success, then they are dropped. Returns the
+    /// source's books after the run and what became of its facts.
     pub fn record_run(
         &self,
         source: &'static str,
         result: Result<SourceOutput, String>,
         duration: Duration,
         staleness: Duration,
-    ) {
+    ) -> (SourceStatus, FactsChange) {
         let now = now_unix();
         let mut st = write(&self.state);
         let State { facts, sources } = &mut *st;
@@ -90,12 +113,13 @@ impl Hub {
         let status = &mut sources[idx];
         status.has_run = true;
         status.duration_seconds = duration.as_secs_f64();
-        match result {
+        let change = match result {
             Ok(out) => {
-                facts.set(source, out);
+                facts.set(source, out.clone());
                 status.up = true;
                 status.last_success = Some(now);
                 status.last_error = None;
+                FactsChange::New(out)
             }
             Err(e) => {
                 status.up = false;
@@ -104,11 +128,17 @@ impl Hub {
                 let stale = status
                     .last_success
                     .is_none_or(|t| now - t > staleness.as_secs_f64());
-                if stale {
+                if stale && facts.of(source).is_some() {
                     facts.forget(source);
+                    FactsChange::Dropped
+                } else if stale {
+                    FactsChange::None
+                } else {
+                    FactsChange::Kept
                 }
             }
-        }
+        };
+        (status.clone(), change)
     }
 
     /// Counts a request handler that panicked.
@@ -145,6 +175,19 @@ impl Hub {
             handler_panics: self.handler_panics.load(Ordering::Relaxed),
         }
     }
+}
+
+/// What one run did to a source's facts.
+#[derive(Debug)]
+pub enum FactsChange {
+    /// A good run: these are its facts now.
+    New(SourceOutput),
+    /// A failed run; the last good facts are still fresh and kept.
+    Kept,
+    /// A failed run, and the last good facts went stale: dropped.
+    Dropped,
+    /// A failed run of a source that holds no facts.
+    None,
 }
 
 // A poisoned lock means a panic while holding it; the data is plain values

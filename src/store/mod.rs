@@ -34,7 +34,9 @@ use crate::pulse::{
 };
 
 mod open;
+mod sources;
 use open::{classify, load, open_writer};
+pub use sources::{FactsWrite, SourceRecord};
 
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "fleetpulse.db";
@@ -164,6 +166,8 @@ enum Msg {
         code: u16,
         stamped: bool,
     },
+    /// A pulled source's state after a run.
+    Source(SourceRecord, FactsWrite),
 }
 
 /// Where the writer publishes the pulse.
@@ -176,6 +180,8 @@ pub struct Store {
     reader: Mutex<Connection>,
     writer: Option<JoinHandle<()>>,
     path: PathBuf,
+    /// The sources' state as kept when the store was opened.
+    restored: Vec<SourceRecord>,
 }
 
 impl std::fmt::Debug for Store {
@@ -205,6 +211,7 @@ impl Store {
         let path = state_dir.join(DB_FILE);
         let conn = open_writer(&path, &dir)?;
         let pulse = load(&conn).map_err(|e| classify(e, &path, &dir))?;
+        let restored = sources::load(&conn).map_err(|e| classify(e, &path, &dir))?;
         let mut unknown = HashSet::new();
         for name in pulse.heartbeats.keys() {
             if !is_known(NameKind::Box, name) {
@@ -255,6 +262,7 @@ impl Store {
             reader: Mutex::new(reader),
             writer: Some(handle),
             path,
+            restored,
         })
     }
 
@@ -272,6 +280,21 @@ impl Store {
             .send(Msg::Write(request, reply))
             .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// The pulled sources' state as it was kept when the store was opened
+    /// (the end of the exporter's previous run).
+    pub fn restored_sources(&self) -> &[SourceRecord] {
+        &self.restored
+    }
+
+    /// Keeps a pulled source's state after a run. Committed with the next
+    /// batch; a failure is logged, never fails the source.
+    pub fn keep_source(&self, record: SourceRecord, facts: FactsWrite) {
+        if let Some(tx) = &self.tx {
+            // A stopped writer keeps nothing more.
+            let _ = tx.send(Msg::Source(record, facts));
+        }
     }
 
     /// Counts a request that was answered without a write.
@@ -439,6 +462,7 @@ impl Writer {
     fn apply(&mut self, batch: Vec<Msg>) -> Vec<(Reply, Result<Written, WriteError>)> {
         let mut answers = Vec::new();
         let mut writes = Vec::new();
+        let mut kept = Vec::new();
         for m in batch {
             match m {
                 Msg::Count {
@@ -447,7 +471,11 @@ impl Writer {
                     stamped,
                 } => self.count(&label, code, stamped),
                 Msg::Write(req, reply) => writes.push((req, reply)),
+                Msg::Source(record, facts) => kept.push((record, facts)),
             }
+        }
+        if !kept.is_empty() {
+            self.keep_sources(&kept);
         }
         if writes.is_empty() {
             return answers;
@@ -493,6 +521,22 @@ impl Writer {
             answers.push((reply, result));
         }
         answers
+    }
+
+    /// Commits sources' state in a transaction of its own, so a failure here
+    /// never fails a push.
+    fn keep_sources(&mut self, kept: &[(SourceRecord, FactsWrite)]) {
+        let outcome = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            for (record, facts) in kept {
+                sources::write(&self.conn, record, facts)?;
+            }
+            self.conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = outcome {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            tracing::warn!(error = %e, sources = kept.len(), "cannot keep the sources' state");
+        }
     }
 
     /// After a failed commit the in-memory pulse may be ahead of the disk:

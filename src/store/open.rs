@@ -76,8 +76,10 @@ pub(super) fn open_writer(path: &Path, dir: &str) -> Result<Connection, StoreErr
              host TEXT PRIMARY KEY, stack TEXT NOT NULL, ok INTEGER NOT NULL,
              warn INTEGER NOT NULL, fail INTEGER NOT NULL, received_at REAL NOT NULL,
              commit_sha TEXT, document TEXT NOT NULL);
+         {}
          PRAGMA user_version = {SCHEMA_VERSION};
-         COMMIT;"
+         COMMIT;",
+        super::sources::CREATE
     ))
     .map_err(err)?;
     Ok(conn)

@@ -38,4 +38,6 @@ mod oidc;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod prometheus;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
+mod restart;
+#[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod serve_sources;

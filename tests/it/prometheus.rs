@@ -118,7 +118,7 @@ fn rule_queries() -> Vec<Query> {
 }
 
 /// An instant query; returns the result vector, or the error Prometheus gave.
-async fn query(http: &reqwest::Client, prom: &str, expr: &str) -> Result<Vec<Value>, String> {
+pub async fn query(http: &reqwest::Client, prom: &str, expr: &str) -> Result<Vec<Value>, String> {
     let r = http
         .post(format!("{prom}/api/v1/query"))
         .header("content-type", "application/x-www-form-urlencoded")

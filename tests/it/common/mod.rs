@@ -164,6 +164,19 @@ impl Process {
         assert!(ok, "kill -{name} {}", self.child.id());
     }
 
+    /// Waits up to `limit` for the process to exit by itself (after a
+    /// `TERM`, say); returns whether it did.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
     /// Kills the process and waits for it to be gone, keeping the handle.
     pub fn stop(&mut self) {
         let _ = self.child.kill();

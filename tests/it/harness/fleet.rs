@@ -377,7 +377,7 @@ sources:
 }
 
 /// `fleetpulse serve` on `port` with `config`, state and log in `dir`.
-fn spawn_exporter(config: &Path, dir: &Path, port: u16) -> Exporter {
+pub fn spawn_exporter(config: &Path, dir: &Path, port: u16) -> Exporter {
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
