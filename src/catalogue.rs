@@ -54,7 +54,7 @@ metric!(
     "fleet_source_up",
     Gauge,
     ["source"],
-    "1 if the source's last run succeeded, 0 if it failed or timed out."
+    "1 if the source's last run succeeded, 0 if it failed or timed out, or has not run since start-up and none was kept from before it."
 );
 metric!(
     SOURCE_LAST_SUCCESS,

@@ -166,3 +166,141 @@ pub async fn run_once(
     }
     hub.record_run(name, result, elapsed, staleness)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::sources::healthz::HealthzFacts;
+
+    const STALENESS: Duration = Duration::from_secs(60);
+
+    fn hub() -> Arc<Hub> {
+        let yaml = "environments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: https://a.example/healthz\n";
+        let hub = Hub::new(Arc::new(Config::parse(yaml, "t.yaml").unwrap()));
+        hub.register_source("healthz", Duration::from_secs(15));
+        hub
+    }
+
+    fn probes_json() -> String {
+        r#"[{"stack":"prod","service":"broker","health":"red","status_code":503,
+             "duration_seconds":0.1,"commit":null,"reason":"HTTP 503"}]"#
+            .to_string()
+    }
+
+    fn kept(up: bool, ran_ago: f64, success_ago: f64, facts: Option<String>) -> SourceRecord {
+        let now = now_unix();
+        SourceRecord {
+            source: "healthz".into(),
+            up,
+            last_success: Some(now - success_ago),
+            last_error: (!up).then(|| "timed out".to_string()),
+            ran_at: now - ran_ago,
+            duration_seconds: 1.5,
+            facts,
+        }
+    }
+
+    #[test]
+    fn fresh_state_is_put_back_with_its_facts() {
+        let hub = hub();
+        let json = restore(
+            &hub,
+            "healthz",
+            &kept(true, 5.0, 5.0, Some(probes_json())),
+            STALENESS,
+        );
+        assert!(json.is_some());
+        let s = hub.snapshot();
+        let status = &s.sources[0];
+        assert!(status.up && status.has_run);
+        assert_eq!(status.duration_seconds, 1.5);
+        let probes = s.facts.get::<HealthzFacts>().expect("facts put back");
+        assert_eq!(probes[0].service, "broker");
+        assert_eq!(probes[0].status_code, Some(503));
+    }
+
+    #[test]
+    fn state_older_than_staleness_is_not_put_back() {
+        let hub = hub();
+        let json = restore(
+            &hub,
+            "healthz",
+            &kept(true, 61.0, 61.0, Some(probes_json())),
+            STALENESS,
+        );
+        assert!(json.is_none());
+        let s = hub.snapshot();
+        assert!(!s.sources[0].has_run && !s.sources[0].up);
+        assert!(s.facts.of("healthz").is_none());
+    }
+
+    #[test]
+    fn a_recent_failure_is_put_back_without_facts_that_went_stale() {
+        let hub = hub();
+        restore(
+            &hub,
+            "healthz",
+            &kept(false, 5.0, 90.0, Some(probes_json())),
+            STALENESS,
+        );
+        let s = hub.snapshot();
+        assert!(s.sources[0].has_run && !s.sources[0].up);
+        assert_eq!(s.sources[0].last_error.as_deref(), Some("timed out"));
+        assert!(s.facts.of("healthz").is_none());
+    }
+
+    #[test]
+    fn facts_that_do_not_read_back_leave_the_books_and_wait_for_a_run() {
+        let hub = hub();
+        let json = restore(
+            &hub,
+            "healthz",
+            &kept(true, 5.0, 5.0, Some("{not json".into())),
+            STALENESS,
+        );
+        assert!(json.is_none());
+        let s = hub.snapshot();
+        assert!(s.sources[0].up);
+        assert!(s.facts.of("healthz").is_none());
+    }
+
+    #[test]
+    fn a_source_no_longer_configured_is_not_put_back() {
+        let hub = hub();
+        let tasks = start(
+            hub.clone(),
+            Vec::new(),
+            &[kept(true, 5.0, 5.0, Some(probes_json()))],
+            None,
+        );
+        assert!(tasks.is_empty());
+        let s = hub.snapshot();
+        assert!(!s.sources[0].has_run);
+        assert!(s.facts.of("healthz").is_none());
+    }
+
+    #[test]
+    fn unchanged_facts_are_not_written_again() {
+        let hub = hub();
+        let status = hub.snapshot().sources[0].clone();
+        let out: crate::sources::SourceOutput =
+            crate::sources::restore::<HealthzFacts>(&probes_json()).unwrap();
+        let mut last = None;
+        let first = facts_write(&status, FactsChange::New(out.clone()), &mut last);
+        assert!(matches!(first, FactsWrite::Set(_)));
+        assert_eq!(
+            facts_write(&status, FactsChange::New(out), &mut last),
+            FactsWrite::Keep
+        );
+        assert_eq!(
+            facts_write(&status, FactsChange::Kept, &mut last),
+            FactsWrite::Keep
+        );
+        assert_eq!(
+            facts_write(&status, FactsChange::Dropped, &mut last),
+            FactsWrite::Clear
+        );
+        assert!(last.is_none());
+    }
+}

@@ -95,3 +95,56 @@ pub(super) fn write(
     ])?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn open(dir: &std::path::Path) -> Store {
+        Store::open(dir, 10, &|_, _| true, Box::new(|_| {})).unwrap()
+    }
+
+    fn record(source: &str, up: bool, ran_at: f64) -> SourceRecord {
+        SourceRecord {
+            source: source.to_string(),
+            up,
+            last_success: Some(100.0),
+            last_error: (!up).then(|| "connection refused".to_string()),
+            ran_at,
+            duration_seconds: 0.25,
+            facts: None,
+        }
+    }
+
+    #[test]
+    fn kept_state_reads_back_after_a_reopen_and_facts_follow_their_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        assert!(store.restored_sources().is_empty());
+        store.keep_source(
+            record("healthz", true, 100.0),
+            FactsWrite::Set("[1]".into()),
+        );
+        store.keep_source(record("tls", true, 100.0), FactsWrite::Set("[2]".into()));
+        // A failed run whose facts are still fresh keeps them; one whose
+        // facts went stale drops them.
+        store.keep_source(record("healthz", false, 110.0), FactsWrite::Keep);
+        store.keep_source(record("tls", false, 110.0), FactsWrite::Clear);
+        store.keep_source(record("chain", true, 120.0), FactsWrite::Keep);
+        drop(store);
+
+        let store = open(dir.path());
+        let kept = store.restored_sources();
+        let mut want_healthz = record("healthz", false, 110.0);
+        want_healthz.facts = Some("[1]".into());
+        assert_eq!(
+            kept,
+            [
+                record("chain", true, 120.0),
+                want_healthz,
+                record("tls", false, 110.0)
+            ]
+        );
+    }
+}

@@ -247,3 +247,27 @@ async fn reqwest_get(url: &str) -> Option<(u16, String)> {
     let code = r.status().as_u16();
     Some((code, r.text().await.ok()?))
 }
+
+#[test]
+fn every_sources_facts_read_back_as_they_were_kept() {
+    let s = crate::fixtures::healthy(false);
+    let mut back = fleetpulse::sources::Facts::default();
+    let mut checked = Vec::new();
+    for r in fleetpulse::sources::REGISTRY {
+        let Some(facts) = s.facts.of(r.name) else {
+            continue;
+        };
+        let json = facts.to_json().unwrap();
+        let again = (r.restore)(&json).unwrap_or_else(|e| panic!("{}: {e}", r.name));
+        assert_eq!(again.to_json().unwrap(), json, "{}", r.name);
+        back.set(r.name, again);
+        checked.push(r.name);
+    }
+    assert_eq!(checked, ["healthz", "tls", "aws", "dns", "github", "chain"]);
+    let mut restored = s.clone();
+    restored.facts = back;
+    assert_eq!(
+        fleetpulse::metrics::render_text(restored),
+        fleetpulse::metrics::render_text(s)
+    );
+}
