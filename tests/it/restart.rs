@@ -271,3 +271,30 @@ fn every_sources_facts_read_back_as_they_were_kept() {
         fleetpulse::metrics::render_text(s)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_family_of_every_source_is_back_in_the_first_scrape_while_its_peer_is_frozen() {
+    let mut fleet = harness::fleet::FedFleet::start().await;
+    let before = fleet.until_sources_up(&harness::fleet::SOURCES).await;
+    // The AWS emulator and the chain node stop answering: after the restart
+    // the aws, dns and chain sources' runs hang until their timeout, so
+    // their series can only come from what was kept.
+    fleet.moto.signal("STOP");
+    fleet.anvil.signal("STOP");
+    fleet.kill_and_restart().await;
+    let after = fleet.try_metrics().await.expect("first scrape");
+    fleet.moto.signal("CONT");
+    fleet.anvil.signal("CONT");
+    let missing: Vec<_> = families(&before)
+        .difference(&families(&after))
+        .cloned()
+        .collect();
+    assert!(missing.is_empty(), "the first scrape lacks {missing:?}");
+    for source in ["aws", "dns", "chain"] {
+        assert_eq!(
+            common::sample(&after, &format!(r#"fleet_source_up{{source="{source}"}}"#)),
+            Some(1.0),
+            "{source} is up as it was before the stop"
+        );
+    }
+}
