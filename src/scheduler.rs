@@ -75,18 +75,22 @@ fn restore(
         .facts
         .as_deref()
         .filter(|_| kept.last_success.is_some_and(fresh));
-    let facts = json.and_then(|json| {
-        let restore = REGISTRY.iter().find(|r| r.name == source)?.restore;
-        match restore(json) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                // Kept by an older build whose facts read differently: the
-                // first run fills them in.
-                tracing::warn!(source, error = %e, "kept facts do not read back; waiting for the first run");
-                None
+    let facts = match json {
+        Some(json) => {
+            let restore = REGISTRY.iter().find(|r| r.name == source)?.restore;
+            match restore(json) {
+                Ok(f) => Some(f),
+                Err(e) => {
+                    // Kept by an older build whose facts read differently:
+                    // books without their facts would say "up" with nothing
+                    // to show, so the source waits for its first run.
+                    tracing::warn!(source, error = %e, "kept facts do not read back; waiting for the first run");
+                    return None;
+                }
             }
         }
-    });
+        None => None,
+    };
     let restored = facts.is_some();
     hub.restore(source, kept, facts);
     tracing::info!(
@@ -251,7 +255,7 @@ mod tests {
     }
 
     #[test]
-    fn facts_that_do_not_read_back_leave_the_books_and_wait_for_a_run() {
+    fn facts_that_do_not_read_back_leave_the_source_waiting_for_its_first_run() {
         let hub = hub();
         let json = restore(
             &hub,
@@ -261,7 +265,7 @@ mod tests {
         );
         assert!(json.is_none());
         let s = hub.snapshot();
-        assert!(s.sources[0].up);
+        assert!(!s.sources[0].up && !s.sources[0].has_run);
         assert!(s.facts.of("healthz").is_none());
     }
 
