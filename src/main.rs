@@ -112,6 +112,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         cost: u32,
     },
+    /// Print a completion script for a shell, e.g.
+    /// `fleetpulse completions bash > /usr/share/bash-completion/completions/fleetpulse`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `fleetpulse man | man -l -`.
+    Man,
 }
 
 /// Where to push and how hard to try.
@@ -326,6 +334,18 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Push { what } => push(what),
         Command::HashToken => hash_token(),
         Command::HashPassword { cost } => hash_password(cost),
+        Command::Completions { shell } => {
+            let mut cli = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cli, "fleetpulse", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let cli = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cli)
+                .render(&mut std::io::stdout())
+                .context("cannot write the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Status {
             url,
             stack,

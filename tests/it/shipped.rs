@@ -446,3 +446,48 @@ fn shipped_check_config_accepts_every_example_under_deploy() {
         }
     }
 }
+
+#[test]
+fn shipped_completions_parse_in_their_shell_and_the_man_page_renders() {
+    for (what, bin) in shipped() {
+        for shell in ["bash", "zsh", "fish"] {
+            let o = run(&bin, &["completions", shell]);
+            assert!(
+                o.status.success(),
+                "{what} completions {shell}: {}",
+                said(&o)
+            );
+            let script = String::from_utf8(o.stdout).unwrap();
+            for sub in ["serve", "demo", "status", "check-config", "push"] {
+                assert!(
+                    script.contains(sub),
+                    "{what} {shell} completion lacks {sub}"
+                );
+            }
+            // The shell itself checks the script's syntax, where it is installed.
+            if shell == "bash" || Command::new(shell).arg("-c").arg("true").output().is_ok() {
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join(format!("fleetpulse.{shell}"));
+                std::fs::write(&file, &script).unwrap();
+                let flag = if shell == "fish" {
+                    "--no-execute"
+                } else {
+                    "-n"
+                };
+                let check = Command::new(shell).arg(flag).arg(&file).output().unwrap();
+                assert!(
+                    check.status.success(),
+                    "{what} {shell} completion does not parse: {}",
+                    String::from_utf8_lossy(&check.stderr)
+                );
+            }
+        }
+        let o = run(&bin, &["man"]);
+        assert!(o.status.success(), "{what} man: {}", said(&o));
+        let page = String::from_utf8(o.stdout).unwrap();
+        assert!(page.contains(".TH fleetpulse 1"), "{what} man page header");
+        for sub in ["serve", "check\\-config", "completions"] {
+            assert!(page.contains(sub), "{what} man page lacks {sub}");
+        }
+    }
+}
