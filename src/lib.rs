@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod app;
+pub mod board;
 pub mod catalogue;
 pub mod clock;
 pub mod config;

@@ -14,12 +14,8 @@ use crate::pulse::Pulse;
 // because a snapshot is where every view meets them.
 pub use crate::clock::{now_unix, unix_seconds};
 pub use crate::health::Health;
-pub use crate::sources::aws::AwsFacts;
-pub use crate::sources::chain::ChainFacts;
-pub use crate::sources::dns::DnsFacts;
-pub use crate::sources::github::GithubFacts;
-pub use crate::sources::healthz::{HealthzFacts, ServiceProbe};
-pub use crate::sources::tls::{TlsFacts, TlsProbe};
+pub use crate::sources::healthz::ServiceProbe;
+pub use crate::sources::tls::TlsProbe;
 pub use crate::sources::{Facts, SourceOutput};
 
 /// The scheduler's bookkeeping for one source.

@@ -295,11 +295,7 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
                 .tls
                 .iter()
                 .find(|t| t.service == s.name)
-                .map(|t| match (t.up, t.days_left) {
-                    (Some(false), _) => ("handshake failed".to_string(), Some(t.state)),
-                    (Some(true), Some(d)) => (format!("{d} days"), Some(t.state)),
-                    _ => ("-".to_string(), None),
-                })
+                .map(|t| t.cell())
                 .unwrap_or_else(|| plain("-"));
             rows.push(vec![
                 plain(e.stack.clone()),

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{HttpUrl, Schedule, Seconds};
 
+pub mod view;
+
 /// The AWS sources (EC2 and Route53).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

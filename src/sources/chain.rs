@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{HttpUrl, Schedule, Seconds};
 
+pub mod view;
+
 /// The chain source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -6,6 +6,8 @@ use crate::catalogue as cat;
 use crate::exposition::{family, DescriptorEncoder};
 use serde::Serialize;
 
+pub mod view;
+
 /// The Route53 calls this source makes, as IAM names them; deploy/aws/iam-policy.json allows exactly these.
 pub const CALLS: [&str; 1] = [LIST_RECORD_SETS];
 const LIST_RECORD_SETS: &str = "route53:ListResourceRecordSets";

@@ -14,6 +14,8 @@ use crate::values::{HttpUrl, Schedule, Seconds};
 use crate::health::{classify, Health, ProbeOutcome, Rules};
 use crate::sources::{CollectFuture, Source, SourceError};
 
+pub mod view;
+
 /// The healthz source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -23,6 +23,8 @@ use crate::sources::Watched;
 use crate::sources::{CollectFuture, Source, SourceError};
 use crate::values::{HostPort, Schedule, Seconds};
 
+pub mod view;
+
 /// The TLS source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

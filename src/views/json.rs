@@ -5,48 +5,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::snapshot::{
-    AwsFacts, ChainFacts, DnsFacts, GithubFacts, Health, HealthzFacts, Snapshot, TlsFacts,
-};
+use crate::snapshot::Snapshot;
+use crate::sources::{aws, chain, dns, github, healthz, tls};
 
 /// The version of the schema below. Bumped on any change that could break a
 /// reader (a removed or renamed field, a changed meaning); new fields do not.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// What a hidden value is replaced with inside free text in public mode.
-pub const HIDDEN: &str = "[hidden]";
-
 pub use super::redact::Redactor;
+pub use crate::board::{State, HIDDEN};
+pub use crate::sources::aws::view::{ElasticIp, Instance};
+pub use crate::sources::chain::view::Chain;
+pub use crate::sources::dns::view::DnsName;
+pub use crate::sources::github::view::{Slot, SlotRun};
+pub use crate::sources::healthz::view::Service;
+pub use crate::sources::tls::view::TlsEndpoint;
 pub use crate::thresholds::{CERT_WARN_DAYS, RESTART_LOOP_BOOTS};
-
-/// A state as text, worst last. `unknown` means fleetpulse has no reading.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum State {
-    Green,
-    Unknown,
-    Degraded,
-    Red,
-}
-
-impl State {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            State::Green => "green",
-            State::Unknown => "unknown",
-            State::Degraded => "degraded",
-            State::Red => "red",
-        }
-    }
-
-    fn of(h: Health) -> State {
-        match h {
-            Health::Green => State::Green,
-            Health::Degraded => State::Degraded,
-            Health::Red => State::Red,
-        }
-    }
-}
 
 /// The whole board.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,107 +56,6 @@ pub struct Environment {
     /// Deployer balance and registry registration; `null` when not watched.
     pub chain: Option<Chain>,
     pub drift: Vec<Drift>,
-}
-
-/// Who holds an environment's CI slot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Slot {
-    /// The run holding the slot; `null` when it is free.
-    pub holder: Option<SlotRun>,
-    /// Runs waiting for it.
-    pub queued: u32,
-}
-
-/// A CI run holding a slot.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SlotRun {
-    pub workflow: String,
-    pub title: String,
-    pub branch: String,
-    pub head_sha: String,
-    pub status: String,
-    pub started_at: Option<f64>,
-    /// `null` in public mode.
-    pub url: Option<String>,
-}
-
-/// What the chain says about an environment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Chain {
-    pub block_number: u64,
-    pub symbol: String,
-    /// `null` in public mode.
-    pub deployer: Option<String>,
-    /// In whole tokens; `null` when not read.
-    pub balance: Option<f64>,
-    /// `null` when no registration is checked.
-    pub registered: Option<bool>,
-}
-
-/// A service's last /healthz answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Service {
-    pub name: String,
-    pub state: State,
-    pub status_code: Option<u16>,
-    pub latency_seconds: Option<f64>,
-    pub commit: Option<String>,
-    /// Why it is not green (or why it is unknown), in words.
-    pub reason: Option<String>,
-}
-
-/// A TLS endpoint's last handshake.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TlsEndpoint {
-    pub service: String,
-    /// `host:port`; `null` in public mode when the host is an IP address.
-    pub host: Option<String>,
-    pub state: State,
-    /// `null` until the first handshake.
-    pub up: Option<bool>,
-    pub leaf_not_after: Option<i64>,
-    pub chain_earliest_not_after: Option<i64>,
-    /// Whole days until the earlier of the two not-afters (negative: expired).
-    pub days_left: Option<i64>,
-    pub chain_valid: Option<bool>,
-    pub error: Option<String>,
-}
-
-/// An EC2 instance carrying the environment's tag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Instance {
-    /// `null` in public mode.
-    pub instance_id: Option<String>,
-    /// EC2's state name; `null` for one this build does not know.
-    pub state: Option<String>,
-    pub instance_type: String,
-    pub availability_zone: String,
-    pub launch_time: Option<f64>,
-    /// Seconds since launch, at `read_at`.
-    pub uptime_seconds: Option<f64>,
-    /// `null` in public mode.
-    pub public_ip: Option<String>,
-}
-
-/// An Elastic IP carrying the environment's tag.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ElasticIp {
-    /// `null` in public mode.
-    pub public_ip: Option<String>,
-    /// `null` in public mode.
-    pub allocation_id: Option<String>,
-    pub associated: bool,
-    /// `null` in public mode.
-    pub instance_id: Option<String>,
-}
-
-/// The A record of a listed DNS name.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DnsName {
-    pub name: String,
-    /// `null` in public mode.
-    pub addresses: Option<Vec<String>>,
-    pub alias: Option<String>,
 }
 
 /// One drift check of an environment.
@@ -435,172 +308,13 @@ pub fn fleet(s: &Snapshot) -> Fleet {
 fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
     let stack = e.name.as_str();
     let now = s.read_at;
-    let probes = s
-        .facts
-        .get::<HealthzFacts>()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    let handshakes = s.facts.get::<TlsFacts>().map(Vec::as_slice).unwrap_or(&[]);
-
-    let services: Vec<Service> = e
-        .services
-        .iter()
-        .map(|svc| {
-            let probe = probes
-                .iter()
-                .find(|p| p.stack == stack && p.service == svc.name.as_str());
-            match probe {
-                Some(p) => Service {
-                    name: svc.name.0.clone(),
-                    state: State::of(p.health),
-                    status_code: p.status_code,
-                    latency_seconds: Some(p.duration_seconds),
-                    commit: p.commit.clone(),
-                    reason: p.reason.clone(),
-                },
-                None => Service {
-                    name: svc.name.0.clone(),
-                    state: State::Unknown,
-                    status_code: None,
-                    latency_seconds: None,
-                    commit: None,
-                    reason: Some(
-                        if svc.healthz.is_some() {
-                            "no /healthz reading yet"
-                        } else {
-                            "no /healthz URL configured"
-                        }
-                        .to_string(),
-                    ),
-                },
-            }
-        })
-        .collect();
-
-    let tls: Vec<TlsEndpoint> = e
-        .services
-        .iter()
-        .filter_map(|svc| {
-            let hp = svc.tls.as_ref()?;
-            let host = format!("{}:{}", hp.host, hp.port);
-            let probe = handshakes
-                .iter()
-                .find(|t| t.stack == stack && t.service == svc.name.as_str());
-            Some(match probe {
-                Some(t) => {
-                    let earliest = match (t.leaf_not_after, t.chain_earliest_not_after) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
-                    let days_left =
-                        earliest.map(|na| ((na as f64 - now) / 86_400.0).floor() as i64);
-                    let state = match days_left {
-                        _ if !t.up => State::Red,
-                        Some(d) if d < 0 => State::Red,
-                        Some(d) if d < CERT_WARN_DAYS => State::Degraded,
-                        _ if !t.chain_valid => State::Degraded,
-                        _ => State::Green,
-                    };
-                    TlsEndpoint {
-                        service: svc.name.0.clone(),
-                        host: Some(host),
-                        state,
-                        up: Some(t.up),
-                        leaf_not_after: t.leaf_not_after,
-                        chain_earliest_not_after: t.chain_earliest_not_after,
-                        days_left,
-                        chain_valid: Some(t.chain_valid),
-                        error: t.error.clone(),
-                    }
-                }
-                None => TlsEndpoint {
-                    service: svc.name.0.clone(),
-                    host: Some(host),
-                    state: State::Unknown,
-                    up: None,
-                    leaf_not_after: None,
-                    chain_earliest_not_after: None,
-                    days_left: None,
-                    chain_valid: None,
-                    error: None,
-                },
-            })
-        })
-        .collect();
-
-    let (instances, elastic_ips) = match s.facts.get::<AwsFacts>() {
-        Some(aws) => (
-            aws.instances
-                .iter()
-                .filter(|i| i.stack == stack)
-                .map(|i| Instance {
-                    instance_id: Some(i.instance_id.clone()),
-                    state: i.state.map(|st| st.as_str().to_string()),
-                    instance_type: i.instance_type.clone(),
-                    availability_zone: i.availability_zone.clone(),
-                    launch_time: i.launch_time,
-                    uptime_seconds: i.launch_time.map(|t| (now - t).max(0.0)),
-                    public_ip: i.public_ip.clone(),
-                })
-                .collect(),
-            aws.eips_of(stack)
-                .map(|a| ElasticIp {
-                    public_ip: Some(a.public_ip.clone()),
-                    allocation_id: Some(a.allocation_id.clone()),
-                    associated: a.associated,
-                    instance_id: a.instance_id.clone(),
-                })
-                .collect(),
-        ),
-        None => (Vec::new(), Vec::new()),
-    };
-
-    let dns = s
-        .facts
-        .get::<DnsFacts>()
-        .map(|d| {
-            d.of(stack)
-                .map(|r| DnsName {
-                    name: r.name.clone(),
-                    addresses: Some(r.addresses.clone()),
-                    alias: r.alias.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-
-    let slot = s
-        .facts
-        .get::<GithubFacts>()
-        .and_then(|g| g.slot(stack))
-        .map(|o| Slot {
-            holder: o.holder.as_ref().map(|r| SlotRun {
-                workflow: r.workflow.clone(),
-                title: r.title.clone(),
-                branch: r.branch.clone(),
-                head_sha: r.head_sha.clone(),
-                status: r.status.clone(),
-                started_at: r.started_at,
-                url: Some(r.url.clone()),
-            }),
-            queued: o.queued,
-        });
-
-    let chain = s.facts.get::<ChainFacts>().and_then(|c| {
-        let balance = c.balances.iter().find(|b| b.stack == stack);
-        let registration = c.registrations.iter().find(|r| r.stack == stack);
-        if balance.is_none() && registration.is_none() {
-            return None;
-        }
-        Some(Chain {
-            block_number: c.block_number,
-            symbol: c.symbol.clone(),
-            deployer: balance.map(|b| b.address.clone()),
-            balance: balance.map(|b| b.balance),
-            registered: registration.map(|r| r.registered),
-        })
-    });
-
+    let services = healthz::view::services(s.facts.get(), e);
+    let tls = tls::view::endpoints(s.facts.get(), e, now);
+    let instances = aws::view::instances(s.facts.get(), stack, now);
+    let elastic_ips = aws::view::elastic_ips(s.facts.get(), stack);
+    let dns = dns::view::names(s.facts.get(), stack);
+    let slot = github::view::slot(s.facts.get(), stack);
+    let chain = chain::view::chain(s.facts.get(), stack);
     let drift = s
         .drift
         .iter()
@@ -616,13 +330,7 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
         .iter()
         .map(|s| s.state)
         .chain(tls.iter().map(|t| t.state))
-        // A missing registration breaks the environment.
-        .chain(
-            chain
-                .as_ref()
-                .filter(|c| c.registered == Some(false))
-                .map(|_| State::Red),
-        )
+        .chain(chain.as_ref().and_then(Chain::state))
         .max()
         .unwrap_or(State::Unknown);
     Environment {
@@ -673,17 +381,5 @@ fn box_pulse(stack: &str, name: &str, s: &Snapshot, now: f64) -> BoxPulse {
             version: None,
             booted_at: None,
         },
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn worst_state_orders_unknown_between_green_and_degraded() {
-        assert!(State::Green < State::Unknown);
-        assert!(State::Unknown < State::Degraded);
-        assert!(State::Degraded < State::Red);
     }
 }

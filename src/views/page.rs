@@ -9,7 +9,9 @@
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::json::{BoxStatus, Environment, Fleet, State};
-use super::words::{self, ago_words, duration_words, utc};
+use super::words::{self, ago_words, utc};
+use crate::board::html::{badge, opt, state};
+use crate::sources::{aws, chain, dns, github, healthz, tls};
 
 /// How often the page fetches a fresh board, in milliseconds.
 pub const REFRESH_MS: u32 = 5000;
@@ -82,25 +84,6 @@ pub fn render(fleet: &Fleet) -> String {
     let mut out = page.into_string();
     out.push('\n');
     out
-}
-
-/// A state as a coloured label that also says it in words.
-fn badge(s: State, word: &str) -> Markup {
-    html! { span class={ "st st-" (s.as_str()) } { (word) } }
-}
-
-fn state(s: State) -> Markup {
-    badge(s, s.as_str())
-}
-
-/// A value, or a dash when there is none.
-fn opt<T: std::fmt::Display>(v: Option<T>) -> Markup {
-    html! {
-        @match v {
-            Some(v) => (v),
-            None => "—",
-        }
-    }
 }
 
 /// The board alone (what the page swaps in on refresh).
@@ -219,153 +202,17 @@ fn board(f: &Fleet) -> Markup {
     }
 }
 
-fn service_detail(s: &super::json::Service) -> String {
-    let mut detail = match (s.status_code, s.latency_seconds) {
-        (Some(c), Some(l)) => format!("HTTP {c} in {}", words::milliseconds(l)),
-        (None, Some(l)) => format!("no answer after {:.1} s", l),
-        _ => String::new(),
-    };
-    if let Some(r) = &s.reason {
-        if !detail.is_empty() {
-            detail.push_str(" · ");
-        }
-        detail.push_str(r);
-    }
-    detail
-}
-
-fn certificate_words(t: &super::json::TlsEndpoint) -> String {
-    match (t.up, t.days_left) {
-        (None, _) => "no handshake yet".to_string(),
-        (Some(false), _) => format!(
-            "handshake failed{}",
-            t.error
-                .as_deref()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        ),
-        (Some(true), Some(d)) if d < 0 => "expired".to_string(),
-        (Some(true), Some(d)) => format!(
-            "{d} days left{}",
-            if t.chain_valid == Some(false) {
-                ", chain does not verify"
-            } else {
-                ""
-            }
-        ),
-        (Some(true), None) => "no expiry read".to_string(),
-    }
-}
-
 fn environment(e: &Environment) -> Markup {
     html! {
         article class="env" data-stack=(e.stack) {
             header { h3 { (e.stack) } (state(e.state)) }
-            div class="svcs" {
-                @if e.services.is_empty() {
-                    span class="meta" { "No services listed." }
-                }
-                @for s in &e.services {
-                    div class="svc" data-service=(s.name) {
-                        b { (s.name) }
-                        (state(s.state))
-                        div class="meta" {
-                            (service_detail(s))
-                            @if let Some(c) = &s.commit { " · " code { (c) } }
-                        }
-                    }
-                }
-            }
+            (healthz::view::page(&e.services))
             div class="sub" {
-                @if !e.tls.is_empty() {
-                    div {
-                        b { "Certificates" }
-                        ul {
-                            @for t in &e.tls {
-                                li { (t.service) " " (state(t.state)) " — " (certificate_words(t)) }
-                            }
-                        }
-                    }
-                }
-                @if !e.instances.is_empty() {
-                    div {
-                        b { "Instances" }
-                        ul {
-                            @for i in &e.instances {
-                                li {
-                                    @if let Some(id) = &i.instance_id { code { (id) } " " }
-                                    (i.instance_type) " " (i.state.as_deref().unwrap_or("state unknown"))
-                                    @if let Some(u) = i.uptime_seconds { ", launched " (duration_words(u)) " ago" }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if !e.elastic_ips.is_empty() {
-                    div {
-                        b { "Elastic IPs" }
-                        ul {
-                            @for a in &e.elastic_ips {
-                                li {
-                                    @if let Some(ip) = &a.public_ip { code { (ip) } " " }
-                                    @if a.associated { "associated" } @else { "not associated" }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if !e.dns.is_empty() {
-                    div {
-                        b { "DNS" }
-                        ul {
-                            @for d in &e.dns {
-                                li {
-                                    (d.name) " — "
-                                    @match (&d.addresses, &d.alias) {
-                                        (_, Some(alias)) => { "alias of " (alias) }
-                                        (Some(a), None) if a.is_empty() => "no A record",
-                                        (Some(a), None) => (a.join(", ")),
-                                        (None, None) => "has an A record",
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-                @if let Some(slot) = &e.slot {
-                    div {
-                        b { "CI slot" }
-                        ul {
-                            li {
-                                @match &slot.holder {
-                                    Some(r) => {
-                                        "held by " (r.workflow) " “" (r.title) "” on " (r.branch)
-                                        " (" (r.status)
-                                        @if let Some(t) = r.started_at { ", since " (utc(t)) }
-                                        ")"
-                                    }
-                                    None => "free",
-                                }
-                                "; " (slot.queued) " queued"
-                            }
-                        }
-                    }
-                }
-                @if let Some(c) = &e.chain {
-                    div {
-                        b { "Chain" }
-                        ul {
-                            @if let Some(b) = c.balance { li { "deployer balance " (b) " " (c.symbol) } }
-                            @if let Some(r) = c.registered {
-                                li {
-                                    "registration "
-                                    @if r { (badge(State::Green, "present")) } @else { (badge(State::Red, "missing")) }
-                                }
-                            }
-                            li class="meta" { "at block " (c.block_number) }
-                        }
-                    }
-                }
+                (tls::view::page(&e.tls))
+                (aws::view::page(&e.instances, &e.elastic_ips))
+                (dns::view::page(&e.dns))
+                (github::view::page(e.slot.as_ref()))
+                (chain::view::page(e.chain.as_ref()))
                 @if !e.drift.is_empty() {
                     div {
                         b { "Drift" }

@@ -1,47 +1,13 @@
 //! Public mode's redaction: the one function that hides instance ids, IP
 //! addresses, allocation ids, wallet addresses and URLs from the fleet
-//! model, as fields and inside free text. The page renders the redacted
-//! model, so it cannot show what this removed.
+//! model, as fields and inside free text. Each source's view part redacts
+//! its own fields (`redact` in its `view` module); the page renders the
+//! redacted model, so it cannot show what this removed.
 
-use regex::Regex;
-
-use super::json::{Fleet, HIDDEN};
-
-/// Finds internal values that may hide inside free text (error messages,
-/// reasons, drift details): URLs, wallet and contract addresses, AWS ids and
-/// IP addresses. Built once at start-up (`Redactor::new`), so a pattern that
-/// does not compile in the build that ships stops start-up with a message
-/// instead of failing a request.
-#[derive(Debug, Clone)]
-pub struct Redactor {
-    internal: Regex,
-}
+use super::json::Fleet;
+pub use crate::board::Redactor;
 
 impl Redactor {
-    /// Compiles the patterns.
-    pub fn new() -> Result<Redactor, regex::Error> {
-        let internal = Regex::new(concat!(
-            r"(?i)[a-z][a-z0-9+.-]*://[^\s]+", // URLs (run URLs, RPC URLs)
-            r"|\b0x[0-9a-f]{40}\b",            // wallet / contract addresses
-            r"|\b(?:i|eipalloc|eni|vpc|subnet)-[0-9a-f]{8,17}\b", // AWS ids
-            r"|\b\d{1,3}(?:\.\d{1,3}){3}\b",   // IPv4
-            r"|\b(?:[0-9a-f]{1,4}:){3,7}[0-9a-f]{1,4}\b", // IPv6, full
-            r"|(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{0,4}::[0-9a-f]{1,4}(?::[0-9a-f]{1,4})*", // IPv6, compressed
-        ))?;
-        Ok(Redactor { internal })
-    }
-
-    /// Replaces every internal value inside free text with `[hidden]`.
-    pub fn scrub(&self, text: &str) -> String {
-        self.internal.replace_all(text, HIDDEN).into_owned()
-    }
-
-    fn scrub_opt(&self, text: &mut Option<String>) {
-        if let Some(t) = text {
-            *t = self.scrub(t);
-        }
-    }
-
     /// Public mode: hides instance ids, IP addresses, allocation ids, wallet
     /// addresses and URLs (run URLs among them) — as fields, and inside every
     /// free-text field. The page renders the redacted model, so it cannot show
@@ -49,80 +15,23 @@ impl Redactor {
     pub fn redact(&self, f: &mut Fleet) {
         f.public = true;
         for e in &mut f.environments {
-            for s in &mut e.services {
-                self.scrub_opt(&mut s.reason);
+            e.services.iter_mut().for_each(|s| s.redact(self));
+            e.tls.iter_mut().for_each(|t| t.redact(self));
+            e.instances.iter_mut().for_each(|i| i.redact(self));
+            e.elastic_ips.iter_mut().for_each(|a| a.redact(self));
+            e.dns.iter_mut().for_each(|d| d.redact(self));
+            if let Some(slot) = &mut e.slot {
+                slot.redact(self);
             }
-            for t in &mut e.tls {
-                if t.host.as_deref().is_some_and(|h| {
-                    self.scrub(h) != h || h.parse::<std::net::SocketAddr>().is_ok()
-                }) {
-                    t.host = None;
-                }
-                self.scrub_opt(&mut t.error);
-            }
-            for i in &mut e.instances {
-                i.instance_id = None;
-                i.public_ip = None;
-            }
-            for a in &mut e.elastic_ips {
-                a.public_ip = None;
-                a.allocation_id = None;
-                a.instance_id = None;
-            }
-            for d in &mut e.dns {
-                d.addresses = None;
+            if let Some(c) = &mut e.chain {
+                c.redact(self);
             }
             for d in &mut e.drift {
                 d.detail = self.scrub(&d.detail);
             }
-            if let Some(run) = e.slot.as_mut().and_then(|s| s.holder.as_mut()) {
-                run.url = None;
-                run.title = self.scrub(&run.title);
-            }
-            if let Some(c) = &mut e.chain {
-                c.deployer = None;
-            }
         }
         for s in &mut f.sources {
             self.scrub_opt(&mut s.last_error);
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn scrub_hides_internal_values_in_text_and_keeps_the_rest() {
-        let cases = [
-            (
-                "connect to 10.0.3.7:443: refused",
-                "connect to [hidden]:443: refused",
-            ),
-            (
-                "run https://github.com/o/r/actions/runs/42 holds it",
-                "run [hidden] holds it",
-            ),
-            (
-                "deployer 0x52908400098527886E0F7030069857D2E4169EE7 is poor",
-                "deployer [hidden] is poor",
-            ),
-            (
-                "instance i-0abc1234def567890 stopped",
-                "instance [hidden] stopped",
-            ),
-            ("A record 2001:db8::1 differs", "A record [hidden] differs"),
-            ("listening on ::1", "listening on [hidden]"),
-            (
-                "status 503 at 11:30:05, commit 4f2c9e1",
-                "status 503 at 11:30:05, commit 4f2c9e1",
-            ),
-            ("std::io error", "std::io error"),
-        ];
-        let redactor = Redactor::new().unwrap();
-        for (input, want) in cases {
-            assert_eq!(redactor.scrub(input), want, "{input}");
         }
     }
 }

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{HttpUrl, Schedule, Seconds, SecretRef};
 
+pub mod view;
+
 /// The GitHub Actions source.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

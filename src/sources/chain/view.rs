@@ -1,0 +1,74 @@
+//! The chain source's part of the board: the deployer's balance and the
+//! registry's registration of an environment.
+
+use maud::{html, Markup};
+use serde::{Deserialize, Serialize};
+
+use super::ChainFacts;
+use crate::board::html::{badge, block};
+use crate::board::{Redactor, State};
+
+/// What the chain says about an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chain {
+    pub block_number: u64,
+    pub symbol: String,
+    /// `null` in public mode.
+    pub deployer: Option<String>,
+    /// In whole tokens; `null` when not read.
+    pub balance: Option<f64>,
+    /// `null` when no registration is checked.
+    pub registered: Option<bool>,
+}
+
+/// `stack`'s part; `None` when neither its balance nor its registration
+/// is watched.
+pub fn chain(chain: Option<&ChainFacts>, stack: &str) -> Option<Chain> {
+    let c = chain?;
+    let balance = c.balances.iter().find(|b| b.stack == stack);
+    let registration = c.registrations.iter().find(|r| r.stack == stack);
+    if balance.is_none() && registration.is_none() {
+        return None;
+    }
+    Some(Chain {
+        block_number: c.block_number,
+        symbol: c.symbol.clone(),
+        deployer: balance.map(|b| b.address.clone()),
+        balance: balance.map(|b| b.balance),
+        registered: registration.map(|r| r.registered),
+    })
+}
+
+impl Chain {
+    /// Public mode: no wallet address.
+    pub fn redact(&mut self, _r: &Redactor) {
+        self.deployer = None;
+    }
+
+    /// What it does to the environment's state: a missing registration
+    /// breaks the environment.
+    pub fn state(&self) -> Option<State> {
+        (self.registered == Some(false)).then_some(State::Red)
+    }
+}
+
+/// The chain block of an environment's card.
+pub fn page(chain: Option<&Chain>) -> Markup {
+    let Some(c) = chain else {
+        return html! {};
+    };
+    let mut items = Vec::new();
+    if let Some(b) = c.balance {
+        items.push(html! { li { "deployer balance " (b) " " (c.symbol) } });
+    }
+    if let Some(r) = c.registered {
+        items.push(html! {
+            li {
+                "registration "
+                @if r { (badge(State::Green, "present")) } @else { (badge(State::Red, "missing")) }
+            }
+        });
+    }
+    items.push(html! { li class="meta" { "at block " (c.block_number) } });
+    block("Chain", &items)
+}

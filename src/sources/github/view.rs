@@ -1,0 +1,81 @@
+//! The github source's part of the board: who holds an environment's CI
+//! slot and how many runs wait for it.
+
+use maud::{html, Markup};
+use serde::{Deserialize, Serialize};
+
+use super::GithubFacts;
+use crate::board::html::block;
+use crate::board::{words, Redactor};
+
+/// Who holds an environment's CI slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Slot {
+    /// The run holding the slot; `null` when it is free.
+    pub holder: Option<SlotRun>,
+    /// Runs waiting for it.
+    pub queued: u32,
+}
+
+/// A CI run holding a slot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlotRun {
+    pub workflow: String,
+    pub title: String,
+    pub branch: String,
+    pub head_sha: String,
+    pub status: String,
+    pub started_at: Option<f64>,
+    /// `null` in public mode.
+    pub url: Option<String>,
+}
+
+/// `stack`'s slot; `None` when no slot is watched for it.
+pub fn slot(github: Option<&GithubFacts>, stack: &str) -> Option<Slot> {
+    github.and_then(|g| g.slot(stack)).map(|o| Slot {
+        holder: o.holder.as_ref().map(|r| SlotRun {
+            workflow: r.workflow.clone(),
+            title: r.title.clone(),
+            branch: r.branch.clone(),
+            head_sha: r.head_sha.clone(),
+            status: r.status.clone(),
+            started_at: r.started_at,
+            url: Some(r.url.clone()),
+        }),
+        queued: o.queued,
+    })
+}
+
+impl Slot {
+    /// Public mode: no run URL; internal values leave the run's title.
+    pub fn redact(&mut self, r: &Redactor) {
+        if let Some(run) = self.holder.as_mut() {
+            run.url = None;
+            run.title = r.scrub(&run.title);
+        }
+    }
+}
+
+/// The CI slot block of an environment's card.
+pub fn page(slot: Option<&Slot>) -> Markup {
+    let items: Vec<Markup> = slot
+        .map(|slot| {
+            html! {
+                li {
+                    @match &slot.holder {
+                        Some(r) => {
+                            "held by " (r.workflow) " “" (r.title) "” on " (r.branch)
+                            " (" (r.status)
+                            @if let Some(t) = r.started_at { ", since " (words::utc(t)) }
+                            ")"
+                        }
+                        None => "free",
+                    }
+                    "; " (slot.queued) " queued"
+                }
+            }
+        })
+        .into_iter()
+        .collect();
+    block("CI slot", &items)
+}

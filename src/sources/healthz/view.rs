@@ -1,0 +1,115 @@
+//! The healthz source's part of the board: each service's last /healthz
+//! answer, as the fleet JSON, the page and the terminal show it.
+
+use maud::{html, Markup};
+use serde::{Deserialize, Serialize};
+
+use super::HealthzFacts;
+use crate::board::html::state;
+use crate::board::{words, Redactor, State};
+use crate::health::Health;
+use crate::inventory::Environment;
+
+/// A service's last /healthz answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    pub state: State,
+    pub status_code: Option<u16>,
+    pub latency_seconds: Option<f64>,
+    pub commit: Option<String>,
+    /// Why it is not green (or why it is unknown), in words.
+    pub reason: Option<String>,
+}
+
+/// The board state of a health.
+pub fn state_of(h: Health) -> State {
+    match h {
+        Health::Green => State::Green,
+        Health::Degraded => State::Degraded,
+        Health::Red => State::Red,
+    }
+}
+
+/// Every service of `env`, in inventory order, with its last reading.
+pub fn services(probes: Option<&HealthzFacts>, env: &Environment) -> Vec<Service> {
+    let probes = probes.map(Vec::as_slice).unwrap_or(&[]);
+    let stack = env.name.as_str();
+    env.services
+        .iter()
+        .map(|svc| {
+            let probe = probes
+                .iter()
+                .find(|p| p.stack == stack && p.service == svc.name.as_str());
+            match probe {
+                Some(p) => Service {
+                    name: svc.name.0.clone(),
+                    state: state_of(p.health),
+                    status_code: p.status_code,
+                    latency_seconds: Some(p.duration_seconds),
+                    commit: p.commit.clone(),
+                    reason: p.reason.clone(),
+                },
+                None => Service {
+                    name: svc.name.0.clone(),
+                    state: State::Unknown,
+                    status_code: None,
+                    latency_seconds: None,
+                    commit: None,
+                    reason: Some(
+                        if svc.healthz.is_some() {
+                            "no /healthz reading yet"
+                        } else {
+                            "no /healthz URL configured"
+                        }
+                        .to_string(),
+                    ),
+                },
+            }
+        })
+        .collect()
+}
+
+impl Service {
+    /// Public mode: internal values leave the reason.
+    pub fn redact(&mut self, r: &Redactor) {
+        r.scrub_opt(&mut self.reason);
+    }
+
+    /// The answer in words: "HTTP 503 in 12 ms · reason".
+    pub fn detail(&self) -> String {
+        let mut detail = match (self.status_code, self.latency_seconds) {
+            (Some(c), Some(l)) => format!("HTTP {c} in {}", words::milliseconds(l)),
+            (None, Some(l)) => format!("no answer after {:.1} s", l),
+            _ => String::new(),
+        };
+        if let Some(r) = &self.reason {
+            if !detail.is_empty() {
+                detail.push_str(" · ");
+            }
+            detail.push_str(r);
+        }
+        detail
+    }
+}
+
+/// The services as the page's tiles.
+pub fn page(services: &[Service]) -> Markup {
+    html! {
+        div class="svcs" {
+            @if services.is_empty() {
+                span class="meta" { "No services listed." }
+            }
+            @for s in services {
+                div class="svc" data-service=(s.name) {
+                    b { (s.name) }
+                    (state(s.state))
+                    div class="meta" {
+                        (s.detail())
+                        @if let Some(c) = &s.commit { " · " code { (c) } }
+                    }
+                }
+            }
+        }
+    }
+}
