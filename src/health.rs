@@ -39,7 +39,7 @@ pub enum ProbeOutcome<'a> {
         elapsed: Duration,
     },
     /// No answer within the timeout.
-    TimedOut,
+    TimedOut(Duration),
     /// The connection failed (refused, reset, TLS error, DNS).
     Failed(&'a str),
 }
@@ -66,8 +66,10 @@ pub struct Verdict {
 /// degraded; anything else is green.
 pub fn classify(outcome: &ProbeOutcome<'_>, rules: &Rules<'_>) -> Verdict {
     let (status, body, elapsed) = match outcome {
-        ProbeOutcome::TimedOut => return red("no answer before the timeout".into(), None),
-        ProbeOutcome::Failed(e) => return red(format!("connection failed: {e}"), None),
+        ProbeOutcome::TimedOut(after) => {
+            return red(format!("timed out after {}", seconds(*after)), None)
+        }
+        ProbeOutcome::Failed(e) => return red(e.to_string(), None),
         ProbeOutcome::Answered {
             status,
             body,
@@ -116,6 +118,17 @@ pub fn classify(outcome: &ProbeOutcome<'_>, rules: &Rules<'_>) -> Verdict {
         health: Health::Green,
         reason: None,
         commit,
+    }
+}
+
+/// A duration as an operator reads it: "5 s", "1.5 s", "250 ms".
+pub fn seconds(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else if d.subsec_millis() == 0 {
+        format!("{} s", d.as_secs())
+    } else {
+        format!("{:.1} s", d.as_secs_f64())
     }
 }
 
@@ -218,7 +231,11 @@ mod tests {
                 Health::Red,
                 None,
             ),
-            (ProbeOutcome::TimedOut, Health::Red, None),
+            (
+                ProbeOutcome::TimedOut(Duration::from_secs(5)),
+                Health::Red,
+                None,
+            ),
             (
                 ProbeOutcome::Failed("connection refused"),
                 Health::Red,

@@ -220,11 +220,13 @@ async fn probe(
     let fetched = tokio::time::timeout(timeout, fetch(client, &t.url.0)).await;
     let elapsed = start.elapsed();
     let (status, verdict) = match &fetched {
-        Err(_) => (None, classify(&ProbeOutcome::TimedOut, rules)),
-        Ok(Err(e)) if e.is_timeout() => (None, classify(&ProbeOutcome::TimedOut, rules)),
+        Err(_) => (None, classify(&ProbeOutcome::TimedOut(timeout), rules)),
+        Ok(Err(e)) if e.is_timeout() => (None, classify(&ProbeOutcome::TimedOut(timeout), rules)),
         Ok(Err(e)) => {
-            let msg = describe(e);
-            (None, classify(&ProbeOutcome::Failed(&msg), rules))
+            // The words go on the board; the library's whole chain to the log.
+            let words = super::tls::words::connection(e);
+            tracing::debug!(stack = %t.stack, service = %t.service, error = %chain(e), "healthz probe failed");
+            (None, classify(&ProbeOutcome::Failed(&words), rules))
         }
         Ok(Ok((status, body))) => (
             Some(*status),
@@ -264,14 +266,18 @@ async fn fetch(client: &reqwest::Client, url: &url::Url) -> Result<(u16, Vec<u8>
 }
 
 /// The innermost cause, which says the most (refused, certificate, ...).
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
+/// An error and its causes, for the log. Without the URL: it can carry
+/// credentials in userinfo, and the service name already says which target.
+fn chain(e: &reqwest::Error) -> String {
+    let mut msg = String::new();
     let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
     while let Some(c) = cur {
-        msg = c.to_string();
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&c.to_string());
         cur = c.source();
     }
-    // URLs can carry credentials in userinfo; the service name already says which target.
     msg
 }
 

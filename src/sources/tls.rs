@@ -24,6 +24,7 @@ use crate::sources::{CollectFuture, Source, SourceError};
 use crate::values::{HostPort, Schedule, Seconds};
 
 pub mod view;
+pub mod words;
 
 /// The TLS source.
 #[derive(Debug, Clone, Deserialize)]
@@ -161,7 +162,10 @@ impl Source for TlsSource {
                     let mut p = match tokio::time::timeout(cfg.timeout.0, self.handshake(&hp)).await
                     {
                         Ok(p) => p,
-                        Err(_) => failed(&hp, "no handshake before the timeout".into()),
+                        Err(_) => failed(
+                            &hp,
+                            format!("timed out after {}", crate::health::seconds(cfg.timeout.0)),
+                        ),
                     };
                     p.stack = stack;
                     p.service = service;
@@ -187,11 +191,17 @@ impl TlsSource {
         };
         let tcp = match TcpStream::connect((hp.host.as_str(), hp.port)).await {
             Ok(t) => t,
-            Err(e) => return failed(hp, format!("connect: {e}")),
+            Err(e) => {
+                tracing::debug!(host = %hp.host, port = hp.port, error = %e, "TLS probe: connect failed");
+                return failed(hp, words::connection(&e));
+            }
         };
         let tls = match self.connector.connect(name.clone(), tcp).await {
             Ok(t) => t,
-            Err(e) => return failed(hp, format!("handshake: {e}")),
+            Err(e) => {
+                tracing::debug!(host = %hp.host, port = hp.port, error = ?e, "TLS probe: handshake failed");
+                return failed(hp, words::connection(&e));
+            }
         };
         let (_, conn) = tls.get_ref();
         let Some(chain) = conn.peer_certificates().filter(|c| !c.is_empty()) else {

@@ -79,7 +79,29 @@ async fn healthz_classifies_each_kind_of_answer() {
         ("closed", 30, Behaviour::Down),
     ])
     .await;
-    let cfg = config(&f, &[("refused", refused_port())], "2s");
+    // Handshakes that fail on the certificate: said in words, not as the
+    // TLS library's names.
+    let self_signed = SimService::start(
+        simfleet::self_signed(&["localhost"], 30).unwrap(),
+        Behaviour::Healthy { commit: "x".into() },
+    )
+    .await
+    .unwrap();
+    let wrong_name = SimService::start(
+        f.ca.issue(&["other.example"], 30).unwrap(),
+        Behaviour::Healthy { commit: "x".into() },
+    )
+    .await
+    .unwrap();
+    let cfg = config(
+        &f,
+        &[
+            ("refused", refused_port()),
+            ("selfsigned", self_signed.port()),
+            ("wrongname", wrong_name.port()),
+        ],
+        "2s",
+    );
     let source = HealthzSource::new(cfg).unwrap();
     let start = Instant::now();
     let out = source.collect().await.unwrap();
@@ -102,11 +124,27 @@ async fn healthz_classifies_each_kind_of_answer() {
     assert_eq!(by("hung").status_code, None);
     assert_eq!(by("closed").health, Health::Red);
     assert_eq!(by("refused").health, Health::Red);
-    assert!(
-        by("refused").reason.unwrap().contains("connection"),
-        "reason says why"
+    assert_eq!(by("refused").reason.as_deref(), Some("connection refused"));
+    assert_eq!(by("hung").reason.as_deref(), Some("timed out after 2 s"));
+    // The simulated self-signed certificate's signature does not match its
+    // key, as the demo's bad-certificate service's.
+    assert_eq!(
+        by("selfsigned").reason.as_deref(),
+        Some("certificate is signed with an algorithm that does not match its key")
     );
-    assert_eq!(probes.iter().filter(|p| p.stack == "test-1").count(), 7);
+    assert_eq!(
+        by("wrongname").reason.as_deref(),
+        Some("certificate is not valid for this host name")
+    );
+    for p in probes.iter() {
+        let reason = p.reason.as_deref().unwrap_or_default();
+        assert!(
+            !reason.contains('{') && !reason.contains("Error") && !reason.contains("::"),
+            "{}: a library's words: {reason}",
+            p.service
+        );
+    }
+    assert_eq!(probes.iter().filter(|p| p.stack == "test-1").count(), 9);
 }
 
 #[tokio::test]
@@ -170,11 +208,12 @@ async fn tls_reports_leaf_and_chain_expiry_apart_and_checks_the_chain() {
         "a chain for another name does not verify"
     );
 
-    for n in ["hung", "refused"] {
+    for (n, said) in [
+        ("hung", "timed out after 2 s"),
+        ("refused", "connection refused"),
+    ] {
         let p = by(n);
-        assert!(
-            !p.up && p.leaf_not_after.is_none() && p.error.is_some(),
-            "{p:?}"
-        );
+        assert!(!p.up && p.leaf_not_after.is_none(), "{p:?}");
+        assert_eq!(p.error.as_deref(), Some(said), "{n}");
     }
 }

@@ -76,20 +76,21 @@ impl Service {
         r.scrub_opt(&mut self.reason);
     }
 
-    /// The answer in words: "HTTP 503 in 12 ms · reason".
+    /// The answer in words: "HTTP 503 in 12 ms · reason", or, when no
+    /// HTTP answer came, what happened instead: "connection refused (after
+    /// 2 ms)", "certificate has expired (after 15 ms)".
     pub fn detail(&self) -> String {
-        let mut detail = match (self.status_code, self.latency_seconds) {
-            (Some(c), Some(l)) => format!("HTTP {c} in {}", words::milliseconds(l)),
-            (None, Some(l)) => format!("no answer after {:.1} s", l),
-            _ => String::new(),
-        };
-        if let Some(r) = &self.reason {
-            if !detail.is_empty() {
-                detail.push_str(" · ");
+        match (self.status_code, self.latency_seconds, &self.reason) {
+            (Some(c), Some(l), None) => format!("HTTP {c} in {}", words::milliseconds(l)),
+            (Some(c), Some(l), Some(r)) => {
+                format!("HTTP {c} in {} · {r}", words::milliseconds(l))
             }
-            detail.push_str(r);
+            // A timeout says its own length.
+            (None, Some(_), Some(r)) if r.starts_with("timed out") => r.clone(),
+            (None, Some(l), Some(r)) => format!("{r} (after {})", words::milliseconds(l)),
+            (_, _, Some(r)) => r.clone(),
+            _ => String::new(),
         }
-        detail
     }
 }
 
