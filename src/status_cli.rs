@@ -350,6 +350,29 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
         );
     }
 
+    let slots: Vec<Vec<Cell>> = f
+        .environments
+        .iter()
+        .filter_map(|e| {
+            let [holder, since, queued] = e.slot.as_ref()?.cells(now);
+            Some(vec![
+                plain(e.stack.clone()),
+                plain(holder),
+                plain(since),
+                plain(queued),
+            ])
+        })
+        .collect();
+    if !slots.is_empty() {
+        out.push_str("\nCI SLOTS\n");
+        table(
+            &mut out,
+            &["STACK", "HELD BY", "SINCE", "QUEUE"],
+            &slots,
+            colour,
+        );
+    }
+
     if !f.boxes.is_empty() {
         out.push_str("\nHEARTBEATS\n");
         let rows: Vec<Vec<Cell>> = f

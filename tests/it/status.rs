@@ -65,6 +65,17 @@ fn red_fleet_exits_1_and_prints_the_table_without_colour_off_a_terminal() {
     );
     assert!(stdout.contains("up 12 days"), "{stdout}");
     assert!(stdout.contains("41 caught"), "{stdout}");
+    // Who holds each CI slot, since when, and what waits behind it.
+    let slot = stdout
+        .lines()
+        .find(|l| l.starts_with("test-1 ") && l.contains("Fix the signer retry"))
+        .unwrap_or_else(|| panic!("no CI slot row for test-1:\n{stdout}"));
+    assert!(
+        slot.contains("integration “Fix the signer retry” on fix-signer (in_progress)")
+            && slot.contains("10 minutes ago")
+            && slot.contains("2 queued"),
+        "{slot}"
+    );
     assert!(!stdout.contains('\x1b'), "no colour when not a terminal");
 }
 

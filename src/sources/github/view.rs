@@ -56,6 +56,32 @@ impl Slot {
     }
 }
 
+impl SlotRun {
+    /// The run in words: `integration “Fix the retry” on fix-retry (in_progress)`.
+    pub fn words(&self) -> String {
+        format!(
+            "{} “{}” on {} ({})",
+            self.workflow, self.title, self.branch, self.status
+        )
+    }
+}
+
+impl Slot {
+    /// The terminal's row: holder, since when (as of `now`), queue.
+    pub fn cells(&self, now: f64) -> [String; 3] {
+        match &self.holder {
+            Some(r) => [
+                r.words(),
+                r.started_at
+                    .map(|t| words::ago_words(now, t))
+                    .unwrap_or_else(|| "-".into()),
+                format!("{} queued", self.queued),
+            ],
+            None => ["free".into(), "-".into(), format!("{} queued", self.queued)],
+        }
+    }
+}
+
 /// The CI slot block of an environment's card.
 pub fn page(slot: Option<&Slot>) -> Markup {
     let items: Vec<Markup> = slot
@@ -64,10 +90,8 @@ pub fn page(slot: Option<&Slot>) -> Markup {
                 li {
                     @match &slot.holder {
                         Some(r) => {
-                            "held by " (r.workflow) " “" (r.title) "” on " (r.branch)
-                            " (" (r.status)
-                            @if let Some(t) = r.started_at { ", since " (words::utc(t)) }
-                            ")"
+                            "held by " (r.words())
+                            @if let Some(t) = r.started_at { " since " (words::utc(t)) }
                         }
                         None => "free",
                     }
