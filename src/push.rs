@@ -2,14 +2,16 @@
 //!
 //! One request per push, retried with exponential backoff (and jitter, so a
 //! fleet rebooting at once does not retry in lockstep) on connection errors
-//! and 5xx answers; a 4xx answer is final. The token comes from a file or an
+//! and 5xx answers; a 4xx answer is final, but for 429. A 429 or 503 that
+//! says when to come back (`Retry-After`, in seconds or as an HTTP date) is
+//! retried then instead of after the backoff. The token comes from a file or an
 //! environment variable and never appears in output or errors.
 
 use std::path::Path;
 use std::time::Duration;
 
 use rand::Rng;
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{HeaderMap, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::StatusCode;
 
 use crate::api::{self, HeartbeatBody, Route, Timestamp, COMMIT_HEADER};
@@ -212,9 +214,11 @@ impl PushClient {
         let method = parts.route.method();
         let (content_type, body) = (parts.content_type, parts.body);
         let mut last = String::new();
+        let mut asked: Option<Duration> = None;
         for attempt in 1..=self.attempts {
             if attempt > 1 {
-                tokio::time::sleep(self.backoff(attempt - 1)).await;
+                let wait = asked.take().unwrap_or_else(|| self.backoff(attempt - 1));
+                tokio::time::sleep(wait).await;
             }
             let mut req = self
                 .http
@@ -227,6 +231,12 @@ impl PushClient {
             match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
+                    if matches!(
+                        status,
+                        StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                    ) {
+                        asked = retry_after(resp.headers(), std::time::SystemTime::now());
+                    }
                     let text = resp.text().await.unwrap_or_default();
                     if status.is_success() {
                         return Ok(Acknowledged {
@@ -242,6 +252,15 @@ impl PushClient {
                         });
                     }
                     last = format!("{}: {message}", status.as_u16());
+                    if let Some(wait) = asked.filter(|w| *w > MAX_RETRY_AFTER) {
+                        return Err(PushError::GaveUp {
+                            attempts: attempt,
+                            last: format!(
+                                "{last} (the server asks to come back in {} s)",
+                                wait.as_secs()
+                            ),
+                        });
+                    }
                 }
                 Err(e) => last = describe(&e),
             }
@@ -338,6 +357,20 @@ impl PushClient {
     }
 }
 
+/// Longest `Retry-After` waited for; a server asking for more is given up on.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// The wait `Retry-After` asks for: delta-seconds or an HTTP date (a date
+/// in the past asks for none). `None` when absent or unreadable.
+fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at: std::time::SystemTime = chrono::DateTime::parse_from_rfc2822(v).ok()?.into();
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
 /// The server's `{"error": …}` message, else its text, else the status.
 fn error_message(text: &str, status: StatusCode) -> String {
     serde_json::from_str::<serde_json::Value>(text)
@@ -366,6 +399,30 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let at = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(RETRY_AFTER, v.parse().unwrap());
+            // 1994-11-06 08:49:30 UTC
+            let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_770);
+            retry_after(&h, now)
+        };
+        assert_eq!(at("3"), Some(Duration::from_secs(3)));
+        assert_eq!(at(" 120 "), Some(Duration::from_secs(120)));
+        assert_eq!(
+            at("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(at("Sun, 06 Nov 1994 08:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(at("soon"), None);
+        assert_eq!(at("-1"), None);
+        assert_eq!(
+            retry_after(&HeaderMap::new(), std::time::SystemTime::now()),
+            None
+        );
+    }
 
     #[test]
     fn backoff_doubles_and_is_capped() {

@@ -1935,3 +1935,99 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+/// A server that answers each request with the next of `answers` (status,
+/// Retry-After) and then 200, noting when each request came.
+async fn answering(
+    answers: Vec<(u16, Option<&'static str>)>,
+) -> (String, Arc<std::sync::Mutex<Vec<std::time::Instant>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        answers,
+    )));
+    let (s, q) = (seen.clone(), queue.clone());
+    let app = axum::Router::new().fallback(move || {
+        let (s, q) = (s.clone(), q.clone());
+        async move {
+            s.lock().unwrap().push(std::time::Instant::now());
+            let mut resp = axum::response::Response::new(axum::body::Body::from(
+                r#"{"error":"busy, come back later"}"#,
+            ));
+            if let Some((code, after)) = q.lock().unwrap().pop_front() {
+                *resp.status_mut() = axum::http::StatusCode::from_u16(code).unwrap();
+                if let Some(a) = after {
+                    resp.headers_mut()
+                        .insert("retry-after", axum::http::HeaderValue::from_static(a));
+                }
+            }
+            resp
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_comes_back_when_retry_after_says_not_after_its_backoff() {
+    // A 429 asking for 1 s: the client waits that, not its 20 s backoff.
+    let (url, seen) = answering(vec![(429, Some("1"))]).await;
+    let args = [
+        "push",
+        "heartbeat",
+        "--url",
+        &url,
+        "--box",
+        "prod-box",
+        "--backoff",
+        "20s",
+        "--attempts",
+        "3",
+    ]
+    .map(str::to_string);
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&args, None, &[("FLEETPULSE_TOKEN", "t")])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    let times = seen.lock().unwrap().clone();
+    assert_eq!(times.len(), 2, "one refusal, one success");
+    let gap = times[1] - times[0];
+    assert!(
+        gap >= Duration::from_millis(950) && gap < Duration::from_secs(10),
+        "came back after {gap:?}"
+    );
+
+    // A 503 asking for 10 minutes: given up at once, saying so.
+    let (url, seen) = answering(vec![(503, Some("600"))]).await;
+    let args = [
+        "push",
+        "heartbeat",
+        "--url",
+        &url,
+        "--box",
+        "prod-box",
+        "--attempts",
+        "3",
+    ]
+    .map(str::to_string);
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_cli(&args, None, &[("FLEETPULSE_TOKEN", "t")])
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains("busy, come back later") && err.contains("come back in 600 s"),
+        "{err}"
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        1,
+        "no retry into a wait that long"
+    );
+}
