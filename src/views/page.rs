@@ -13,6 +13,9 @@ use super::words::{self, ago_words, utc};
 use crate::board::html::{badge, opt, state};
 use crate::sources::{aws, chain, dns, github, healthz, tls};
 
+/// Where the footer's documentation link goes.
+pub const DOCS_URL: &str = "https://github.com/fleetpulse/fleetpulse#readme";
+
 /// How often the page fetches a fresh board, in milliseconds.
 pub const REFRESH_MS: u32 = 5000;
 
@@ -36,6 +39,7 @@ th{background:#f0f2f5;font-weight:600}
 .sub{display:grid;grid-template-columns:repeat(auto-fit,minmax(300px,1fr));gap:8px 16px;margin-top:8px;font-size:13px}
 .note{color:#555;font-size:13px;max-width:820px}
 code{font-size:12px}
+footer{margin:24px 0 8px}footer a{color:#1d4ed8}
 #conn{color:#8a1111;font-size:13px}
 ";
 
@@ -75,6 +79,12 @@ pub fn render(fleet: &Fleet) -> String {
                          heartbeat is a box reporting that it booted, so an old stamp is a long \
                          uptime, not a fault. Mutation results say how many planted bugs the tests \
                          caught and how many slipped through."
+                    }
+                    footer class="meta" {
+                        "fleetpulse " (env!("CARGO_PKG_VERSION")) " · "
+                        a href="metrics" { "metrics" } " · "
+                        a href="api/v1/fleet" { "fleet JSON" } " · "
+                        a href=(DOCS_URL) { "documentation" }
                     }
                 }
                 script { (PreEscaped(script)) }

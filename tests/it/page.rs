@@ -29,6 +29,12 @@ fn healthy_fleet_lists_every_environment_and_service_green() {
     // When the data was read, as text and as the refresh marker.
     assert!(html.contains("data read at <time>2026-11-23 12:00:00 UTC</time>"));
     assert!(html.contains(&format!("data-read-at=\"{NOW}\"")));
+    // The footer leads to the metrics, the JSON and the documentation,
+    // relative to wherever the page is served.
+    let footer = &html[html.find("<footer").expect("a footer")..];
+    for link in ["href=\"metrics\"", "href=\"api/v1/fleet\"", page::DOCS_URL] {
+        assert!(footer.contains(link), "footer lacks {link}: {footer}");
+    }
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["schema_version"], 1);
     assert_eq!(v["state"], "green");
@@ -222,7 +228,10 @@ fn names_from_pushes_are_escaped() {
 #[test]
 fn page_loads_nothing_from_elsewhere_and_refreshes_by_script() {
     let html = page::render(&board_model(&healthy(false)));
-    assert!(!html.contains("http://") && !html.contains("https://"));
+    // The one absolute URL is the footer's link to the documentation: a
+    // link the reader may follow, nothing the page loads.
+    let rest = html.replace(&format!("href=\"{}\"", page::DOCS_URL), "");
+    assert!(!rest.contains("http://") && !rest.contains("https://"));
     assert!(!html.contains("<link"), "no external stylesheet");
     assert!(!html.contains("src="), "no external script or image");
     assert!(html.contains("fetch('board'"));
