@@ -39,8 +39,8 @@ metric!(
     BUILD_INFO,
     "fleet_exporter_build_info",
     Gauge,
-    ["version"],
-    "fleetpulse build information; always 1."
+    ["version", "revision", "branch", "rustc_version"],
+    "fleetpulse build information (version, git revision and branch, compiler); always 1."
 );
 metric!(
     HANDLER_PANICS,

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod app;
 pub mod board;
+pub mod build;
 pub mod catalogue;
 pub mod clock;
 pub mod config;

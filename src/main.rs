@@ -14,6 +14,7 @@ use fleetpulse::config::{Config, DEFAULT_LISTEN};
 #[command(
     name = "fleetpulse",
     version,
+    long_version = fleetpulse::build::long_version(),
     about = "Fleet status as Prometheus metrics, a status page and a terminal board"
 )]
 struct Cli {

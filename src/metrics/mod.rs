@@ -82,7 +82,19 @@ impl Collector for SnapshotCollector {
 }
 
 fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
-    family(enc, &cat::BUILD_INFO, [([env!("CARGO_PKG_VERSION")], 1.0)])?;
+    family(
+        enc,
+        &cat::BUILD_INFO,
+        [(
+            [
+                crate::build::VERSION,
+                crate::build::REVISION,
+                crate::build::BRANCH,
+                crate::build::RUSTC_VERSION,
+            ],
+            1.0,
+        )],
+    )?;
     family(enc, &cat::HANDLER_PANICS, [([], s.handler_panics as f64)])?;
     family(
         enc,

@@ -66,8 +66,11 @@ async fn demo_serves_every_service_and_promtool_finds_nothing() {
     assert_eq!(sample(&body, r#"fleet_source_up{source="tls"}"#), Some(1.0));
     assert!(body.contains("# TYPE fleet_source_errors_total counter"));
     let build = format!(
-        "fleet_exporter_build_info{{version=\"{}\"}}",
-        env!("CARGO_PKG_VERSION")
+        "fleet_exporter_build_info{{version=\"{}\",revision=\"{}\",branch=\"{}\",rustc_version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION"),
+        fleetpulse::build::REVISION,
+        fleetpulse::build::BRANCH,
+        fleetpulse::build::RUSTC_VERSION,
     );
     assert_eq!(sample(&body, &build), Some(1.0));
 
