@@ -355,10 +355,61 @@ metric!(
     "Push requests that carried no X-Fleet-Commit header."
 );
 
+// The process, as every Prometheus client library names it (client_golang's
+// process collector): standard names, no `fleet_` prefix.
+metric!(
+    PROCESS_CPU,
+    "process_cpu_seconds_total",
+    Counter,
+    [],
+    "Total user and system CPU time spent in seconds."
+);
+metric!(
+    PROCESS_RESIDENT,
+    "process_resident_memory_bytes",
+    Gauge,
+    [],
+    "Resident memory size in bytes."
+);
+metric!(
+    PROCESS_VIRTUAL,
+    "process_virtual_memory_bytes",
+    Gauge,
+    [],
+    "Virtual memory size in bytes."
+);
+metric!(
+    PROCESS_OPEN_FDS,
+    "process_open_fds",
+    Gauge,
+    [],
+    "Number of open file descriptors."
+);
+metric!(
+    PROCESS_MAX_FDS,
+    "process_max_fds",
+    Gauge,
+    [],
+    "Maximum number of open file descriptors (absent when unlimited)."
+);
+metric!(
+    PROCESS_START,
+    "process_start_time_seconds",
+    Gauge,
+    [],
+    "Start time of the process since unix epoch in seconds."
+);
+
 /// Every family, in exposition order.
 pub const ALL: &[MetricDef] = &[
     BUILD_INFO,
     HANDLER_PANICS,
+    PROCESS_CPU,
+    PROCESS_RESIDENT,
+    PROCESS_VIRTUAL,
+    PROCESS_OPEN_FDS,
+    PROCESS_MAX_FDS,
+    PROCESS_START,
     SOURCE_UP,
     SOURCE_LAST_SUCCESS,
     SOURCE_DURATION,
@@ -418,7 +469,11 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for m in ALL {
             assert!(seen.insert(m.name), "{} listed twice", m.name);
-            assert!(m.name.starts_with("fleet_"), "{}", m.name);
+            assert!(
+                m.name.starts_with("fleet_") || m.name.starts_with("process_"),
+                "{}",
+                m.name
+            );
             assert_eq!(
                 m.kind == Kind::Counter,
                 m.name.ends_with("_total"),

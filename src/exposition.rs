@@ -37,7 +37,7 @@ pub fn family<'a, const L: usize>(
         if let Some((_, v)) = samples.next() {
             match def.kind {
                 Kind::Gauge => ConstGauge::new(v).encode(me)?,
-                Kind::Counter => ConstCounter::new(v as u64).encode(me)?,
+                Kind::Counter => counter(v, me)?,
             }
         }
         return Ok(());
@@ -47,11 +47,20 @@ pub fn family<'a, const L: usize>(
         let fam = me.encode_family(&labels)?;
         match def.kind {
             Kind::Gauge => ConstGauge::new(v).encode(fam)?,
-            // Counters are whole counts held as u64 and widened for the sample.
-            Kind::Counter => ConstCounter::new(v as u64).encode(fam)?,
+            Kind::Counter => counter(v, fam)?,
         }
     }
     Ok(())
+}
+
+/// A counter's sample: whole counts (held as u64 and widened for the
+/// sample) as integers, seconds of CPU as the fractions they are.
+fn counter(v: f64, enc: prometheus_client::encoding::MetricEncoder<'_>) -> fmt::Result {
+    if v.fract() == 0.0 {
+        ConstCounter::new(v as u64).encode(enc)
+    } else {
+        ConstCounter::new(v).encode(enc)
+    }
 }
 
 /// 1 for true, 0 for false.

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use crate::catalogue::{self as cat, Kind};
 pub(crate) use crate::exposition::{b, family};
 
+pub mod process;
 mod pulse;
 use crate::snapshot::Snapshot;
 
@@ -96,6 +97,7 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         )],
     )?;
     family(enc, &cat::HANDLER_PANICS, [([], s.handler_panics as f64)])?;
+    process::encode(enc)?;
     family(
         enc,
         &cat::SOURCE_UP,

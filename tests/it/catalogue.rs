@@ -81,7 +81,8 @@ fn check_names(place: &str, text: &str, bad: &mut Vec<String>) -> usize {
     // String literals hold label values, not names.
     let strings = regex::Regex::new(r#""(?:[^"\\]|\\.)*""#).unwrap();
     let code = strings.replace_all(text, "\"\"");
-    let names = regex::Regex::new(r"\b(fleet_[a-z0-9_]*[a-z0-9])\b(\s*\{([^}]*)\})?").unwrap();
+    let names =
+        regex::Regex::new(r"\b((?:fleet|process)_[a-z0-9_]*[a-z0-9])\b(\s*\{([^}]*)\})?").unwrap();
     let matcher = regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)").unwrap();
     let mut seen = 0;
     for c in names.captures_iter(&code) {
@@ -118,7 +119,7 @@ fn every_metric_in_dashboards_rules_and_docs_is_in_the_catalogue() {
     let mut bad = Vec::new();
     let mut used = BTreeSet::new();
     let mut count = 0;
-    let any_name = regex::Regex::new(r"\bfleet_[a-z0-9_]+").unwrap();
+    let any_name = regex::Regex::new(r"\b(?:fleet|process)_[a-z0-9_]+").unwrap();
 
     for path in files(&repo().join("dashboards"), "json") {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
