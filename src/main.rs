@@ -19,7 +19,14 @@ use fleetpulse::config::{Config, DEFAULT_LISTEN};
 )]
 struct Cli {
     /// Log level: error, warn, info, debug or trace (or a tracing filter).
-    #[arg(long, global = true, default_value = "info", env = "FLEETPULSE_LOG")]
+    #[arg(
+        long = "log.level",
+        alias = "log-level",
+        global = true,
+        default_value = "info",
+        env = "FLEETPULSE_LOG",
+        value_name = "LEVEL"
+    )]
     log_level: String,
     #[command(subcommand)]
     command: Command,
@@ -33,7 +40,7 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
         /// Listen address; overrides the config's `listen`.
-        #[arg(long)]
+        #[arg(long = "web.listen-address", alias = "listen", value_name = "ADDR")]
         listen: Option<SocketAddr>,
         /// State directory; overrides the config's `state_dir`.
         #[arg(long)]
@@ -55,7 +62,7 @@ enum Command {
     /// Run a simulated fleet on loopback and the exporter watching it.
     Demo {
         /// Listen address of the exporter.
-        #[arg(long, default_value = DEFAULT_LISTEN)]
+        #[arg(long = "web.listen-address", alias = "listen", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
         listen: SocketAddr,
         /// State directory (recreated if missing).
         #[arg(long)]

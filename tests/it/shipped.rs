@@ -89,8 +89,15 @@ fn start_demo(bin: &Path, public: bool) -> Exporter {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let mut cmd = Command::new(bin);
-    cmd.args(["demo", "--listen", "127.0.0.1:0", "--state-dir"])
-        .arg(&state);
+    cmd.args([
+        "--log.level",
+        "info",
+        "demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--state-dir",
+    ])
+    .arg(&state);
     if public {
         cmd.arg("--public");
     }

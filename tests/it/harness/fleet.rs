@@ -386,7 +386,7 @@ pub fn spawn_exporter(config: &Path, dir: &Path, port: u16) -> Exporter {
     Process::adopt(
         Command::new(env!("CARGO_BIN_EXE_fleetpulse"))
             .args(["serve", "--config", config.to_str().expect("utf-8 path")])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
             .args(["--state-dir", dir.to_str().expect("utf-8 path")])
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
