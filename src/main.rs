@@ -28,6 +28,15 @@ struct Cli {
         value_name = "LEVEL"
     )]
     log_level: String,
+    /// Log line format: text (for a terminal), logfmt or json.
+    #[arg(
+        long = "log.format",
+        global = true,
+        default_value = "text",
+        env = "FLEETPULSE_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -305,9 +314,20 @@ fn hash_password(cost: u32) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// How log lines are written (to standard error).
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable, coloured on a terminal.
+    Text,
+    /// `key=value` pairs, as Prometheus' exporters write them.
+    Logfmt,
+    /// One JSON object per line.
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_level);
+    init_logging(&cli.log_level, cli.log_format);
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
@@ -317,17 +337,38 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(level: &str) {
+fn init_logging(level: &str, format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::io::IsTerminal::is_terminal(&std::io::stderr())
-                && std::env::var_os("NO_COLOR").is_none(),
-        )
-        .init();
+    let logs = tracing_subscriber::registry().with(filter);
+    match format {
+        LogFormat::Text => logs
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(
+                        std::io::IsTerminal::is_terminal(&std::io::stderr())
+                            && std::env::var_os("NO_COLOR").is_none(),
+                    ),
+            )
+            .init(),
+        LogFormat::Logfmt => logs
+            .with(
+                tracing_logfmt::builder()
+                    .layer()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+        LogFormat::Json => logs
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
+            .init(),
+    }
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -240,3 +240,30 @@ async fn the_public_flag_switches_public_mode_on_for_demo_and_serve() {
     let (v, _) = fleet_json(addr).await;
     assert_eq!(v["public"], true, "serve --public");
 }
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("fleet.yaml");
+    std::fs::write(&config, "environments:\n  - name: prod\n").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleetpulse"));
+    cmd.args(["--log.format", "json", "serve", "--web.listen-address"])
+        .arg("127.0.0.1:0")
+        .arg("--config")
+        .arg(&config);
+    let p = common::spawn_listening(cmd, r#""addr":"127.0.0.1:"#, "fleetpulse serve");
+    let line = p
+        .log()
+        .lines()
+        .find(|l| l.contains("fleetpulse serving"))
+        .map(str::to_string)
+        .expect("the serving line");
+    let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+    assert_eq!(v["level"], "INFO", "{line}");
+    assert_eq!(v["fields"]["message"], "fleetpulse serving", "{line}");
+    assert_eq!(
+        v["fields"]["addr"],
+        format!("127.0.0.1:{}", p.port),
+        "{line}"
+    );
+}

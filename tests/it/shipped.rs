@@ -160,11 +160,13 @@ fn start_serve(bin: &Path, public: bool) -> Exporter {
     let check = run(bin, &["check-config", config_path.to_str().unwrap()]);
     assert!(check.status.success(), "check-config: {}", said(&check));
     let mut cmd = Command::new(bin);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+    // Logging as Prometheus' exporters do: logfmt lines.
+    cmd.args(["--log.format", "logfmt", "serve", "--listen", "127.0.0.1:0"])
+        .arg("--config")
         .arg(&config_path);
     let process = spawn_listening(
         cmd,
-        "fleetpulse serving addr=127.0.0.1:",
+        "level=info target=fleetpulse::app message=\"fleetpulse serving\" addr=127.0.0.1:",
         "fleetpulse serve",
     );
     Exporter {
