@@ -10,6 +10,15 @@ pub const REVISION: &str = env!("FLEETPULSE_REVISION");
 pub const BRANCH: &str = env!("FLEETPULSE_BRANCH");
 /// `rustc --version` of the compiler that built it.
 pub const RUSTC_VERSION: &str = env!("FLEETPULSE_RUSTC_VERSION");
+/// The Cargo features of the sources with heavy clients this build has.
+pub const FEATURES: &[&str] = &[
+    #[cfg(feature = "aws")]
+    "aws",
+    #[cfg(feature = "github")]
+    "github",
+    #[cfg(feature = "chain")]
+    "chain",
+];
 /// When it was built, Unix seconds (`SOURCE_DATE_EPOCH` when set).
 pub const BUILD_EPOCH: &str = env!("FLEETPULSE_BUILD_EPOCH");
 
@@ -32,9 +41,15 @@ fn long_version_text() -> String {
         "{VERSION} (branch: {BRANCH}, revision: {REVISION})\n  \
          build date:       {date}\n  \
          rustc version:    {RUSTC_VERSION}\n  \
-         platform:         {}/{}",
+         platform:         {}/{}\n  \
+         features:         {}",
         std::env::consts::OS,
-        std::env::consts::ARCH
+        std::env::consts::ARCH,
+        if FEATURES.is_empty() {
+            "none (healthz, tls and oidc only)".to_string()
+        } else {
+            FEATURES.join(", ")
+        }
     )
 }
 

@@ -260,6 +260,14 @@ pub async fn run(
         "  push token    {} (may write every name; see README \"Ingest\")",
         demo.state_dir.join(DEMO_TOKEN_FILE).display()
     );
+    for (feature, sources) in crate::sources::left_out() {
+        println!(
+            "  left out      the {} source{} (this build has no \"{feature}\" feature; \
+             `cargo build --release` builds every source)",
+            sources.join(" and "),
+            if sources.len() > 1 { "s" } else { "" },
+        );
+    }
     println!("Ctrl-C to stop.");
     app::shutdown_signal().await;
     println!("stopping");

@@ -273,6 +273,21 @@ pub fn at_most_one<S: Source + 'static>(source: Option<S>) -> Vec<Arc<dyn Source
         .collect()
 }
 
+/// The Cargo features this build left out, with the sources each would
+/// have brought (`("aws", ["aws", "dns"])`), in registry order.
+pub fn left_out() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for r in REGISTRY {
+        if let Some(g) = r.feature.as_ref().filter(|g| !g.built_with) {
+            match out.iter_mut().find(|(f, _)| *f == g.feature) {
+                Some((_, names)) => names.push(r.name),
+                None => out.push((g.feature, vec![r.name])),
+            }
+        }
+    }
+    out
+}
+
 /// Builds every source the config enables, from the registry.
 pub fn from_config(config: Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
     for r in REGISTRY {
@@ -322,6 +337,18 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         for r in REGISTRY {
             assert!(seen.insert(r.name), "{} registered twice", r.name);
+        }
+    }
+
+    #[test]
+    fn the_features_left_out_are_those_of_this_build() {
+        let out = left_out();
+        let named = |f: &str| out.iter().any(|(g, _)| *g == f);
+        assert_eq!(named("aws"), !cfg!(feature = "aws"));
+        assert_eq!(named("github"), !cfg!(feature = "github"));
+        assert_eq!(named("chain"), !cfg!(feature = "chain"));
+        if let Some((_, names)) = out.iter().find(|(f, _)| *f == "aws") {
+            assert_eq!(names, &["aws", "dns"]);
         }
     }
 

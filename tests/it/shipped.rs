@@ -503,3 +503,33 @@ fn shipped_completions_parse_in_their_shell_and_the_man_page_renders() {
         }
     }
 }
+
+#[tokio::test]
+async fn shipped_builds_say_which_sources_they_were_built_without() {
+    for (what, bin) in shipped() {
+        let demo = start_demo(&bin, false);
+        let said = eventually(Duration::from_secs(30), "the demo's banner", || async {
+            let log = demo.process.log();
+            log.contains("Ctrl-C to stop.").then_some(log)
+        })
+        .await;
+        let version = String::from_utf8(run(&bin, &["--version"]).stdout).unwrap();
+        if what == "lean" {
+            for line in [
+                "left out      the aws and dns sources (this build has no \"aws\" feature",
+                "left out      the github source (this build has no \"github\" feature",
+                "left out      the chain source (this build has no \"chain\" feature",
+            ] {
+                assert!(said.contains(line), "{what} demo lacks {line:?}:\n{said}");
+            }
+            assert!(version.contains("features:         none"), "{version}");
+        } else {
+            assert!(!said.contains("left out"), "{what} demo:\n{said}");
+            assert!(
+                version.contains("features:         aws, github, chain"),
+                "{version}"
+            );
+        }
+        demo.assert_no_panic(what);
+    }
+}
