@@ -23,16 +23,19 @@ pub struct MetricDef {
     pub labels: &'static [&'static str],
 }
 
+/// Declares one family: `metric!(IDENT, "name", Gauge|Counter, ["label", …], "help")`.
+/// Sources declare theirs in their own modules with it.
 macro_rules! metric {
     ($ident:ident, $name:literal, $kind:ident, [$($label:literal),*], $help:literal) => {
-        pub const $ident: MetricDef = MetricDef {
+        pub const $ident: $crate::catalogue::MetricDef = $crate::catalogue::MetricDef {
             name: $name,
             help: $help,
-            kind: Kind::$kind,
+            kind: $crate::catalogue::Kind::$kind,
             labels: &[$($label),*],
         };
     };
 }
+pub(crate) use metric;
 
 // The exporter itself.
 metric!(
@@ -76,174 +79,6 @@ metric!(
     Counter,
     ["source"],
     "Runs of the source that failed or timed out."
-);
-
-// healthz
-metric!(
-    SERVICE_HEALTH,
-    "fleet_service_health",
-    Gauge,
-    ["stack", "service", "state"],
-    "Service health as a state set over green, degraded and red; exactly one is 1."
-);
-metric!(
-    SERVICE_STATUS_CODE,
-    "fleet_service_http_status_code",
-    Gauge,
-    ["stack", "service"],
-    "HTTP status code of the last /healthz probe; 0 when no response arrived."
-);
-metric!(
-    SERVICE_PROBE_DURATION,
-    "fleet_service_probe_duration_seconds",
-    Gauge,
-    ["stack", "service"],
-    "Duration of the last /healthz probe."
-);
-metric!(
-    SERVICE_COMMIT_INFO,
-    "fleet_service_commit_info",
-    Gauge,
-    ["stack", "service", "commit"],
-    "The commit a service reports on /healthz; always 1."
-);
-
-// tls
-metric!(
-    TLS_UP,
-    "fleet_tls_up",
-    Gauge,
-    ["stack", "host"],
-    "1 if the TLS handshake completed and a certificate was presented."
-);
-metric!(
-    TLS_CERT_NOT_AFTER,
-    "fleet_tls_cert_not_after_timestamp_seconds",
-    Gauge,
-    ["stack", "host"],
-    "Expiry (notAfter) of the leaf certificate."
-);
-metric!(
-    TLS_CHAIN_NOT_AFTER,
-    "fleet_tls_chain_earliest_not_after_timestamp_seconds",
-    Gauge,
-    ["stack", "host"],
-    "Earliest expiry (notAfter) of any certificate in the presented chain."
-);
-metric!(
-    TLS_CHAIN_VALID,
-    "fleet_tls_chain_valid",
-    Gauge,
-    ["stack", "host"],
-    "1 if the presented chain verifies against the trust roots for the host name."
-);
-
-// aws
-metric!(INSTANCE_STATE, "fleet_instance_state", Gauge, ["stack", "instance_id", "state"], "EC2 instance state as a state set over pending, running, stopping, stopped, shutting-down and terminated.");
-metric!(
-    INSTANCE_INFO,
-    "fleet_instance_info",
-    Gauge,
-    ["stack", "instance_id", "instance_type", "availability_zone"],
-    "EC2 instance found by the environment's tag; always 1."
-);
-metric!(
-    INSTANCE_LAUNCH,
-    "fleet_instance_launch_timestamp_seconds",
-    Gauge,
-    ["stack", "instance_id"],
-    "Launch time of the EC2 instance."
-);
-metric!(
-    EIP_ASSOCIATED,
-    "fleet_eip_associated",
-    Gauge,
-    ["stack", "public_ip"],
-    "1 if the environment's Elastic IP is associated with an instance."
-);
-metric!(EIP_INFO, "fleet_eip_info", Gauge, ["stack", "public_ip", "allocation_id", "instance_id"], "Elastic IP found by the environment's tag and the instance it is associated with (empty if none); always 1.");
-
-// dns
-metric!(
-    DNS_RECORD_INFO,
-    "fleet_dns_record_info",
-    Gauge,
-    ["stack", "name", "address"],
-    "A record of a DNS name the inventory lists; always 1."
-);
-
-// github
-metric!(
-    CI_SLOT_OCCUPIED,
-    "fleet_ci_slot_occupied",
-    Gauge,
-    ["stack"],
-    "1 if a CI run currently holds the test slot."
-);
-metric!(
-    CI_SLOT_QUEUE_DEPTH,
-    "fleet_ci_slot_queue_depth",
-    Gauge,
-    ["stack"],
-    "CI runs queued behind the one holding the test slot."
-);
-metric!(
-    CI_SLOT_RUN_STARTED,
-    "fleet_ci_slot_run_started_timestamp_seconds",
-    Gauge,
-    ["stack"],
-    "Start time of the CI run holding the test slot."
-);
-metric!(
-    CI_SLOT_RUN_INFO,
-    "fleet_ci_slot_run_info",
-    Gauge,
-    ["stack", "run_id", "workflow", "branch"],
-    "The CI run holding the test slot; always 1."
-);
-metric!(
-    GITHUB_HEAD_INFO,
-    "fleet_github_head_commit_info",
-    Gauge,
-    ["branch", "commit"],
-    "Head commit of the main branch; always 1."
-);
-metric!(
-    GITHUB_RATE_LIMIT_REMAINING,
-    "fleet_github_rate_limit_remaining",
-    Gauge,
-    [],
-    "GitHub API requests left in the current rate-limit window."
-);
-metric!(
-    GITHUB_RATE_LIMIT_RESET,
-    "fleet_github_rate_limit_reset_timestamp_seconds",
-    Gauge,
-    [],
-    "When the GitHub API rate-limit window resets."
-);
-
-// chain
-metric!(
-    DEPLOYER_BALANCE,
-    "fleet_deployer_balance",
-    Gauge,
-    ["stack", "address"],
-    "Deployer wallet balance in whole tokens."
-);
-metric!(
-    REGISTRY_REGISTERED,
-    "fleet_registry_registered",
-    Gauge,
-    ["stack"],
-    "1 if the environment's account is registered in the registry contract."
-);
-metric!(
-    CHAIN_BLOCK_NUMBER,
-    "fleet_chain_block_number",
-    Gauge,
-    [],
-    "Latest block number seen on the chain RPC."
 );
 
 // drift
@@ -400,8 +235,8 @@ metric!(
     "Start time of the process since unix epoch in seconds."
 );
 
-/// Every family, in exposition order.
-pub const ALL: &[MetricDef] = &[
+/// The exporter's own families, written first.
+pub const EXPORTER: &[MetricDef] = &[
     BUILD_INFO,
     HANDLER_PANICS,
     PROCESS_CPU,
@@ -414,30 +249,11 @@ pub const ALL: &[MetricDef] = &[
     SOURCE_LAST_SUCCESS,
     SOURCE_DURATION,
     SOURCE_ERRORS,
-    SERVICE_HEALTH,
-    SERVICE_STATUS_CODE,
-    SERVICE_PROBE_DURATION,
-    SERVICE_COMMIT_INFO,
-    TLS_UP,
-    TLS_CERT_NOT_AFTER,
-    TLS_CHAIN_NOT_AFTER,
-    TLS_CHAIN_VALID,
-    INSTANCE_STATE,
-    INSTANCE_INFO,
-    INSTANCE_LAUNCH,
-    EIP_ASSOCIATED,
-    EIP_INFO,
-    DNS_RECORD_INFO,
-    CI_SLOT_OCCUPIED,
-    CI_SLOT_QUEUE_DEPTH,
-    CI_SLOT_RUN_STARTED,
-    CI_SLOT_RUN_INFO,
-    GITHUB_HEAD_INFO,
-    GITHUB_RATE_LIMIT_REMAINING,
-    GITHUB_RATE_LIMIT_RESET,
-    DEPLOYER_BALANCE,
-    REGISTRY_REGISTERED,
-    CHAIN_BLOCK_NUMBER,
+];
+
+/// The families of the fleet that are not a source's: drift and pushes,
+/// written after every source's.
+pub const FLEET: &[MetricDef] = &[
     DRIFT,
     HEARTBEAT_TIMESTAMP,
     HEARTBEATS,
@@ -454,42 +270,3 @@ pub const ALL: &[MetricDef] = &[
     INGEST_REQUESTS,
     INGEST_UNSTAMPED,
 ];
-
-/// Looks a family up by its sample name.
-pub fn find(name: &str) -> Option<&'static MetricDef> {
-    ALL.iter().find(|m| m.name == name)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_prometheus_conventions() {
-        let mut seen = std::collections::HashSet::new();
-        for m in ALL {
-            assert!(seen.insert(m.name), "{} listed twice", m.name);
-            assert!(
-                m.name.starts_with("fleet_") || m.name.starts_with("process_"),
-                "{}",
-                m.name
-            );
-            assert_eq!(
-                m.kind == Kind::Counter,
-                m.name.ends_with("_total"),
-                "{}",
-                m.name
-            );
-            for l in m.labels {
-                assert!(
-                    !["env", "environment", "type"].contains(l),
-                    "{} uses label {l}",
-                    m.name
-                );
-            }
-            if m.name.ends_with("_info") {
-                assert_eq!(m.kind, Kind::Gauge);
-            }
-        }
-    }
-}

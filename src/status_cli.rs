@@ -290,8 +290,10 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
     out.push_str("\nSERVICES\n");
     let mut rows = Vec::new();
     for e in &f.environments {
-        for s in &e.services {
+        for s in &e.parts.healthz.services {
             let cert = e
+                .parts
+                .tls
                 .tls
                 .iter()
                 .find(|t| t.service == s.name)
@@ -354,7 +356,7 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
         .environments
         .iter()
         .filter_map(|e| {
-            let [holder, since, queued] = e.slot.as_ref()?.cells(now);
+            let [holder, since, queued] = e.parts.github.slot.as_ref()?.cells(now);
             Some(vec![
                 plain(e.stack.clone()),
                 plain(holder),

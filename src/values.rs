@@ -81,6 +81,12 @@ impl SecretRef {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Name(pub String);
 
+/// Whether `s` is `0x` followed by `bytes` bytes in hex (an address, an id).
+pub fn is_hex(s: &str, bytes: usize) -> bool {
+    s.strip_prefix("0x")
+        .is_some_and(|h| h.len() == bytes * 2 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 impl Name {
     /// Whether `s` is a valid name.
     pub fn is_valid(s: &str) -> bool {

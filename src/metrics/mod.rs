@@ -11,7 +11,7 @@ use prometheus_client::collector::Collector;
 use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 
-use crate::catalogue::{self as cat, Kind};
+use crate::catalogue::{self as cat, Kind, MetricDef};
 pub(crate) use crate::exposition::{b, family};
 
 pub mod process;
@@ -23,6 +23,22 @@ pub const TEXT_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Content type of OpenMetrics text.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Every family fleetpulse exposes, in exposition order: the exporter's
+/// own, each source's in registry order, then drift and pushes. The README's
+/// metric reference, the dashboards and the alert rules are checked against
+/// this list.
+pub fn families() -> impl Iterator<Item = &'static MetricDef> {
+    cat::EXPORTER
+        .iter()
+        .chain(crate::sources::families())
+        .chain(cat::FLEET.iter())
+}
+
+/// Looks a family up by its sample name.
+pub fn find(name: &str) -> Option<&'static MetricDef> {
+    families().find(|m| m.name == name)
+}
 
 /// Encodes the snapshot as OpenMetrics text.
 pub fn render_openmetrics(snapshot: Snapshot) -> String {
@@ -53,8 +69,7 @@ pub fn openmetrics_to_text(om: &str) -> String {
             .or_else(|| line.strip_prefix("# TYPE ").map(|r| ("# TYPE ", r)));
         if let Some((prefix, rest)) = meta {
             let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-            let is_counter = cat::ALL
-                .iter()
+            let is_counter = families()
                 .any(|m| m.kind == Kind::Counter && m.name.strip_suffix("_total") == Some(name));
             out.push_str(prefix);
             out.push_str(name);
@@ -146,6 +161,35 @@ mod tests {
     use crate::snapshot::{Facts, Health, ServiceProbe, SourceStatus};
     use crate::sources::aws::{AwsFacts, Instance, InstanceState};
     use std::sync::Arc;
+
+    #[test]
+    fn family_names_follow_prometheus_conventions() {
+        let mut seen = std::collections::HashSet::new();
+        for m in families() {
+            assert!(seen.insert(m.name), "{} listed twice", m.name);
+            assert!(
+                m.name.starts_with("fleet_") || m.name.starts_with("process_"),
+                "{}",
+                m.name
+            );
+            assert_eq!(
+                m.kind == Kind::Counter,
+                m.name.ends_with("_total"),
+                "{}",
+                m.name
+            );
+            for l in m.labels {
+                assert!(
+                    !["env", "environment", "type"].contains(l),
+                    "{} uses label {l}",
+                    m.name
+                );
+            }
+            if m.name.ends_with("_info") {
+                assert_eq!(m.kind, Kind::Gauge);
+            }
+        }
+    }
 
     fn source(name: &'static str, up: bool) -> SourceStatus {
         SourceStatus {

@@ -20,14 +20,18 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::catalogue::MetricDef;
 use crate::inventory::Environment;
 use crate::values::{Schedule, Seconds};
+
+pub use kind::{BoardPart, NoPart, NoSettings, SourceKind};
 
 pub mod aws;
 pub mod chain;
 pub mod dns;
 pub mod github;
 pub mod healthz;
+mod kind;
 pub mod oidc;
 pub mod tls;
 
@@ -144,44 +148,17 @@ impl Facts {
     }
 }
 
-/// Every source's settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourcesConfig {
-    #[serde(default)]
-    pub healthz: healthz::HealthzConfig,
-    #[serde(default)]
-    pub tls: tls::TlsConfig,
-    #[serde(default)]
-    pub aws: Option<aws::AwsConfig>,
-    #[serde(default)]
-    pub github: Option<github::GithubConfig>,
-    #[serde(default)]
-    pub chain: Option<chain::ChainConfig>,
-    /// The OIDC discovery source (runs when an environment lists `oidc`).
-    #[serde(default)]
-    pub oidc: oidc::OidcConfig,
-    /// How long a failing source's last good values are kept before they are dropped.
-    #[serde(default = "default_staleness")]
-    pub staleness: Seconds,
-}
-
-impl Default for SourcesConfig {
-    fn default() -> Self {
-        SourcesConfig {
-            healthz: healthz::HealthzConfig::default(),
-            tls: tls::TlsConfig::default(),
-            aws: None,
-            github: None,
-            chain: None,
-            oidc: oidc::OidcConfig::default(),
-            staleness: default_staleness(),
-        }
-    }
-}
-
 fn default_staleness() -> Seconds {
     Seconds(Duration::from_secs(600))
+}
+
+/// The `check` of a `concurrency` setting.
+fn at_least_one_in_flight(concurrency: usize) -> Vec<(&'static str, String)> {
+    if concurrency == 0 {
+        vec![("concurrency", "concurrency must be at least 1".to_string())]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Probes in flight at once, by default.
@@ -242,6 +219,28 @@ pub struct Registration {
     pub register: Register,
     /// Reads its facts back from the store at start-up.
     pub restore: Restore,
+    /// Its metric families.
+    pub families: &'static [MetricDef],
+}
+
+impl Registration {
+    /// The registry entry of one kind.
+    pub const fn of<K: SourceKind>() -> Registration {
+        Registration {
+            name: K::NAME,
+            feature: match K::FEATURE {
+                Some(feature) => Some(Gate {
+                    feature,
+                    built_with: K::BUILT_WITH,
+                    configured: K::configured,
+                }),
+                None => None,
+            },
+            register: K::register,
+            restore: restore::<K::Facts>,
+            families: K::FAMILIES,
+        }
+    }
 }
 
 /// A source's Cargo feature: whether this build has it, and whether the
@@ -253,17 +252,108 @@ pub struct Gate {
     pub configured: fn(&dyn Watched) -> bool,
 }
 
-/// Every source, in the order they start: one line each.
-#[rustfmt::skip]
-pub const REGISTRY: &[Registration] = &[
-    Registration { name: "healthz", feature: None, register: healthz::register, restore: restore::<healthz::HealthzFacts> },
-    Registration { name: "tls", feature: None, register: tls::register, restore: restore::<tls::TlsFacts> },
-    Registration { name: "oidc", feature: None, register: oidc::register, restore: restore::<oidc::OidcFacts> },
-    Registration { name: "aws", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: aws::register, restore: restore::<aws::AwsFacts> },
-    Registration { name: "dns", feature: Some(Gate { feature: "aws", built_with: cfg!(feature = "aws"), configured: |c| c.sources().aws.is_some() }), register: dns::register, restore: restore::<dns::DnsFacts> },
-    Registration { name: "github", feature: Some(Gate { feature: "github", built_with: cfg!(feature = "github"), configured: |c| c.sources().github.is_some() }), register: github::register, restore: restore::<github::GithubFacts> },
-    Registration { name: "chain", feature: Some(Gate { feature: "chain", built_with: cfg!(feature = "chain"), configured: |c| c.sources().chain.is_some() }), register: chain::register, restore: restore::<chain::ChainFacts> },
-];
+/// Declares the registry: for each line, the source module's field in
+/// `SourcesConfig` (its `sources.NAME` section), its entry in `REGISTRY`
+/// and its part of each environment in `Parts`.
+macro_rules! registry {
+    ($($name:ident: $kind:ty),* $(,)?) => {
+        /// Every source's settings: one `sources.NAME` section per
+        /// registered source, and the staleness they share.
+        #[derive(Debug, Clone, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub struct SourcesConfig {
+            $(
+                #[serde(default)]
+                pub $name: <$kind as SourceKind>::Settings,
+            )*
+            /// How long a failing source's last good values are kept before they are dropped.
+            #[serde(default = "default_staleness")]
+            pub staleness: Seconds,
+        }
+
+        impl Default for SourcesConfig {
+            fn default() -> Self {
+                SourcesConfig {
+                    $($name: Default::default(),)*
+                    staleness: default_staleness(),
+                }
+            }
+        }
+
+        impl SourcesConfig {
+            /// Every section's problems its types cannot say, in registry
+            /// order: (section, field, message).
+            pub fn problems(&self, environments: &[Environment]) -> Vec<(&'static str, &'static str, String)> {
+                let mut out = Vec::new();
+                $(
+                    if let Some(s) = <$kind as SourceKind>::schedule(&self.$name) {
+                        if s.timeout.0 > s.interval.0 {
+                            out.push((<$kind as SourceKind>::NAME, "timeout", "timeout must not exceed interval".to_string()));
+                        }
+                    }
+                    for (field, msg) in <$kind as SourceKind>::check(&self.$name, environments) {
+                        out.push((<$kind as SourceKind>::NAME, field, msg));
+                    }
+                )*
+                out
+            }
+        }
+
+        /// Every source, in the order they start.
+        pub const REGISTRY: &[Registration] = &[$(Registration::of::<$kind>(),)*];
+
+        /// Each source's part of one environment on the board, flattened
+        /// into the environment's JSON object in registry order.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        pub struct Parts {
+            $(
+                #[serde(flatten)]
+                pub $name: <$kind as SourceKind>::Part,
+            )*
+        }
+
+        impl Parts {
+            /// Every part of `env` from the last good facts at `now`.
+            pub fn build(facts: &Facts, env: &Environment, now: f64) -> Parts {
+                Parts { $($name: BoardPart::build(facts, env, now),)* }
+            }
+            /// The worst state any part reports.
+            pub fn state(&self) -> Option<crate::board::State> {
+                [$(self.$name.state(),)*].into_iter().flatten().max()
+            }
+            /// Public mode: each part hides its own.
+            pub fn redact(&mut self, r: &crate::board::Redactor) {
+                $(self.$name.redact(r);)*
+            }
+            /// The page blocks, the wide ones first, each group in registry order.
+            pub fn blocks(&self) -> (Vec<maud::Markup>, Vec<maud::Markup>) {
+                let (mut wide, mut rest) = (Vec::new(), Vec::new());
+                $(
+                    if let Some(m) = self.$name.page() {
+                        if <<$kind as SourceKind>::Part as BoardPart>::WIDE { wide.push(m) } else { rest.push(m) }
+                    }
+                )*
+                (wide, rest)
+            }
+        }
+    };
+}
+
+// Every source, in the order they start: one line each.
+registry! {
+    healthz: healthz::Healthz,
+    tls: tls::Tls,
+    oidc: oidc::Oidc,
+    aws: aws::Aws,
+    dns: dns::Dns,
+    github: github::Github,
+    chain: chain::Chain,
+}
+
+/// The metric families of every registered source, in registry order.
+pub fn families() -> impl Iterator<Item = &'static MetricDef> {
+    REGISTRY.iter().flat_map(|r| r.families.iter())
+}
 
 /// A `register` answer for a kind that runs as at most one source.
 pub fn at_most_one<S: Source + 'static>(source: Option<S>) -> Vec<Arc<dyn Source>> {

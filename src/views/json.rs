@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::snapshot::Snapshot;
-use crate::sources::{aws, chain, dns, github, healthz, tls};
+pub use crate::sources::Parts;
 
 /// The version of the schema below. Bumped on any change that could break a
 /// reader (a removed or renamed field, a changed meaning); new fields do not.
@@ -44,17 +44,13 @@ pub struct Fleet {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
     pub stack: String,
-    /// The worst of its services and TLS endpoints.
+    /// The worst state any source's part reports (services, TLS
+    /// endpoints, the chain).
     pub state: State,
-    pub services: Vec<Service>,
-    pub tls: Vec<TlsEndpoint>,
-    pub instances: Vec<Instance>,
-    pub elastic_ips: Vec<ElasticIp>,
-    pub dns: Vec<DnsName>,
-    /// The CI test slot; `null` when no slot is watched for this stack.
-    pub slot: Option<Slot>,
-    /// Deployer balance and registry registration; `null` when not watched.
-    pub chain: Option<Chain>,
+    /// Each source's part (`services`, `tls`, `instances`, …), as fields
+    /// of this object.
+    #[serde(flatten)]
+    pub parts: Parts,
     pub drift: Vec<Drift>,
 }
 
@@ -158,8 +154,13 @@ impl Fleet {
         f.boxes.retain(|b| b.stack == stack);
         f.tests.retain(|t| t.stack == stack);
         f.hosts.retain(|h| h.stack == stack);
-        f.mutants
-            .retain(|m| env.services.iter().any(|s| s.name == m.service));
+        f.mutants.retain(|m| {
+            env.parts
+                .healthz
+                .services
+                .iter()
+                .any(|s| s.name == m.service)
+        });
         f.state = f.worst();
         Some(f)
     }
@@ -307,14 +308,7 @@ pub fn fleet(s: &Snapshot) -> Fleet {
 
 fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
     let stack = e.name.as_str();
-    let now = s.read_at;
-    let services = healthz::view::services(s.facts.get(), e);
-    let tls = tls::view::endpoints(s.facts.get(), e, now);
-    let instances = aws::view::instances(s.facts.get(), stack, now);
-    let elastic_ips = aws::view::elastic_ips(s.facts.get(), stack);
-    let dns = dns::view::names(s.facts.get(), stack);
-    let slot = github::view::slot(s.facts.get(), stack);
-    let chain = chain::view::chain(s.facts.get(), stack);
+    let parts = Parts::build(&s.facts, e, s.read_at);
     let drift = s
         .drift
         .iter()
@@ -325,24 +319,10 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
             detail: d.detail.clone(),
         })
         .collect();
-
-    let state = services
-        .iter()
-        .map(|s| s.state)
-        .chain(tls.iter().map(|t| t.state))
-        .chain(chain.as_ref().and_then(Chain::state))
-        .max()
-        .unwrap_or(State::Unknown);
     Environment {
         stack: stack.to_string(),
-        state,
-        services,
-        tls,
-        instances,
-        elastic_ips,
-        dns,
-        slot,
-        chain,
+        state: parts.state().unwrap_or(State::Unknown),
+        parts,
         drift,
     }
 }
@@ -381,5 +361,83 @@ fn box_pulse(stack: &str, name: &str, s: &Snapshot, now: f64) -> BoxPulse {
             version: None,
             booted_at: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pulse::Pulse;
+    use std::sync::Arc;
+
+    fn snapshot(yaml: &str, facts: crate::sources::Facts) -> Snapshot {
+        Snapshot {
+            read_at: 1_700_000_000.0,
+            config: Arc::new(crate::config::Config::parse(yaml, "t.yaml").unwrap()),
+            sources: Vec::new(),
+            facts,
+            pulse: Arc::new(Pulse::default()),
+            drift: Vec::new(),
+            handler_panics: 0,
+        }
+    }
+
+    #[test]
+    fn each_sources_part_is_a_field_of_the_environment_in_schema_order() {
+        let yaml = "environments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: https://a.example/healthz\n";
+        let f = fleet(&snapshot(yaml, Default::default()));
+        let text = serde_json::to_string(&f.environments[0]).unwrap();
+        let at = |key: &str| {
+            text.find(&format!("\"{key}\":"))
+                .unwrap_or_else(|| panic!("no {key} in {text}"))
+        };
+        let keys = [
+            "stack",
+            "state",
+            "services",
+            "tls",
+            "instances",
+            "elastic_ips",
+            "dns",
+            "slot",
+            "chain",
+            "drift",
+        ];
+        let places: Vec<usize> = keys.iter().map(|k| at(k)).collect();
+        assert!(places.windows(2).all(|w| w[0] < w[1]), "{text}");
+        let json = serde_json::to_value(&f).unwrap();
+        let env = &json["environments"][0];
+        assert!(env["slot"].is_null() && env["chain"].is_null());
+        assert_eq!(env["services"][0]["name"], "broker");
+        assert_eq!(env["services"][0]["state"], "unknown");
+        // What a reader (the terminal) parses back is what was written.
+        let back: Fleet = serde_json::from_value(json).unwrap();
+        assert_eq!(back, f);
+    }
+
+    #[test]
+    fn an_environment_is_as_bad_as_its_worst_part() {
+        use crate::health::Health;
+        use crate::sources::healthz::ServiceProbe;
+        let yaml = "environments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: https://a.example/healthz\n      - name: signer\n        healthz: https://b.example/healthz\n";
+        let probe = |service: &str, health| ServiceProbe {
+            stack: "prod".into(),
+            service: service.into(),
+            health,
+            status_code: Some(200),
+            duration_seconds: 0.01,
+            commit: None,
+            reason: None,
+        };
+        let facts = crate::sources::Facts::default().with(
+            "healthz",
+            vec![
+                probe("broker", Health::Green),
+                probe("signer", Health::Degraded),
+            ],
+        );
+        let f = fleet(&snapshot(yaml, facts));
+        assert_eq!(f.environments[0].state, State::Degraded);
+        assert_eq!(f.state, State::Degraded);
     }
 }

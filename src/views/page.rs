@@ -11,7 +11,6 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::json::{BoxStatus, Environment, Fleet, State};
 use super::words::{self, ago_words, utc};
 use crate::board::html::{badge, opt, state};
-use crate::sources::{aws, chain, dns, github, healthz, tls};
 
 /// Where the footer's documentation link goes.
 pub const DOCS_URL: &str = "https://github.com/fleetpulse/fleetpulse#readme";
@@ -213,16 +212,13 @@ fn board(f: &Fleet) -> Markup {
 }
 
 fn environment(e: &Environment) -> Markup {
+    let (wide, blocks) = e.parts.blocks();
     html! {
         article class="env" data-stack=(e.stack) {
             header { h3 { (e.stack) } (state(e.state)) }
-            (healthz::view::page(&e.services))
+            @for b in wide { (b) }
             div class="sub" {
-                (tls::view::page(&e.tls))
-                (aws::view::page(&e.instances, &e.elastic_ips))
-                (dns::view::page(&e.dns))
-                (github::view::page(e.slot.as_ref()))
-                (chain::view::page(e.chain.as_ref()))
+                @for b in blocks { (b) }
                 @if !e.drift.is_empty() {
                     div {
                         b { "Drift" }

@@ -15,17 +15,7 @@ impl Redactor {
     pub fn redact(&self, f: &mut Fleet) {
         f.public = true;
         for e in &mut f.environments {
-            e.services.iter_mut().for_each(|s| s.redact(self));
-            e.tls.iter_mut().for_each(|t| t.redact(self));
-            e.instances.iter_mut().for_each(|i| i.redact(self));
-            e.elastic_ips.iter_mut().for_each(|a| a.redact(self));
-            e.dns.iter_mut().for_each(|d| d.redact(self));
-            if let Some(slot) = &mut e.slot {
-                slot.redact(self);
-            }
-            if let Some(c) = &mut e.chain {
-                c.redact(self);
-            }
+            e.parts.redact(self);
             for d in &mut e.drift {
                 d.detail = self.scrub(&d.detail);
             }

@@ -15,25 +15,11 @@ async fn serve_exposes_every_cloud_ci_chain_and_drift_family() {
     let body = fleet.until_sources_up(&harness::fleet::SOURCES).await;
     let seeded = &fleet.seeded;
 
-    let families = [
-        cat::INSTANCE_STATE,
-        cat::INSTANCE_INFO,
-        cat::INSTANCE_LAUNCH,
-        cat::EIP_ASSOCIATED,
-        cat::EIP_INFO,
-        cat::DNS_RECORD_INFO,
-        cat::CI_SLOT_OCCUPIED,
-        cat::CI_SLOT_QUEUE_DEPTH,
-        cat::CI_SLOT_RUN_STARTED,
-        cat::CI_SLOT_RUN_INFO,
-        cat::GITHUB_HEAD_INFO,
-        cat::GITHUB_RATE_LIMIT_REMAINING,
-        cat::GITHUB_RATE_LIMIT_RESET,
-        cat::DEPLOYER_BALANCE,
-        cat::REGISTRY_REGISTERED,
-        cat::CHAIN_BLOCK_NUMBER,
-        cat::DRIFT,
-    ];
+    let families = fleetpulse::sources::REGISTRY
+        .iter()
+        .filter(|r| ["aws", "dns", "github", "chain"].contains(&r.name))
+        .flat_map(|r| r.families.iter().copied())
+        .chain([cat::DRIFT]);
     for f in families {
         assert!(
             body.contains(&format!("# HELP {} {}\n", f.name, f.help)),

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::AwsFacts;
 use crate::board::html::block;
 use crate::board::{words, Redactor};
+use crate::inventory::Environment;
+use crate::sources::{BoardPart, Facts};
 
 /// An EC2 instance carrying the environment's tag.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,5 +118,29 @@ pub fn page(instances: &[Instance], elastic_ips: &[ElasticIp]) -> Markup {
     html! {
         (block("Instances", &instances))
         (block("Elastic IPs", &eips))
+    }
+}
+
+/// This source's part of an environment: its EC2 instances and Elastic IPs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub instances: Vec<Instance>,
+    pub elastic_ips: Vec<ElasticIp>,
+}
+
+impl BoardPart for Part {
+    fn build(facts: &Facts, env: &Environment, now: f64) -> Self {
+        let stack = env.name.as_str();
+        Part {
+            instances: instances(facts.get(), stack, now),
+            elastic_ips: elastic_ips(facts.get(), stack),
+        }
+    }
+    fn redact(&mut self, r: &Redactor) {
+        self.instances.iter_mut().for_each(|i| i.redact(r));
+        self.elastic_ips.iter_mut().for_each(|a| a.redact(r));
+    }
+    fn page(&self) -> Option<Markup> {
+        Some(page(&self.instances, &self.elastic_ips))
     }
 }

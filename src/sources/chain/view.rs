@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::ChainFacts;
 use crate::board::html::{badge, block};
 use crate::board::{Redactor, State};
+use crate::inventory::Environment;
+use crate::sources::{BoardPart, Facts};
 
 /// What the chain says about an environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -71,4 +73,30 @@ pub fn page(chain: Option<&Chain>) -> Markup {
     }
     items.push(html! { li class="meta" { "at block " (c.block_number) } });
     block("Chain", &items)
+}
+
+/// This source's part of an environment: its deployer balance and registry registration.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// Deployer balance and registry registration; `null` when not watched.
+    pub chain: Option<Chain>,
+}
+
+impl BoardPart for Part {
+    fn build(facts: &Facts, env: &Environment, _now: f64) -> Self {
+        Part {
+            chain: chain(facts.get(), env.name.as_str()),
+        }
+    }
+    fn state(&self) -> Option<State> {
+        self.chain.as_ref().and_then(Chain::state)
+    }
+    fn redact(&mut self, r: &Redactor) {
+        if let Some(c) = &mut self.chain {
+            c.redact(r);
+        }
+    }
+    fn page(&self) -> Option<Markup> {
+        Some(page(self.chain.as_ref()))
+    }
 }

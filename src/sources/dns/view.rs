@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::DnsFacts;
 use crate::board::html::block;
 use crate::board::Redactor;
+use crate::inventory::Environment;
+use crate::sources::{BoardPart, Facts};
 
 /// The A record of a listed DNS name.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,4 +59,24 @@ pub fn page(names: &[DnsName]) -> Markup {
         })
         .collect();
     block("DNS", &items)
+}
+
+/// This source's part of an environment: its DNS names.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub dns: Vec<DnsName>,
+}
+
+impl BoardPart for Part {
+    fn build(facts: &Facts, env: &Environment, _now: f64) -> Self {
+        Part {
+            dns: names(facts.get(), env.name.as_str()),
+        }
+    }
+    fn redact(&mut self, r: &Redactor) {
+        self.dns.iter_mut().for_each(|d| d.redact(r));
+    }
+    fn page(&self) -> Option<Markup> {
+        Some(page(&self.dns))
+    }
 }

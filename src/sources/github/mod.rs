@@ -8,8 +8,10 @@
 //! the rate limit, and the cached body is used. A 403/429 that says the limit
 //! is spent stops all requests until the reset time it names.
 
-use crate::catalogue as cat;
+use super::{Source, SourceError, Watched};
+use crate::catalogue::metric;
 use crate::exposition::{b, family, DescriptorEncoder};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -185,21 +187,21 @@ impl crate::sources::SourceFacts for GithubFacts {
 pub fn encode(gh: &GithubFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     family(
         enc,
-        &cat::CI_SLOT_OCCUPIED,
+        &CI_SLOT_OCCUPIED,
         gh.slots
             .iter()
             .map(|sl| ([sl.stack.as_str()], b(sl.holder.is_some()))),
     )?;
     family(
         enc,
-        &cat::CI_SLOT_QUEUE_DEPTH,
+        &CI_SLOT_QUEUE_DEPTH,
         gh.slots
             .iter()
             .map(|sl| ([sl.stack.as_str()], f64::from(sl.queued))),
     )?;
     family(
         enc,
-        &cat::CI_SLOT_RUN_STARTED,
+        &CI_SLOT_RUN_STARTED,
         gh.slots.iter().filter_map(|sl| {
             let started = sl.holder.as_ref()?.started_at?;
             Some(([sl.stack.as_str()], started))
@@ -217,7 +219,7 @@ pub fn encode(gh: &GithubFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result
         .collect();
     family(
         enc,
-        &cat::CI_SLOT_RUN_INFO,
+        &CI_SLOT_RUN_INFO,
         gh.slots.iter().zip(&run_ids).filter_map(|(sl, id)| {
             let r = sl.holder.as_ref()?;
             Some((
@@ -233,16 +235,114 @@ pub fn encode(gh: &GithubFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result
     )?;
     family(
         enc,
-        &cat::GITHUB_HEAD_INFO,
+        &GITHUB_HEAD_INFO,
         [([gh.head.branch.as_str(), gh.head.sha.as_str()], 1.0)],
     )?;
     if let Some(rl) = &gh.rate_limit {
         family(
             enc,
-            &cat::GITHUB_RATE_LIMIT_REMAINING,
+            &GITHUB_RATE_LIMIT_REMAINING,
             [([], rl.remaining as f64)],
         )?;
-        family(enc, &cat::GITHUB_RATE_LIMIT_RESET, [([], rl.reset)])?;
+        family(enc, &GITHUB_RATE_LIMIT_RESET, [([], rl.reset)])?;
     }
     Ok(())
 }
+
+/// The github source, as the registry knows it.
+pub struct Github;
+
+impl super::SourceKind for Github {
+    const NAME: &'static str = "github";
+    const FEATURE: Option<&'static str> = Some("github");
+    const BUILT_WITH: bool = cfg!(feature = "github");
+    const FAMILIES: &'static [crate::catalogue::MetricDef] = &[
+        CI_SLOT_OCCUPIED,
+        CI_SLOT_QUEUE_DEPTH,
+        CI_SLOT_RUN_STARTED,
+        CI_SLOT_RUN_INFO,
+        GITHUB_HEAD_INFO,
+        GITHUB_RATE_LIMIT_REMAINING,
+        GITHUB_RATE_LIMIT_RESET,
+    ];
+    type Settings = Option<GithubConfig>;
+    type Facts = GithubFacts;
+    type Part = view::Part;
+
+    fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+        register(config)
+    }
+    fn configured(config: &dyn Watched) -> bool {
+        config.sources().github.is_some()
+    }
+    fn schedule(settings: &Option<GithubConfig>) -> Option<Schedule> {
+        settings.as_ref().map(GithubConfig::schedule)
+    }
+    fn check(
+        settings: &Option<GithubConfig>,
+        _: &[crate::inventory::Environment],
+    ) -> Vec<(&'static str, String)> {
+        let Some(gh) = settings else {
+            return Vec::new();
+        };
+        let ok = gh.repo.split_once('/').is_some_and(|(o, n)| {
+            crate::values::Name::is_valid(o) && crate::values::Name::is_valid(n)
+        });
+        if ok {
+            Vec::new()
+        } else {
+            vec![("repo", format!("not owner/name: {:?}", gh.repo))]
+        }
+    }
+}
+
+// Its families.
+metric!(
+    CI_SLOT_OCCUPIED,
+    "fleet_ci_slot_occupied",
+    Gauge,
+    ["stack"],
+    "1 if a CI run currently holds the test slot."
+);
+metric!(
+    CI_SLOT_QUEUE_DEPTH,
+    "fleet_ci_slot_queue_depth",
+    Gauge,
+    ["stack"],
+    "CI runs queued behind the one holding the test slot."
+);
+metric!(
+    CI_SLOT_RUN_STARTED,
+    "fleet_ci_slot_run_started_timestamp_seconds",
+    Gauge,
+    ["stack"],
+    "Start time of the CI run holding the test slot."
+);
+metric!(
+    CI_SLOT_RUN_INFO,
+    "fleet_ci_slot_run_info",
+    Gauge,
+    ["stack", "run_id", "workflow", "branch"],
+    "The CI run holding the test slot; always 1."
+);
+metric!(
+    GITHUB_HEAD_INFO,
+    "fleet_github_head_commit_info",
+    Gauge,
+    ["branch", "commit"],
+    "Head commit of the main branch; always 1."
+);
+metric!(
+    GITHUB_RATE_LIMIT_REMAINING,
+    "fleet_github_rate_limit_remaining",
+    Gauge,
+    [],
+    "GitHub API requests left in the current rate-limit window."
+);
+metric!(
+    GITHUB_RATE_LIMIT_RESET,
+    "fleet_github_rate_limit_reset_timestamp_seconds",
+    Gauge,
+    [],
+    "When the GitHub API rate-limit window resets."
+);

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::GithubFacts;
 use crate::board::html::block;
 use crate::board::{words, Redactor};
+use crate::inventory::Environment;
+use crate::sources::{BoardPart, Facts};
 
 /// Who holds an environment's CI slot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,4 +104,27 @@ pub fn page(slot: Option<&Slot>) -> Markup {
         .into_iter()
         .collect();
     block("CI slot", &items)
+}
+
+/// This source's part of an environment: its CI test slot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    /// The CI test slot; `null` when no slot is watched for this stack.
+    pub slot: Option<Slot>,
+}
+
+impl BoardPart for Part {
+    fn build(facts: &Facts, env: &Environment, _now: f64) -> Self {
+        Part {
+            slot: slot(facts.get(), env.name.as_str()),
+        }
+    }
+    fn redact(&mut self, r: &Redactor) {
+        if let Some(s) = &mut self.slot {
+            s.redact(r);
+        }
+    }
+    fn page(&self) -> Option<Markup> {
+        Some(page(self.slot.as_ref()))
+    }
 }

@@ -9,6 +9,7 @@ use crate::board::html::state;
 use crate::board::{words, Redactor, State};
 use crate::health::Health;
 use crate::inventory::Environment;
+use crate::sources::{BoardPart, Facts};
 
 /// A service's last /healthz answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,5 +113,29 @@ pub fn page(services: &[Service]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// This source's part of an environment: each service's last /healthz answer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub services: Vec<Service>,
+}
+
+impl BoardPart for Part {
+    const WIDE: bool = true;
+    fn build(facts: &Facts, env: &Environment, _now: f64) -> Self {
+        Part {
+            services: services(facts.get(), env),
+        }
+    }
+    fn state(&self) -> Option<State> {
+        self.services.iter().map(|s| s.state).max()
+    }
+    fn redact(&mut self, r: &Redactor) {
+        self.services.iter_mut().for_each(|s| s.redact(r));
+    }
+    fn page(&self) -> Option<Markup> {
+        Some(page(&self.services))
     }
 }

@@ -8,6 +8,7 @@ use super::TlsFacts;
 use crate::board::html::{block, state};
 use crate::board::{Redactor, State};
 use crate::inventory::Environment;
+use crate::sources::{BoardPart, Facts};
 use crate::thresholds::CERT_WARN_DAYS;
 
 /// A TLS endpoint's last handshake.
@@ -137,4 +138,27 @@ pub fn page(endpoints: &[TlsEndpoint]) -> Markup {
         .map(|t| html! { li { (t.service) " " (state(t.state)) " — " (t.words()) } })
         .collect();
     block("Certificates", &items)
+}
+
+/// This source's part of an environment: its TLS endpoints.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Part {
+    pub tls: Vec<TlsEndpoint>,
+}
+
+impl BoardPart for Part {
+    fn build(facts: &Facts, env: &Environment, now: f64) -> Self {
+        Part {
+            tls: endpoints(facts.get(), env, now),
+        }
+    }
+    fn state(&self) -> Option<State> {
+        self.tls.iter().map(|t| t.state).max()
+    }
+    fn redact(&mut self, r: &Redactor) {
+        self.tls.iter_mut().for_each(|t| t.redact(r));
+    }
+    fn page(&self) -> Option<Markup> {
+        Some(page(&self.tls))
+    }
 }

@@ -185,6 +185,24 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
 
 impl super::SourceFacts for OidcFacts {}
 
+/// The oidc source, as the registry knows it.
+pub struct Oidc;
+
+impl super::SourceKind for Oidc {
+    const NAME: &'static str = "oidc";
+    const FAMILIES: &'static [crate::catalogue::MetricDef] = &[];
+    type Settings = OidcConfig;
+    type Facts = OidcFacts;
+    type Part = super::NoPart;
+
+    fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+        register(config)
+    }
+    fn schedule(settings: &OidcConfig) -> Option<Schedule> {
+        Some(settings.schedule())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

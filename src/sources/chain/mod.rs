@@ -3,8 +3,10 @@
 //! (an `eth_call` to a view function of one `bytes32` returning an address;
 //! non-zero means registered), and the latest block number.
 
-use crate::catalogue as cat;
+use super::{Source, SourceError, Watched};
+use crate::catalogue::metric;
 use crate::exposition::{b, family, DescriptorEncoder};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -57,6 +59,51 @@ impl ChainConfig {
 }
 
 impl ChainConfig {
+    /// What its types cannot say: addresses and the function signature
+    /// well formed, decimals in range, a registry when one is asked of it.
+    fn problems(
+        &self,
+        environments: &[crate::inventory::Environment],
+    ) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.registry_address {
+            if !crate::values::is_hex(a, 20) {
+                out.push((
+                    "registry_address",
+                    format!("not an address (0x + 40 hex digits): {a:?}"),
+                ));
+            }
+        }
+        let f = &self.registry_function;
+        let takes_one_id = f.strip_suffix("(bytes32)").is_some_and(|n| {
+            n.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        });
+        if !takes_one_id {
+            out.push((
+                "registry_function",
+                format!(
+                    "not a view function of one bytes32 argument, like operatorMasterWallet(bytes32): {f:?}"
+                ),
+            ));
+        }
+        // U256 holds 77 decimal digits.
+        if self.decimals > 77 {
+            out.push((
+                "decimals",
+                format!("at most 77 decimals: {}", self.decimals),
+            ));
+        }
+        let wants_registry = environments.iter().any(|e| e.registry_account.is_some());
+        if wants_registry && self.registry_address.is_none() {
+            out.push((
+                "registry_address",
+                "required when an environment lists registry_account".to_string(),
+            ));
+        }
+        out
+    }
+
     fn default_symbol() -> String {
         "ETH".into()
     }
@@ -304,7 +351,7 @@ impl super::SourceFacts for ChainFacts {
 pub fn encode(chain: &ChainFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     family(
         enc,
-        &cat::DEPLOYER_BALANCE,
+        &DEPLOYER_BALANCE,
         chain
             .balances
             .iter()
@@ -312,16 +359,68 @@ pub fn encode(chain: &ChainFacts, enc: &mut DescriptorEncoder) -> std::fmt::Resu
     )?;
     family(
         enc,
-        &cat::REGISTRY_REGISTERED,
+        &REGISTRY_REGISTERED,
         chain
             .registrations
             .iter()
             .map(|r| ([r.stack.as_str()], b(r.registered))),
     )?;
-    family(
-        enc,
-        &cat::CHAIN_BLOCK_NUMBER,
-        [([], chain.block_number as f64)],
-    )?;
+    family(enc, &CHAIN_BLOCK_NUMBER, [([], chain.block_number as f64)])?;
     Ok(())
 }
+
+/// The chain source, as the registry knows it.
+pub struct Chain;
+
+impl super::SourceKind for Chain {
+    const NAME: &'static str = "chain";
+    const FEATURE: Option<&'static str> = Some("chain");
+    const BUILT_WITH: bool = cfg!(feature = "chain");
+    const FAMILIES: &'static [crate::catalogue::MetricDef] =
+        &[DEPLOYER_BALANCE, REGISTRY_REGISTERED, CHAIN_BLOCK_NUMBER];
+    type Settings = Option<ChainConfig>;
+    type Facts = ChainFacts;
+    type Part = view::Part;
+
+    fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+        register(config)
+    }
+    fn configured(config: &dyn Watched) -> bool {
+        config.sources().chain.is_some()
+    }
+    fn schedule(settings: &Option<ChainConfig>) -> Option<Schedule> {
+        settings.as_ref().map(ChainConfig::schedule)
+    }
+    fn check(
+        settings: &Option<ChainConfig>,
+        environments: &[crate::inventory::Environment],
+    ) -> Vec<(&'static str, String)> {
+        match settings {
+            Some(chain) => chain.problems(environments),
+            None => Vec::new(),
+        }
+    }
+}
+
+// Its families.
+metric!(
+    DEPLOYER_BALANCE,
+    "fleet_deployer_balance",
+    Gauge,
+    ["stack", "address"],
+    "Deployer wallet balance in whole tokens."
+);
+metric!(
+    REGISTRY_REGISTERED,
+    "fleet_registry_registered",
+    Gauge,
+    ["stack"],
+    "1 if the environment's account is registered in the registry contract."
+);
+metric!(
+    CHAIN_BLOCK_NUMBER,
+    "fleet_chain_block_number",
+    Gauge,
+    [],
+    "Latest block number seen on the chain RPC."
+);

@@ -7,8 +7,10 @@
 //! retry mode with backoff; anything it gives up on fails the run with a
 //! message that says what to fix.
 
-use crate::catalogue as cat;
+use super::{Source, SourceError, Watched};
+use crate::catalogue::metric;
 use crate::exposition::{b, family, DescriptorEncoder};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -515,7 +517,7 @@ impl super::SourceFacts for AwsFacts {
 pub fn encode(aws: &AwsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     family(
         enc,
-        &cat::INSTANCE_STATE,
+        &INSTANCE_STATE,
         aws.instances.iter().flat_map(|i| {
             InstanceState::ALL.into_iter().map(move |st| {
                 (
@@ -527,7 +529,7 @@ pub fn encode(aws: &AwsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     )?;
     family(
         enc,
-        &cat::INSTANCE_INFO,
+        &INSTANCE_INFO,
         aws.instances.iter().map(|i| {
             (
                 [
@@ -542,7 +544,7 @@ pub fn encode(aws: &AwsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     )?;
     family(
         enc,
-        &cat::INSTANCE_LAUNCH,
+        &INSTANCE_LAUNCH,
         aws.instances.iter().filter_map(|i| {
             i.launch_time
                 .map(|t| ([i.stack.as_str(), i.instance_id.as_str()], t))
@@ -550,14 +552,14 @@ pub fn encode(aws: &AwsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     )?;
     family(
         enc,
-        &cat::EIP_ASSOCIATED,
+        &EIP_ASSOCIATED,
         aws.addresses
             .iter()
             .map(|a| ([a.stack.as_str(), a.public_ip.as_str()], b(a.associated))),
     )?;
     family(
         enc,
-        &cat::EIP_INFO,
+        &EIP_INFO,
         aws.addresses.iter().map(|a| {
             (
                 [
@@ -572,3 +574,71 @@ pub fn encode(aws: &AwsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     )?;
     Ok(())
 }
+
+/// The aws source, as the registry knows it.
+pub struct Aws;
+
+impl super::SourceKind for Aws {
+    const NAME: &'static str = "aws";
+    const FEATURE: Option<&'static str> = Some("aws");
+    const BUILT_WITH: bool = cfg!(feature = "aws");
+    const FAMILIES: &'static [crate::catalogue::MetricDef] = &[
+        INSTANCE_STATE,
+        INSTANCE_INFO,
+        INSTANCE_LAUNCH,
+        EIP_ASSOCIATED,
+        EIP_INFO,
+    ];
+    type Settings = Option<AwsConfig>;
+    type Facts = AwsFacts;
+    type Part = view::Part;
+
+    fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+        register(config)
+    }
+    fn configured(config: &dyn Watched) -> bool {
+        config.sources().aws.is_some()
+    }
+    fn schedule(settings: &Option<AwsConfig>) -> Option<Schedule> {
+        settings.as_ref().map(AwsConfig::schedule)
+    }
+    fn check(
+        settings: &Option<AwsConfig>,
+        environments: &[crate::inventory::Environment],
+    ) -> Vec<(&'static str, String)> {
+        let lists_names = environments.iter().any(|e| !e.dns_names.is_empty());
+        match settings {
+            Some(aws) if lists_names && aws.hosted_zone_id.is_none() => vec![(
+                "hosted_zone_id",
+                "required when an environment lists dns_names (the Route53 zone holding them)"
+                    .to_string(),
+            )],
+            _ => Vec::new(),
+        }
+    }
+}
+
+// Its families.
+metric!(INSTANCE_STATE, "fleet_instance_state", Gauge, ["stack", "instance_id", "state"], "EC2 instance state as a state set over pending, running, stopping, stopped, shutting-down and terminated.");
+metric!(
+    INSTANCE_INFO,
+    "fleet_instance_info",
+    Gauge,
+    ["stack", "instance_id", "instance_type", "availability_zone"],
+    "EC2 instance found by the environment's tag; always 1."
+);
+metric!(
+    INSTANCE_LAUNCH,
+    "fleet_instance_launch_timestamp_seconds",
+    Gauge,
+    ["stack", "instance_id"],
+    "Launch time of the EC2 instance."
+);
+metric!(
+    EIP_ASSOCIATED,
+    "fleet_eip_associated",
+    Gauge,
+    ["stack", "public_ip"],
+    "1 if the environment's Elastic IP is associated with an instance."
+);
+metric!(EIP_INFO, "fleet_eip_info", Gauge, ["stack", "public_ip", "allocation_id", "instance_id"], "Elastic IP found by the environment's tag and the instance it is associated with (empty if none); always 1.");

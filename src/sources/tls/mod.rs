@@ -2,7 +2,7 @@
 //! presented chain's expiry whether or not it verifies, then checking it
 //! against the trust roots for the name separately.
 
-use crate::catalogue as cat;
+use crate::catalogue::metric;
 use crate::exposition::{b, family, DescriptorEncoder};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -331,14 +331,14 @@ impl super::SourceFacts for Vec<TlsProbe> {
 pub fn encode(probes: &[TlsProbe], enc: &mut DescriptorEncoder) -> std::fmt::Result {
     family(
         enc,
-        &cat::TLS_UP,
+        &TLS_UP,
         probes
             .iter()
             .map(|p| ([p.stack.as_str(), p.host.as_str()], b(p.up))),
     )?;
     family(
         enc,
-        &cat::TLS_CERT_NOT_AFTER,
+        &TLS_CERT_NOT_AFTER,
         probes.iter().filter_map(|p| {
             p.leaf_not_after
                 .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
@@ -346,7 +346,7 @@ pub fn encode(probes: &[TlsProbe], enc: &mut DescriptorEncoder) -> std::fmt::Res
     )?;
     family(
         enc,
-        &cat::TLS_CHAIN_NOT_AFTER,
+        &TLS_CHAIN_NOT_AFTER,
         probes.iter().filter_map(|p| {
             p.chain_earliest_not_after
                 .map(|t| ([p.stack.as_str(), p.host.as_str()], t as f64))
@@ -354,7 +354,7 @@ pub fn encode(probes: &[TlsProbe], enc: &mut DescriptorEncoder) -> std::fmt::Res
     )?;
     family(
         enc,
-        &cat::TLS_CHAIN_VALID,
+        &TLS_CHAIN_VALID,
         probes
             .iter()
             .filter(|p| p.up)
@@ -362,3 +362,62 @@ pub fn encode(probes: &[TlsProbe], enc: &mut DescriptorEncoder) -> std::fmt::Res
     )?;
     Ok(())
 }
+
+/// The tls source, as the registry knows it.
+pub struct Tls;
+
+impl super::SourceKind for Tls {
+    const NAME: &'static str = "tls";
+    const FAMILIES: &'static [crate::catalogue::MetricDef] = &[
+        TLS_UP,
+        TLS_CERT_NOT_AFTER,
+        TLS_CHAIN_NOT_AFTER,
+        TLS_CHAIN_VALID,
+    ];
+    type Settings = TlsConfig;
+    type Facts = TlsFacts;
+    type Part = view::Part;
+
+    fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+        register(config)
+    }
+    fn schedule(settings: &TlsConfig) -> Option<Schedule> {
+        Some(settings.schedule())
+    }
+    fn check(
+        settings: &TlsConfig,
+        _: &[crate::inventory::Environment],
+    ) -> Vec<(&'static str, String)> {
+        super::at_least_one_in_flight(settings.concurrency)
+    }
+}
+
+// Its families.
+metric!(
+    TLS_UP,
+    "fleet_tls_up",
+    Gauge,
+    ["stack", "host"],
+    "1 if the TLS handshake completed and a certificate was presented."
+);
+metric!(
+    TLS_CERT_NOT_AFTER,
+    "fleet_tls_cert_not_after_timestamp_seconds",
+    Gauge,
+    ["stack", "host"],
+    "Expiry (notAfter) of the leaf certificate."
+);
+metric!(
+    TLS_CHAIN_NOT_AFTER,
+    "fleet_tls_chain_earliest_not_after_timestamp_seconds",
+    Gauge,
+    ["stack", "host"],
+    "Earliest expiry (notAfter) of any certificate in the presented chain."
+);
+metric!(
+    TLS_CHAIN_VALID,
+    "fleet_tls_chain_valid",
+    Gauge,
+    ["stack", "host"],
+    "1 if the presented chain verifies against the trust roots for the host name."
+);

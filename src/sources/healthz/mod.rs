@@ -1,6 +1,6 @@
 //! The healthz source: GET each service's /healthz and classify the answer.
 
-use crate::catalogue as cat;
+use crate::catalogue::metric;
 use crate::exposition::{b, family, DescriptorEncoder};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -308,7 +308,7 @@ impl super::SourceFacts for Vec<ServiceProbe> {
 pub fn encode(probes: &[ServiceProbe], enc: &mut DescriptorEncoder) -> std::fmt::Result {
     family(
         enc,
-        &cat::SERVICE_HEALTH,
+        &SERVICE_HEALTH,
         probes.iter().flat_map(|p| {
             Health::ALL.into_iter().map(move |h| {
                 (
@@ -320,7 +320,7 @@ pub fn encode(probes: &[ServiceProbe], enc: &mut DescriptorEncoder) -> std::fmt:
     )?;
     family(
         enc,
-        &cat::SERVICE_STATUS_CODE,
+        &SERVICE_STATUS_CODE,
         probes.iter().map(|p| {
             (
                 [p.stack.as_str(), p.service.as_str()],
@@ -330,14 +330,14 @@ pub fn encode(probes: &[ServiceProbe], enc: &mut DescriptorEncoder) -> std::fmt:
     )?;
     family(
         enc,
-        &cat::SERVICE_PROBE_DURATION,
+        &SERVICE_PROBE_DURATION,
         probes
             .iter()
             .map(|p| ([p.stack.as_str(), p.service.as_str()], p.duration_seconds)),
     )?;
     family(
         enc,
-        &cat::SERVICE_COMMIT_INFO,
+        &SERVICE_COMMIT_INFO,
         probes.iter().filter_map(|p| {
             p.commit
                 .as_deref()
@@ -346,3 +346,62 @@ pub fn encode(probes: &[ServiceProbe], enc: &mut DescriptorEncoder) -> std::fmt:
     )?;
     Ok(())
 }
+
+/// The healthz source, as the registry knows it.
+pub struct Healthz;
+
+impl super::SourceKind for Healthz {
+    const NAME: &'static str = "healthz";
+    const FAMILIES: &'static [crate::catalogue::MetricDef] = &[
+        SERVICE_HEALTH,
+        SERVICE_STATUS_CODE,
+        SERVICE_PROBE_DURATION,
+        SERVICE_COMMIT_INFO,
+    ];
+    type Settings = HealthzConfig;
+    type Facts = HealthzFacts;
+    type Part = view::Part;
+
+    fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+        register(config)
+    }
+    fn schedule(settings: &HealthzConfig) -> Option<Schedule> {
+        Some(settings.schedule())
+    }
+    fn check(
+        settings: &HealthzConfig,
+        _: &[crate::inventory::Environment],
+    ) -> Vec<(&'static str, String)> {
+        super::at_least_one_in_flight(settings.concurrency)
+    }
+}
+
+// Its families.
+metric!(
+    SERVICE_HEALTH,
+    "fleet_service_health",
+    Gauge,
+    ["stack", "service", "state"],
+    "Service health as a state set over green, degraded and red; exactly one is 1."
+);
+metric!(
+    SERVICE_STATUS_CODE,
+    "fleet_service_http_status_code",
+    Gauge,
+    ["stack", "service"],
+    "HTTP status code of the last /healthz probe; 0 when no response arrived."
+);
+metric!(
+    SERVICE_PROBE_DURATION,
+    "fleet_service_probe_duration_seconds",
+    Gauge,
+    ["stack", "service"],
+    "Duration of the last /healthz probe."
+);
+metric!(
+    SERVICE_COMMIT_INFO,
+    "fleet_service_commit_info",
+    Gauge,
+    ["stack", "service", "commit"],
+    "The commit a service reports on /healthz; always 1."
+);

@@ -2,9 +2,11 @@
 //! the Route53 hosted zone in `sources.aws.hosted_zone_id` (it shares the aws
 //! source's settings and credentials).
 
-use crate::catalogue as cat;
+use super::{Source, SourceError, Watched};
+use crate::catalogue::metric;
 use crate::exposition::{family, DescriptorEncoder};
 use serde::Serialize;
+use std::sync::Arc;
 
 pub mod view;
 
@@ -210,7 +212,7 @@ impl super::SourceFacts for DnsFacts {
 pub fn encode(dns: &DnsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     family(
         enc,
-        &cat::DNS_RECORD_INFO,
+        &DNS_RECORD_INFO,
         dns.records.iter().flat_map(|r| {
             r.addresses
                 .iter()
@@ -219,3 +221,32 @@ pub fn encode(dns: &DnsFacts, enc: &mut DescriptorEncoder) -> std::fmt::Result {
     )?;
     Ok(())
 }
+
+/// The dns source, as the registry knows it.
+pub struct Dns;
+
+impl super::SourceKind for Dns {
+    const NAME: &'static str = "dns";
+    const FEATURE: Option<&'static str> = Some("aws");
+    const BUILT_WITH: bool = cfg!(feature = "aws");
+    const FAMILIES: &'static [crate::catalogue::MetricDef] = &[DNS_RECORD_INFO];
+    type Settings = super::NoSettings;
+    type Facts = DnsFacts;
+    type Part = view::Part;
+
+    fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, SourceError> {
+        register(config)
+    }
+    fn configured(config: &dyn Watched) -> bool {
+        config.sources().aws.is_some()
+    }
+}
+
+// Its families.
+metric!(
+    DNS_RECORD_INFO,
+    "fleet_dns_record_info",
+    Gauge,
+    ["stack", "name", "address"],
+    "A record of a DNS name the inventory lists; always 1."
+);

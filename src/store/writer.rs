@@ -1,0 +1,338 @@
+//! The writer thread: takes every waiting message, applies it in one
+//! transaction, commits with one fsync, publishes the pulse and answers each
+//! caller (see the store's module documentation).
+
+use super::*;
+
+pub(super) struct Writer {
+    pub(super) conn: Connection,
+    pub(super) pulse: Pulse,
+    /// Names outside the inventory that the store holds.
+    pub(super) unknown: HashSet<String>,
+    pub(super) cap: usize,
+    pub(super) publish: Publish,
+    pub(super) dirty: bool,
+    pub(super) last_publish: Instant,
+    /// How long the last publication took.
+    pub(super) publish_cost: Duration,
+}
+
+impl Writer {
+    pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
+        loop {
+            let first = if self.dirty {
+                match rx.recv_timeout(self.publish_wait()) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.publish();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                }
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(m) => batch.push(m),
+                    Err(_) => break,
+                }
+            }
+            let drained = batch.len() < MAX_BATCH;
+            let replies = self.apply(batch);
+            self.dirty = true;
+            if self.publish_due(drained) {
+                self.publish();
+            }
+            for (reply, result) in replies {
+                // A caller that went away no longer needs its answer; the
+                // write is committed regardless.
+                let _ = reply.send(result);
+            }
+        }
+        if self.dirty {
+            self.publish();
+        }
+    }
+
+    /// Cost-bounded publishing: at most a tenth of the writer's time.
+    fn throttle(&self) -> Duration {
+        (self.publish_cost * 10).min(MAX_PUBLISH_LAG)
+    }
+
+    fn publish_due(&self, drained: bool) -> bool {
+        let since = self.last_publish.elapsed();
+        since >= MAX_PUBLISH_LAG || (drained && since >= self.throttle())
+    }
+
+    fn publish_wait(&self) -> Duration {
+        self.throttle().saturating_sub(self.last_publish.elapsed())
+    }
+
+    fn publish(&mut self) {
+        let start = Instant::now();
+        (self.publish)(Arc::new(self.pulse.clone()));
+        self.publish_cost = start.elapsed();
+        self.last_publish = Instant::now();
+        self.dirty = false;
+    }
+
+    /// Applies a batch in one transaction; returns the answers to send.
+    fn apply(&mut self, batch: Vec<Msg>) -> Vec<(Reply, Result<Written, WriteError>)> {
+        let mut answers = Vec::new();
+        let mut writes = Vec::new();
+        let mut kept = Vec::new();
+        for m in batch {
+            match m {
+                Msg::Count {
+                    label,
+                    code,
+                    stamped,
+                } => self.count(&label, code, stamped),
+                Msg::Write(req, reply) => writes.push((req, reply)),
+                Msg::Source(record, facts) => kept.push((record, facts)),
+            }
+        }
+        if !kept.is_empty() {
+            self.keep_sources(&kept);
+        }
+        if writes.is_empty() {
+            return answers;
+        }
+        let mut newly_unknown = Vec::new();
+        let mut results = Vec::with_capacity(writes.len());
+        let outcome = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            for (req, _) in &writes {
+                let name = req.write.name();
+                if !req.known && !self.unknown.contains(name) {
+                    if self.unknown.len() >= self.cap {
+                        results.push(Err(WriteError::UnknownNamesCapReached(self.cap)));
+                        continue;
+                    }
+                    self.unknown.insert(name.to_string());
+                    newly_unknown.push(name.to_string());
+                }
+                results.push(Ok(self.apply_one(&req.write)?));
+            }
+            self.conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = outcome {
+            tracing::error!(error = %e, pushes = writes.len(), "store commit failed");
+            let _ = self.conn.execute_batch("ROLLBACK");
+            for name in &newly_unknown {
+                self.unknown.remove(name);
+            }
+            self.reload();
+            let err = WriteError::Commit(e.to_string());
+            results = vec![Err(err); writes.len()];
+        }
+        for ((req, reply), result) in writes.into_iter().zip(results) {
+            let name = req.write.name();
+            let (label, code) = match &result {
+                Ok(_) => (name, 200),
+                Err(WriteError::UnknownNamesCapReached(_)) => (UNKNOWN_NAME_LABEL, 404),
+                Err(_) if req.known || self.unknown.contains(name) => (name, 500),
+                Err(_) => (UNKNOWN_NAME_LABEL, 500),
+            };
+            let label = label.to_string();
+            self.count(&label, code, req.stamped);
+            answers.push((reply, result));
+        }
+        answers
+    }
+
+    /// Commits sources' state in a transaction of its own, so a failure here
+    /// never fails a push.
+    fn keep_sources(&mut self, kept: &[(SourceRecord, FactsWrite)]) {
+        let outcome = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            for (record, facts) in kept {
+                sources::write(&self.conn, record, facts)?;
+            }
+            self.conn.execute_batch("COMMIT")
+        })();
+        if let Err(e) = outcome {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            tracing::warn!(error = %e, sources = kept.len(), "cannot keep the sources' state");
+        }
+    }
+
+    /// After a failed commit the in-memory pulse may be ahead of the disk:
+    /// read it back (keeping the in-memory counters).
+    fn reload(&mut self) {
+        match load(&self.conn) {
+            Ok(mut p) => {
+                p.ingest = std::mem::take(&mut self.pulse.ingest);
+                self.pulse = p;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot re-read the store after a failed commit"),
+        }
+    }
+
+    fn count(&mut self, label: &str, code: u16, stamped: bool) {
+        let entry = match self.pulse.ingest.get_mut(label) {
+            Some(c) => c,
+            None => self
+                .pulse
+                .ingest
+                .entry(Arc::from(label))
+                .or_insert_with(|| {
+                    Arc::new(IngestCounters {
+                        host: label.to_string(),
+                        ..IngestCounters::default()
+                    })
+                }),
+        };
+        let c = Arc::make_mut(entry);
+        *c.codes.entry(code).or_insert(0) += 1;
+        if !stamped {
+            c.unstamped += 1;
+        }
+    }
+
+    fn apply_one(&mut self, write: &Write) -> rusqlite::Result<Written> {
+        match write {
+            Write::Heartbeat(push) => {
+                let prev = self.pulse.heartbeats.get(push.box_name.as_str());
+                let mut recent: Vec<f64> = prev
+                    .map(|p| {
+                        p.recent
+                            .iter()
+                            .copied()
+                            .filter(|t| push.received_at - t <= RESTART_WINDOW_SECONDS)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                recent.push(push.received_at);
+                if recent.len() > RECENT_BOOTS_CAP {
+                    recent.drain(..recent.len() - RECENT_BOOTS_CAP);
+                }
+                let hb = Heartbeat {
+                    stack: push.stack.clone(),
+                    box_name: push.box_name.clone(),
+                    timestamp: push.received_at,
+                    count: prev.map_or(0, |p| p.count) + 1,
+                    recent,
+                    commit: push.commit.clone(),
+                    version: push.version.clone(),
+                    booted_at: push.booted_at,
+                };
+                let recent_json = serde_json::to_string(&hb.recent).unwrap_or_else(|_| "[]".into());
+                self.conn
+                    .prepare_cached(
+                        "INSERT INTO heartbeats
+                             (box, stack, timestamp, count, recent, commit_sha, version, booted_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                         ON CONFLICT(box) DO UPDATE SET
+                             stack = excluded.stack, timestamp = excluded.timestamp,
+                             count = excluded.count, recent = excluded.recent,
+                             commit_sha = excluded.commit_sha, version = excluded.version,
+                             booted_at = excluded.booted_at",
+                    )?
+                    .execute(params![
+                        hb.box_name,
+                        hb.stack,
+                        hb.timestamp,
+                        int(hb.count),
+                        recent_json,
+                        hb.commit,
+                        hb.version,
+                        hb.booted_at,
+                    ])?;
+                let hb = Arc::new(hb);
+                match self.pulse.heartbeats.get_mut(push.box_name.as_str()) {
+                    Some(slot) => *slot = hb.clone(),
+                    None => {
+                        self.pulse
+                            .heartbeats
+                            .insert(Arc::from(push.box_name.as_str()), hb.clone());
+                    }
+                }
+                Ok(Written::Heartbeat(hb))
+            }
+            Write::TestRun(run) => {
+                let key = (run.stack.clone(), run.service.clone());
+                if let Some(current) = self.pulse.test_runs.get(&key) {
+                    if !run.supersedes(current) {
+                        return Ok(Written::TestRun {
+                            receipt: current.clone(),
+                            newest: false,
+                        });
+                    }
+                }
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO test_runs
+                             (stack, service, passed, failed, errored, skipped, duration_seconds,
+                              started_at, received_at, commit_sha, format)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    )?
+                    .execute(params![
+                        run.stack,
+                        run.service,
+                        int(run.passed),
+                        int(run.failed),
+                        int(run.errored),
+                        int(run.skipped),
+                        run.duration_seconds,
+                        run.started_at,
+                        run.received_at,
+                        run.commit,
+                        run.format.as_str(),
+                    ])?;
+                let receipt = Arc::new(run.clone());
+                self.pulse.test_runs.insert(key, receipt.clone());
+                Ok(Written::TestRun {
+                    receipt,
+                    newest: true,
+                })
+            }
+            Write::Mutants(m) => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO mutants
+                             (service, caught, missed, timeout, unviable, received_at, commit_sha)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )?
+                    .execute(params![
+                        m.service,
+                        int(m.caught),
+                        int(m.missed),
+                        int(m.timeout),
+                        int(m.unviable),
+                        m.received_at,
+                        m.commit,
+                    ])?;
+                let m = Arc::new(m.clone());
+                self.pulse.mutants.insert(m.service.clone(), m.clone());
+                Ok(Written::Mutants(m))
+            }
+            Write::HostHealth { summary, document } => {
+                self.conn
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO host_health
+                             (host, stack, ok, warn, fail, received_at, commit_sha, document)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?
+                    .execute(params![
+                        summary.host,
+                        summary.stack,
+                        int(summary.ok),
+                        int(summary.warn),
+                        int(summary.fail),
+                        summary.received_at,
+                        summary.commit,
+                        document,
+                    ])?;
+                let h = Arc::new(summary.clone());
+                self.pulse.host_health.insert(h.host.clone(), h.clone());
+                Ok(Written::HostHealth(h))
+            }
+        }
+    }
+}
