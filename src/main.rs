@@ -112,6 +112,10 @@ enum Command {
     CheckConfig {
         /// The fleet inventory (YAML).
         file: PathBuf,
+        /// Print the inventory with every template expanded (a valid config
+        /// itself) instead of a summary.
+        #[arg(long)]
+        expanded: bool,
     },
     /// Report to a fleetpulse exporter, as a box does: retried on 5xx and
     /// connection errors, exits non-zero when the push did not go through.
@@ -426,7 +430,23 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             }
         }),
-        Command::CheckConfig { file } => match Config::load(&file) {
+        Command::CheckConfig {
+            file,
+            expanded: true,
+        } => match Config::expanded(&file) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::CheckConfig {
+            file,
+            expanded: false,
+        } => match Config::load(&file) {
             Ok(c) => {
                 let services: usize = c.environments.iter().map(|e| e.services.len()).sum();
                 println!(

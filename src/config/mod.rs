@@ -8,6 +8,7 @@
 //! URLs, durations, secret references); `validate` the checks that span
 //! fields (duplicate names, settings that need a companion).
 
+pub mod template;
 mod validate;
 pub mod yaml;
 
@@ -200,6 +201,7 @@ impl Config {
     /// problem is reported, each at its own node, in file order.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
         let mut doc = Document::parse(text, file).map_err(|p| ConfigError::Invalid(vec![p]))?;
+        doc.expand_templates();
         let config = doc.read::<Config>();
         if let Some(c) = &config {
             validate::validate(c, &mut doc);
@@ -209,6 +211,21 @@ impl Config {
             Some(c) if problems.is_empty() => Ok(c),
             _ => Err(ConfigError::invalid(problems, file)),
         }
+    }
+
+    /// The file at `path` with every template expanded, as YAML: the
+    /// inventory as fleetpulse reads it, itself a valid config. Refused,
+    /// like `load`, when the file has a problem.
+    pub fn expanded(path: &Path) -> Result<String, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: file.clone(),
+            source,
+        })?;
+        Config::parse(&text, &file)?;
+        let mut doc = Document::parse(&text, &file).map_err(|p| ConfigError::Invalid(vec![p]))?;
+        doc.expand_templates();
+        Ok(doc.to_yaml())
     }
 
     /// The environment named `stack`.
@@ -262,5 +279,7 @@ impl crate::sources::Watched for Config {
     }
 }
 
+#[cfg(test)]
+mod template_tests;
 #[cfg(test)]
 mod tests;

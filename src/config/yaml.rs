@@ -94,12 +94,26 @@ pub fn render_path(path: &[Segment]) -> String {
     }
 }
 
+/// An environment expanded from a template: an error at a line of the
+/// template, under that environment, says so.
+#[derive(Debug, Clone)]
+pub struct Origin {
+    /// Its index in `environments`.
+    pub index: usize,
+    pub environment: String,
+    pub template: String,
+    /// The template's first and last line.
+    pub lines: (usize, usize),
+}
+
 /// A parsed file: its node tree (pruned of what failed) and the problems
 /// found so far.
 pub struct Document {
     file: String,
     text: String,
-    root: Node,
+    pub(super) root: Node,
+    /// The environments expanded from a template, for messages.
+    pub(super) origins: Vec<Origin>,
     /// List elements cut from the tree, in order: (the list's path at the
     /// time, the index cut).
     removed: Vec<(Vec<Segment>, usize)>,
@@ -116,6 +130,7 @@ impl Document {
                 file: file.to_string(),
                 text: text.to_string(),
                 root,
+                origins: Vec::new(),
                 removed: Vec::new(),
                 problems: Vec::new(),
             }),
@@ -148,6 +163,7 @@ impl Document {
                     Some(m) => within_text(&self.text, m.line(), m.column()),
                     None => self.position(&path),
                 };
+                let message = self.with_template_origin(&path, line, message);
                 self.problems.push(Problem {
                     file: self.file.clone(),
                     line,
@@ -171,13 +187,53 @@ impl Document {
     /// nearest ancestor present in the file.
     pub fn problem(&mut self, path: &[Segment], message: impl Into<String>) {
         let (line, column) = self.position(path);
+        let message = self.with_template_origin(path, line, message.into());
         self.problems.push(Problem {
             file: self.file.clone(),
             line,
             column,
             field: render_path(&self.original_path(path)),
-            message: message.into(),
+            message,
         });
+    }
+
+    /// The tree as YAML text.
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(&plain(&self.root)).unwrap_or_default()
+    }
+
+    /// Records a problem at a node's own span, under `field`.
+    pub fn problem_at(&mut self, span: &marked_yaml::Span, field: String, message: String) {
+        let (line, column) = span
+            .start()
+            .map_or((1, 1), |m| within_text(&self.text, m.line(), m.column()));
+        self.problems.push(Problem {
+            file: self.file.clone(),
+            line,
+            column,
+            field,
+            message,
+        });
+    }
+
+    /// `message`, saying which environment instantiated the template when
+    /// the problem at `line` under `path` lies in one.
+    fn with_template_origin(&self, path: &[Segment], line: usize, message: String) -> String {
+        let index = match path {
+            [Segment::Key(k), Segment::Index(i), ..] if k == "environments" => *i,
+            _ => return message,
+        };
+        match self
+            .origins
+            .iter()
+            .find(|o| o.index == index && (o.lines.0..=o.lines.1).contains(&line))
+        {
+            Some(o) => format!(
+                "{message} (in template {:?}, instantiated by environment {:?})",
+                o.template, o.environment
+            ),
+            None => message,
+        }
     }
 
     /// Whether a list element at or under `path` was cut for an error (so
@@ -275,6 +331,40 @@ impl Document {
             }
         }
         path
+    }
+}
+
+/// A node as a plain YAML value: scalars the file left unquoted keep their
+/// YAML type (numbers, booleans, null), every other is a string.
+fn plain(node: &Node) -> serde_yaml::Value {
+    use serde_yaml::Value;
+    match node {
+        Node::Scalar(s) => {
+            let text = s.as_str();
+            if s.may_coerce() {
+                if let Some(b) = s.as_bool() {
+                    return Value::Bool(b);
+                }
+                if let Ok(i) = text.parse::<i64>() {
+                    return Value::Number(i.into());
+                }
+                if text.parse::<f64>().is_ok() && text.contains('.') {
+                    if let Ok(v) = serde_yaml::from_str::<Value>(text) {
+                        return v;
+                    }
+                }
+                if matches!(text, "~" | "null" | "") {
+                    return Value::Null;
+                }
+            }
+            Value::String(text.to_string())
+        }
+        Node::Sequence(seq) => Value::Sequence(seq.iter().map(plain).collect()),
+        Node::Mapping(m) => Value::Mapping(
+            m.iter()
+                .map(|(k, v)| (Value::String(k.as_str().to_string()), plain(v)))
+                .collect(),
+        ),
     }
 }
 
