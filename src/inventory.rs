@@ -22,6 +22,12 @@ pub struct Environment {
     /// The cloud tag that finds this environment's instance(s) and Elastic IP(s).
     #[serde(default)]
     pub aws_tag: Option<Tag>,
+    /// The tag that finds its instance(s), when it is not `aws_tag`.
+    #[serde(default)]
+    pub instance_tag: Option<Tag>,
+    /// The tag that finds its Elastic IP(s), when it is not `aws_tag`.
+    #[serde(default)]
+    pub eip_tag: Option<Tag>,
     /// DNS names that must all resolve to the same A record (the environment's EIP).
     #[serde(default)]
     pub dns_names: Vec<String>,
@@ -38,6 +44,17 @@ pub struct Environment {
     /// The account (a 32-byte id, hex) that must be registered in the registry contract.
     #[serde(default)]
     pub registry_account: Option<String>,
+}
+
+impl Environment {
+    /// The tag its instances carry (`instance_tag`, else `aws_tag`).
+    pub fn instance_tag(&self) -> Option<&Tag> {
+        self.instance_tag.as_ref().or(self.aws_tag.as_ref())
+    }
+    /// The tag its Elastic IPs carry (`eip_tag`, else `aws_tag`).
+    pub fn eip_tag(&self) -> Option<&Tag> {
+        self.eip_tag.as_ref().or(self.aws_tag.as_ref())
+    }
 }
 
 /// One service of an environment.

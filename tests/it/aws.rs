@@ -492,3 +492,83 @@ fn iam_policy_allows_exactly_the_calls_made_and_nothing_else() {
     made.sort();
     assert_eq!(allowed, made);
 }
+
+/// Runs one instance carrying `tags`.
+async fn tagged_instance(ec2: &aws_sdk_ec2::Client, tags: &[(&str, &str)]) -> String {
+    use aws_sdk_ec2::types::{InstanceType, ResourceType, Tag, TagSpecification};
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .instance_type(InstanceType::T3Micro)
+        .min_count(1)
+        .max_count(1)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("RunInstances");
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+/// Allocates one Elastic IP carrying `tags`.
+async fn tagged_eip(ec2: &aws_sdk_ec2::Client, tags: &[(&str, &str)]) -> String {
+    use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification};
+    let mut spec = TagSpecification::builder().resource_type(ResourceType::ElasticIp);
+    for (k, v) in tags {
+        spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+    }
+    let a = ec2
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .tag_specifications(spec.build())
+        .send()
+        .await
+        .expect("AllocateAddress");
+    a.public_ip().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn instances_and_eips_are_found_by_their_own_tags_matched_exactly() {
+    let moto = harness::moto(0);
+    let url = moto.url();
+    let ec2 = aws_sdk_ec2::Client::new(&harness::cloud::sdk(&url).await);
+    // An account that tags instances by env and EIPs by Name; staging's
+    // tags extend prod's.
+    let prod_i = tagged_instance(&ec2, &[("env", "prod")]).await;
+    let prod_ip = tagged_eip(&ec2, &[("Name", "broker-eip")]).await;
+    let staging_i = tagged_instance(&ec2, &[("env", "prod-staging")]).await;
+    let staging_ip = tagged_eip(&ec2, &[("Name", "broker-eip-staging")]).await;
+    let slot_i = tagged_instance(&ec2, &[("env", "test-1")]).await;
+    let slot_ip = tagged_eip(&ec2, &[("Name", "broker-eip-test-1")]).await;
+    // Tagged under the other scheme: not an instance or EIP of anyone here.
+    tagged_instance(&ec2, &[("Name", "broker-eip")]).await;
+    tagged_eip(&ec2, &[("env", "prod")]).await;
+
+    let yaml = format!(
+        "sources:\n  aws:\n    region: eu-west-1\n    endpoint_url: {url}\n\
+         environments:\n\
+         \x20 - name: prod\n    instance_tag: {{ key: env, value: prod }}\n    eip_tag: {{ key: Name, value: broker-eip }}\n\
+         \x20 - name: test-1\n    instance_tag: {{ key: env, value: test-1 }}\n    eip_tag: {{ key: Name, value: broker-eip-test-1 }}\n"
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "aws.yaml").unwrap());
+    let f = aws_facts(&cfg).await;
+    let instances: Vec<(&str, &str)> = f
+        .instances
+        .iter()
+        .map(|i| (i.stack.as_str(), i.instance_id.as_str()))
+        .collect();
+    let mut want = vec![("prod", prod_i.as_str()), ("test-1", slot_i.as_str())];
+    want.sort();
+    assert_eq!(instances, want, "staging's {staging_i} must not match prod");
+    let eips: Vec<(&str, &str)> = f
+        .addresses
+        .iter()
+        .map(|a| (a.stack.as_str(), a.public_ip.as_str()))
+        .collect();
+    let mut want = vec![("prod", prod_ip.as_str()), ("test-1", slot_ip.as_str())];
+    want.sort();
+    assert_eq!(eips, want, "staging's {staging_ip} must not match prod");
+}

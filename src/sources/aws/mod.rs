@@ -157,7 +157,7 @@ mod client {
     use tokio::sync::OnceCell;
 
     use super::*;
-    use crate::inventory::Tag;
+    use crate::inventory::{Environment, Tag};
     use crate::sources::aws::AwsConfig;
     use crate::sources::Watched;
     use crate::sources::{CollectFuture, Source, SourceError};
@@ -190,12 +190,14 @@ mod client {
     }
 
     impl AwsSource {
-        /// Builds the source if `sources.aws` is set and an environment has an `aws_tag`.
+        /// Builds the source if `sources.aws` is set and an environment has
+        /// a tag for its instances or Elastic IPs.
         pub fn from_config(config: Arc<dyn Watched>) -> Result<Option<Self>, SourceError> {
             let Some(aws) = &config.sources().aws else {
                 return Ok(None);
             };
-            if !config.environments().iter().any(|e| e.aws_tag.is_some()) {
+            let tagged = |e: &Environment| e.instance_tag().is_some() || e.eip_tag().is_some();
+            if !config.environments().iter().any(tagged) {
                 return Ok(None);
             }
             Ok(Some(AwsSource {
@@ -213,73 +215,45 @@ mod client {
 
         async fn collect_facts(&self) -> Result<AwsFacts, SourceError> {
             let ec2 = self.client().await;
-            // Environments grouped by tag key, so one filtered call serves many.
-            let mut by_key: BTreeMap<&str, Vec<(&str, &Tag)>> = BTreeMap::new();
-            for e in self.config.environments() {
-                if let Some(tag) = &e.aws_tag {
-                    by_key
-                        .entry(tag.key.as_str())
-                        .or_default()
-                        .push((e.name.as_str(), tag));
-                }
-            }
+            let envs = self.config.environments();
             let mut facts = AwsFacts::default();
-            for (key, envs) in &by_key {
-                for chunk in envs.chunks(FILTER_VALUES) {
-                    let filter = Filter::builder()
-                        .name(format!("tag:{key}"))
-                        .set_values(Some(chunk.iter().map(|(_, t)| t.value.clone()).collect()))
-                        .build();
-                    let stacks_of = |tags: &[aws_sdk_ec2::types::Tag]| -> Vec<&str> {
-                        let value = tags
-                            .iter()
-                            .find(|t| t.key() == Some(*key))
-                            .and_then(|t| t.value());
-                        chunk
-                            .iter()
-                            .filter(|(_, t)| Some(t.value.as_str()) == value)
-                            .map(|(s, _)| *s)
-                            .collect()
-                    };
-
-                    let mut pages = ec2
-                        .describe_instances()
-                        .filters(filter.clone())
-                        .into_paginator()
-                        .send();
-                    while let Some(page) = pages.next().await {
-                        let page = page.map_err(|e| sdk_error(DESCRIBE_INSTANCES, &e))?;
-                        for i in page.reservations().iter().flat_map(|r| r.instances()) {
-                            for stack in stacks_of(i.tags()) {
-                                facts.instances.push(instance(stack, i));
-                            }
+            for (key, chunk) in by_tag(envs, Environment::instance_tag) {
+                let mut pages = ec2
+                    .describe_instances()
+                    .filters(filter(key, &chunk))
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| sdk_error(DESCRIBE_INSTANCES, &e))?;
+                    for i in page.reservations().iter().flat_map(|r| r.instances()) {
+                        for stack in stacks_of(key, &chunk, i.tags()) {
+                            facts.instances.push(instance(stack, i));
                         }
                     }
-
-                    // DescribeAddresses is not paginated: it returns every match.
-                    let out = ec2
-                        .describe_addresses()
-                        .filters(filter)
-                        .send()
-                        .await
-                        .map_err(|e| sdk_error(DESCRIBE_ADDRESSES, &e))?;
-                    for a in out.addresses() {
-                        let Some(ip) = a.public_ip() else { continue };
-                        // Some endpoints write absent fields as empty strings.
-                        let present =
-                            |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
-                        let instance_id = present(a.instance_id());
-                        let associated =
-                            instance_id.is_some() || present(a.association_id()).is_some();
-                        for stack in stacks_of(a.tags()) {
-                            facts.addresses.push(ElasticIp {
-                                stack: stack.to_string(),
-                                public_ip: ip.to_string(),
-                                allocation_id: a.allocation_id().unwrap_or_default().to_string(),
-                                associated,
-                                instance_id: instance_id.clone(),
-                            });
-                        }
+                }
+            }
+            for (key, chunk) in by_tag(envs, Environment::eip_tag) {
+                // DescribeAddresses is not paginated: it returns every match.
+                let out = ec2
+                    .describe_addresses()
+                    .filters(filter(key, &chunk))
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error(DESCRIBE_ADDRESSES, &e))?;
+                for a in out.addresses() {
+                    let Some(ip) = a.public_ip() else { continue };
+                    // Some endpoints write absent fields as empty strings.
+                    let present = |v: Option<&str>| v.filter(|s| !s.is_empty()).map(str::to_string);
+                    let instance_id = present(a.instance_id());
+                    let associated = instance_id.is_some() || present(a.association_id()).is_some();
+                    for stack in stacks_of(key, &chunk, a.tags()) {
+                        facts.addresses.push(ElasticIp {
+                            stack: stack.to_string(),
+                            public_ip: ip.to_string(),
+                            allocation_id: a.allocation_id().unwrap_or_default().to_string(),
+                            associated,
+                            instance_id: instance_id.clone(),
+                        });
                     }
                 }
             }
@@ -297,6 +271,56 @@ mod client {
                 .dedup_by(|a, b| a.stack == b.stack && a.public_ip == b.public_ip);
             Ok(facts)
         }
+    }
+
+    /// The environments that give a tag (by `tag_of`), grouped by tag key
+    /// and cut into chunks one filtered call can serve: (key, [(stack, value)]).
+    fn by_tag(
+        envs: &[Environment],
+        tag_of: fn(&Environment) -> Option<&Tag>,
+    ) -> Vec<(&str, Vec<(&str, &str)>)> {
+        let mut by_key: BTreeMap<&str, Vec<(&str, &str)>> = BTreeMap::new();
+        for e in envs {
+            if let Some(tag) = tag_of(e) {
+                by_key
+                    .entry(tag.key.as_str())
+                    .or_default()
+                    .push((e.name.as_str(), tag.value.as_str()));
+            }
+        }
+        by_key
+            .into_iter()
+            .flat_map(|(key, envs)| {
+                envs.chunks(FILTER_VALUES)
+                    .map(|c| (key, c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn filter(key: &str, chunk: &[(&str, &str)]) -> Filter {
+        Filter::builder()
+            .name(format!("tag:{key}"))
+            .set_values(Some(chunk.iter().map(|(_, v)| v.to_string()).collect()))
+            .build()
+    }
+
+    /// The stacks whose tag a resource carries: its value under `key`
+    /// equal to theirs, exactly (a tag that extends another's is not it).
+    fn stacks_of<'a>(
+        key: &str,
+        chunk: &[(&'a str, &str)],
+        tags: &[aws_sdk_ec2::types::Tag],
+    ) -> Vec<&'a str> {
+        let value = tags
+            .iter()
+            .find(|t| t.key() == Some(key))
+            .and_then(|t| t.value());
+        chunk
+            .iter()
+            .filter(|(_, v)| Some(*v) == value)
+            .map(|(s, _)| *s)
+            .collect()
     }
 
     fn instance(stack: &str, i: &aws_sdk_ec2::types::Instance) -> Instance {
