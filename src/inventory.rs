@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::values::{HostPort, HttpUrl, Name, Pattern};
+use crate::values::{Address, HostPort, HttpUrl, Name, Pattern};
 
 /// One environment — a stack: prod or a test slot.
 #[derive(Debug, Clone, Deserialize)]
@@ -68,6 +68,12 @@ pub struct Service {
     /// The TLS endpoint to check, `host:port`.
     #[serde(default)]
     pub tls: Option<HostPort>,
+    /// Where to connect for both probes, when not at the names above (one
+    /// backend behind a shared name, a private address): the names are
+    /// still sent as SNI and checked against the certificate, as curl's
+    /// `--resolve` does.
+    #[serde(default)]
+    pub address: Option<Address>,
 }
 
 /// A cloud tag `key: value`.

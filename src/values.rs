@@ -176,6 +176,40 @@ impl fmt::Display for HostPort {
     }
 }
 
+/// Where to connect instead of the name in a URL or `host:port`: an IP
+/// address or a DNS name, no port. The name is still what TLS verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Address(pub String);
+
+impl FromStr for Address {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let host = s.trim_start_matches('[').trim_end_matches(']');
+        let is_name = !host.is_empty()
+            && host.len() <= 253
+            && host.split('.').all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        if host.parse::<std::net::IpAddr>().is_ok() || is_name {
+            Ok(Address(host.to_string()))
+        } else {
+            Err(format!(
+                "not an IP address or DNS name (no scheme or port): {s:?}"
+            ))
+        }
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A duration written as `500ms`, `15s`, `5m`, `2h` or `1d`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Seconds(pub Duration);
@@ -225,7 +259,7 @@ macro_rules! deserialize_from_str {
         }
     )*};
 }
-deserialize_from_str!(Name, HttpUrl, HostPort, Seconds, Pattern);
+deserialize_from_str!(Name, HttpUrl, HostPort, Address, Seconds, Pattern);
 
 /// How often a source runs and for how long at most.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -217,3 +217,98 @@ async fn tls_reports_leaf_and_chain_expiry_apart_and_checks_the_chain() {
         assert_eq!(p.error.as_deref(), Some(said), "{n}");
     }
 }
+
+#[tokio::test]
+async fn a_service_is_dialled_at_its_address_and_verified_by_its_name() {
+    // Certificates that carry names only, for names no resolver knows:
+    // two backends behind one name, and one whose certificate is for
+    // another name.
+    let ca = Authority::new(20).unwrap();
+    let ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca_file.path(), ca.root_pem()).unwrap();
+    let name = "broker.fleet.invalid";
+    let start = |names: &'static [&'static str], commit: &str| {
+        let id = ca.issue(names, 30).unwrap();
+        SimService::start(
+            id,
+            Behaviour::Healthy {
+                commit: commit.into(),
+            },
+        )
+    };
+    let a = start(&["broker.fleet.invalid"], "aaa1111").await.unwrap();
+    let b = start(&["broker.fleet.invalid"], "bbb2222").await.unwrap();
+    let other = start(&["other.fleet.invalid"], "ccc3333").await.unwrap();
+    let svc = |svc: &str, port: u16, address: Option<&str>| {
+        let mut s = format!(
+            "      - name: {svc}\n        healthz: https://{name}:{port}/healthz\n        tls: {name}:{port}\n"
+        );
+        if let Some(a) = address {
+            s.push_str(&format!("        address: {a}\n"));
+        }
+        s
+    };
+    let yaml = format!(
+        "sources:\n  tls:\n    timeout: 3s\n    ca_file: {}\n  healthz:\n    timeout: 3s\nenvironments:\n  - name: prod\n    services:\n{}{}{}{}",
+        ca_file.path().display(),
+        svc("backend-a", a.port(), Some("127.0.0.1")),
+        svc("backend-b", b.port(), Some("localhost")),
+        svc("misnamed", other.port(), Some("127.0.0.1")),
+        svc("by-name", a.port(), None),
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
+
+    let out = HealthzSource::new(cfg.clone())
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let probes = out.downcast_ref::<HealthzFacts>().unwrap();
+    let by = |n: &str| probes.iter().find(|p| p.service == n).unwrap().clone();
+    // Each backend answered for itself, at its address, under the name.
+    assert_eq!(
+        by("backend-a").health,
+        Health::Green,
+        "{:?}",
+        by("backend-a")
+    );
+    assert_eq!(by("backend-a").commit.as_deref(), Some("aaa1111"));
+    assert_eq!(
+        by("backend-b").health,
+        Health::Green,
+        "{:?}",
+        by("backend-b")
+    );
+    assert_eq!(by("backend-b").commit.as_deref(), Some("bbb2222"));
+    // The name is still checked against the certificate.
+    assert_eq!(by("misnamed").health, Health::Red);
+    assert_eq!(
+        by("misnamed").reason.as_deref(),
+        Some("certificate is not valid for this host name")
+    );
+    // Without an address the name must resolve, and this one does not.
+    assert_eq!(by("by-name").health, Health::Red, "{:?}", by("by-name"));
+
+    let out = TlsSource::new(cfg).unwrap().collect().await.unwrap();
+    let tls = out.downcast_ref::<TlsFacts>().unwrap();
+    let by = |n: &str| tls.iter().find(|p| p.service == n).unwrap().clone();
+    for backend in ["backend-a", "backend-b"] {
+        let p = by(backend);
+        assert!(p.up && p.chain_valid, "{p:?}");
+    }
+    // Two backends behind one name are two series.
+    assert_eq!(
+        by("backend-a").host,
+        format!("{name}:{}@127.0.0.1", a.port())
+    );
+    assert_eq!(
+        by("backend-b").host,
+        format!("{name}:{}@localhost", b.port())
+    );
+    assert!(
+        by("misnamed").up && !by("misnamed").chain_valid,
+        "{:?}",
+        by("misnamed")
+    );
+    assert!(!by("by-name").up, "{:?}", by("by-name"));
+}

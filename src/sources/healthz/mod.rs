@@ -9,7 +9,7 @@ use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
 
 use crate::sources::Watched;
-use crate::values::{HttpUrl, Schedule, Seconds};
+use crate::values::{Address, HttpUrl, Schedule, Seconds};
 
 use crate::health::{classify, Health, ProbeOutcome, Rules};
 use crate::sources::{CollectFuture, Source, SourceError};
@@ -110,12 +110,19 @@ const MAX_BODY: usize = 64 * 1024;
 pub struct HealthzSource {
     config: Arc<dyn Watched>,
     client: reqwest::Client,
+    /// The extra trust roots, for the clients of services dialled at an `address`.
+    roots: Vec<reqwest::Certificate>,
 }
 
 impl HealthzSource {
     pub fn new(config: Arc<dyn Watched>) -> Result<Self, SourceError> {
-        let client = http_client(config.as_ref(), config.sources().healthz.timeout.0)?;
-        Ok(HealthzSource { config, client })
+        let roots = extra_roots(config.as_ref())?;
+        let client = client_with(config.sources().healthz.timeout.0, &roots, None)?;
+        Ok(HealthzSource {
+            config,
+            client,
+            roots,
+        })
     }
 }
 
@@ -124,37 +131,76 @@ pub fn http_client(
     config: &dyn Watched,
     timeout: Duration,
 ) -> Result<reqwest::Client, SourceError> {
+    client_with(timeout, &extra_roots(config)?, None)
+}
+
+/// The certificates of `sources.tls.ca_file`, if set.
+fn extra_roots(config: &dyn Watched) -> Result<Vec<reqwest::Certificate>, SourceError> {
+    let Some(path) = &config.sources().tls.ca_file else {
+        return Ok(Vec::new());
+    };
+    let pem = std::fs::read(path).map_err(|e| {
+        SourceError::new(format!(
+            "cannot read sources.tls.ca_file {}: {e}",
+            path.display()
+        ))
+    })?;
+    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        SourceError::new(format!(
+            "sources.tls.ca_file {}: not PEM certificates: {e}",
+            path.display()
+        ))
+    })
+}
+
+/// A client trusting the web roots and `roots`; with `resolve`, one that
+/// connects to those addresses for that name (and still verifies the name).
+fn client_with(
+    timeout: Duration,
+    roots: &[reqwest::Certificate],
+    resolve: Option<(&str, &[std::net::SocketAddr])>,
+) -> Result<reqwest::Client, SourceError> {
     let mut b = reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("fleetpulse/", env!("CARGO_PKG_VERSION")))
         .pool_max_idle_per_host(1);
-    if let Some(path) = &config.sources().tls.ca_file {
-        let pem = std::fs::read(path).map_err(|e| {
-            SourceError::new(format!(
-                "cannot read sources.tls.ca_file {}: {e}",
-                path.display()
-            ))
-        })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            SourceError::new(format!(
-                "sources.tls.ca_file {}: not PEM certificates: {e}",
-                path.display()
-            ))
-        })?;
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
+    for c in roots {
+        b = b.add_root_certificate(c.clone());
+    }
+    if let Some((name, addrs)) = resolve {
+        b = b.resolve_to_addrs(name, addrs);
     }
     b.build()
         .map_err(|e| SourceError::new(format!("cannot build HTTP client: {e}")))
+}
+
+/// A client that dials `address` for `url`'s host: the address resolved
+/// now (it may be a DNS name), the URL's name still verified.
+async fn client_at(
+    url: &url::Url,
+    address: &Address,
+    timeout: Duration,
+    roots: &[reqwest::Certificate],
+) -> Result<reqwest::Client, String> {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((address.0.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve address {address}: {e}"))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(format!("address {address} resolves to nothing"));
+    }
+    client_with(timeout, roots, Some((host, &addrs))).map_err(|e| e.0)
 }
 
 struct Target {
     stack: String,
     service: String,
     url: HttpUrl,
+    address: Option<Address>,
 }
 
 impl Source for HealthzSource {
@@ -184,6 +230,7 @@ impl Source for HealthzSource {
                             stack: e.name.0.clone(),
                             service: s.name.0.clone(),
                             url: url.clone(),
+                            address: s.address.clone(),
                         })
                     })
                 })
@@ -195,18 +242,42 @@ impl Source for HealthzSource {
                 degraded_after: cfg.degraded_after.0,
             };
             let rules = &rules;
-            let mut probes: Vec<(usize, ServiceProbe)> = stream::iter(
-                targets.into_iter().enumerate(),
-            )
-            .map(|(i, t)| async move { (i, probe(&self.client, t, rules, cfg.timeout.0).await) })
-            .buffer_unordered(cfg.concurrency)
-            .collect()
-            .await;
+            let mut probes: Vec<(usize, ServiceProbe)> =
+                stream::iter(targets.into_iter().enumerate())
+                    .map(|(i, t)| async move {
+                        let probe = match &t.address {
+                            None => probe(&self.client, t, rules, cfg.timeout.0).await,
+                            Some(a) => {
+                                match client_at(&t.url.0, a, cfg.timeout.0, &self.roots).await {
+                                    Ok(client) => probe(&client, t, rules, cfg.timeout.0).await,
+                                    Err(words) => unreachable_at(t, &words, rules),
+                                }
+                            }
+                        };
+                        (i, probe)
+                    })
+                    .buffer_unordered(cfg.concurrency)
+                    .collect()
+                    .await;
             // Inventory order, so every view lists services the same way.
             probes.sort_by_key(|(i, _)| *i);
             let probes: HealthzFacts = probes.into_iter().map(|(_, p)| p).collect();
             Ok(super::output(probes))
         })
+    }
+}
+
+/// The reading of a target whose address could not be resolved.
+fn unreachable_at(t: Target, words: &str, rules: &Rules<'_>) -> ServiceProbe {
+    let verdict = classify(&ProbeOutcome::Failed(words), rules);
+    ServiceProbe {
+        stack: t.stack,
+        service: t.service,
+        health: verdict.health,
+        status_code: None,
+        duration_seconds: 0.0,
+        commit: verdict.commit,
+        reason: verdict.reason,
     }
 }
 

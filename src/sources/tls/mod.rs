@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 
 use crate::sources::Watched;
 use crate::sources::{CollectFuture, Source, SourceError};
-use crate::values::{HostPort, Schedule, Seconds};
+use crate::values::{Address, HostPort, Schedule, Seconds};
 
 pub mod view;
 pub mod words;
@@ -75,7 +75,8 @@ impl Default for TlsConfig {
 pub struct TlsProbe {
     pub stack: String,
     pub service: String,
-    /// `host:port` as configured.
+    /// `host:port` as configured; `host:port@address` when dialled at a
+    /// service's `address`.
     pub host: String,
     pub up: bool,
     /// Leaf certificate notAfter, Unix seconds.
@@ -145,21 +146,31 @@ impl Source for TlsSource {
     fn collect(&self) -> CollectFuture<'_> {
         Box::pin(async move {
             let cfg = &self.config.sources().tls;
-            let targets: Vec<(String, String, HostPort)> = self
+            type Target = (String, String, HostPort, Option<Address>);
+            let targets: Vec<Target> = self
                 .config
                 .environments()
                 .iter()
                 .flat_map(|e| {
                     e.services.iter().filter_map(move |s| {
-                        s.tls
-                            .as_ref()
-                            .map(|hp| (e.name.0.clone(), s.name.0.clone(), hp.clone()))
+                        s.tls.as_ref().map(|hp| {
+                            (
+                                e.name.0.clone(),
+                                s.name.0.clone(),
+                                hp.clone(),
+                                s.address.clone(),
+                            )
+                        })
                     })
                 })
                 .collect();
             let mut probes: Vec<(usize, TlsProbe)> = stream::iter(targets.into_iter().enumerate())
-                .map(|(i, (stack, service, hp))| async move {
-                    let mut p = match tokio::time::timeout(cfg.timeout.0, self.handshake(&hp)).await
+                .map(|(i, (stack, service, hp, address))| async move {
+                    let mut p = match tokio::time::timeout(
+                        cfg.timeout.0,
+                        self.handshake(&hp, address.as_ref()),
+                    )
+                    .await
                     {
                         Ok(p) => p,
                         Err(_) => failed(
@@ -169,6 +180,10 @@ impl Source for TlsSource {
                     };
                     p.stack = stack;
                     p.service = service;
+                    // Backends behind one name are told apart by where they were dialled.
+                    if let Some(a) = &address {
+                        p.host = format!("{}@{a}", p.host);
+                    }
                     (i, p)
                 })
                 .buffer_unordered(cfg.concurrency)
@@ -184,12 +199,15 @@ impl Source for TlsSource {
 }
 
 impl TlsSource {
-    async fn handshake(&self, hp: &HostPort) -> TlsProbe {
+    /// Connects to `hp`, or to `address` on its port, and verifies the
+    /// certificate against `hp`'s host either way.
+    async fn handshake(&self, hp: &HostPort, address: Option<&Address>) -> TlsProbe {
         let name = match ServerName::try_from(hp.host.clone()) {
             Ok(n) => n,
             Err(_) => return failed(hp, format!("not a host name: {:?}", hp.host)),
         };
-        let tcp = match TcpStream::connect((hp.host.as_str(), hp.port)).await {
+        let dial = address.map_or(hp.host.as_str(), |a| a.0.as_str());
+        let tcp = match TcpStream::connect((dial, hp.port)).await {
             Ok(t) => t,
             Err(e) => {
                 tracing::debug!(host = %hp.host, port = hp.port, error = %e, "TLS probe: connect failed");
