@@ -595,6 +595,7 @@ fn render_alloc(config: &Path) {
         pulse: Arc::default(),
         drift: Vec::new(),
         handler_panics: 0,
+        reload: (true, 0.0),
     };
     let _ = fleetpulse::metrics::render_text(snapshot.clone());
     let before = ALLOCATED.load(Ordering::Relaxed);

@@ -53,6 +53,20 @@ metric!(
     "HTTP requests whose handler panicked; each was answered 500 and logged with its route."
 );
 metric!(
+    CONFIG_RELOAD_SUCCESSFUL,
+    "fleet_config_last_reload_successful",
+    Gauge,
+    [],
+    "1 if the last reload of the config (SIGHUP or POST /-/reload) succeeded, 0 if the file was refused and the previous config kept serving."
+);
+metric!(
+    CONFIG_RELOAD_SUCCESS_TIME,
+    "fleet_config_last_reload_success_timestamp_seconds",
+    Gauge,
+    [],
+    "Unix time the config last loaded successfully, at start-up or on a reload."
+);
+metric!(
     SOURCE_UP,
     "fleet_source_up",
     Gauge,
@@ -239,6 +253,8 @@ metric!(
 pub const EXPORTER: &[MetricDef] = &[
     BUILD_INFO,
     HANDLER_PANICS,
+    CONFIG_RELOAD_SUCCESSFUL,
+    CONFIG_RELOAD_SUCCESS_TIME,
     PROCESS_CPU,
     PROCESS_RESIDENT,
     PROCESS_VIRTUAL,

@@ -3,6 +3,7 @@
 //! snapshot out of it. Reading a snapshot only clones `Arc`s under a short
 //! lock: a scrape never waits on network I/O.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -15,9 +16,14 @@ use crate::store::SourceRecord;
 /// Shared state between the scheduler, ingest and the views.
 #[derive(Debug)]
 pub struct Hub {
-    config: Arc<Config>,
+    config: RwLock<Arc<Config>>,
+    /// Whether the last reload of the config succeeded, and when the config
+    /// last loaded successfully (start-up counts).
+    reload: RwLock<(bool, f64)>,
     state: RwLock<State>,
-    pulse: RwLock<Arc<Pulse>>,
+    /// The pulse as the store published it, and as shown: without what the
+    /// inventory no longer lists.
+    pulse: RwLock<(Arc<Pulse>, Arc<Pulse>)>,
     /// Request handlers that panicked (each answered 500).
     handler_panics: AtomicU64,
 }
@@ -31,15 +37,52 @@ struct State {
 impl Hub {
     pub fn new(config: Arc<Config>) -> Arc<Hub> {
         Arc::new(Hub {
-            config,
+            config: RwLock::new(config),
+            reload: RwLock::new((true, now_unix())),
             state: RwLock::new(State::default()),
-            pulse: RwLock::new(Arc::new(Pulse::default())),
+            pulse: RwLock::new((Arc::default(), Arc::default())),
             handler_panics: AtomicU64::new(0),
         })
     }
 
-    pub fn config(&self) -> &Arc<Config> {
-        &self.config
+    /// The config in force.
+    pub fn config(&self) -> Arc<Config> {
+        read(&self.config).clone()
+    }
+
+    /// Puts a reloaded config in force. What it no longer lists leaves the
+    /// facts at once; the books and facts of sources that no longer run
+    /// (`running` names those that do) are forgotten.
+    pub fn replace_config(&self, config: Arc<Config>, running: &[&'static str]) {
+        let mut st = write(&self.state);
+        st.facts.retire(&config.environments);
+        for gone in st
+            .sources
+            .iter()
+            .map(|s| s.source)
+            .filter(|s| !running.contains(s))
+            .collect::<Vec<_>>()
+        {
+            st.facts.forget(gone);
+        }
+        st.sources.retain(|s| running.contains(&s.source));
+        let mut pulse = write(&self.pulse);
+        pulse.1 = listed(&pulse.0, &config);
+        *write(&self.config) = config;
+    }
+
+    /// Records a reload attempt.
+    pub fn record_reload(&self, ok: bool) {
+        let mut r = write(&self.reload);
+        r.0 = ok;
+        if ok {
+            r.1 = now_unix();
+        }
+    }
+
+    /// Whether the last reload succeeded, and when the config last loaded.
+    pub fn reload_books(&self) -> (bool, f64) {
+        *read(&self.reload)
     }
 
     /// Registers a source before its first run, so it is reported as not yet up.
@@ -148,12 +191,16 @@ impl Hub {
 
     /// Replaces the pushed half of the snapshot.
     pub fn publish_pulse(&self, pulse: Arc<Pulse>) {
-        *write(&self.pulse) = pulse;
+        let config = self.config();
+        let shown = listed(&pulse, &config);
+        *write(&self.pulse) = (pulse, shown);
     }
 
-    /// The current pulse.
+    /// The current pulse, as shown: what the store holds for names the
+    /// inventory lists (all of it when `ingest.unknown_names_cap` admits
+    /// names outside the inventory).
     pub fn pulse(&self) -> Arc<Pulse> {
-        read(&self.pulse).clone()
+        read(&self.pulse).1.clone()
     }
 
     /// Everything, as of now.
@@ -164,10 +211,12 @@ impl Hub {
             (st.facts.clone(), st.sources.clone())
         };
         let pulse = self.pulse();
-        let drift = crate::drift::detect(&self.config, &facts, &pulse, read_at);
+        let config = self.config();
+        let drift = crate::drift::detect(&config, &facts, &pulse, read_at);
         Snapshot {
             read_at,
-            config: self.config.clone(),
+            config,
+            reload: self.reload_books(),
             sources,
             facts,
             pulse,
@@ -175,6 +224,55 @@ impl Hub {
             handler_panics: self.handler_panics.load(Ordering::Relaxed),
         }
     }
+}
+
+/// `pulse` without the entries of names `config` no longer lists (a retired
+/// box, host or service, a removed environment). Their rows stay in the
+/// store; they show again if the name comes back. With names outside the
+/// inventory admitted (`unknown_names_cap` > 0), nothing is hidden.
+fn listed(pulse: &Arc<Pulse>, config: &Config) -> Arc<Pulse> {
+    if config.ingest.unknown_names_cap > 0 {
+        return pulse.clone();
+    }
+    let stacks: HashSet<&str> = config
+        .environments
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    let boxes: HashSet<&str> = config
+        .environments
+        .iter()
+        .flat_map(|e| e.boxes.iter().map(|b| b.as_str()))
+        .collect();
+    let hosts: HashSet<&str> = config
+        .environments
+        .iter()
+        .flat_map(|e| e.hosts.iter().map(|h| h.as_str()))
+        .collect();
+    let services: HashSet<&str> = config
+        .environments
+        .iter()
+        .flat_map(|e| e.services.iter().map(|s| s.name.as_str()))
+        .chain(config.ingest.services.iter().map(|s| s.as_str()))
+        .collect();
+    let stack_ok = |s: &str| s.is_empty() || stacks.contains(s);
+    let keeps = pulse.heartbeats.keys().all(|b| boxes.contains(&**b))
+        && pulse
+            .test_runs
+            .values()
+            .all(|r| services.contains(r.service.as_str()) && stack_ok(&r.stack))
+        && pulse.mutants.keys().all(|m| services.contains(m.as_str()))
+        && pulse.host_health.keys().all(|h| hosts.contains(h.as_str()));
+    if keeps {
+        return pulse.clone();
+    }
+    let mut p = (**pulse).clone();
+    p.heartbeats.retain(|b, _| boxes.contains(&**b));
+    p.test_runs
+        .retain(|_, r| services.contains(r.service.as_str()) && stack_ok(&r.stack));
+    p.mutants.retain(|m, _| services.contains(m.as_str()));
+    p.host_health.retain(|h, _| hosts.contains(h.as_str()));
+    Arc::new(p)
 }
 
 /// What one run did to a source's facts.

@@ -67,6 +67,9 @@ enum Command {
         /// wallets and run URLs (as the config's `public: true`).
         #[arg(long)]
         public: bool,
+        /// Serve `POST /-/reload` (SIGHUP reloads either way).
+        #[arg(long = "web.enable-lifecycle")]
+        enable_lifecycle: bool,
     },
     /// Run a simulated fleet on loopback and the exporter watching it.
     Demo {
@@ -469,28 +472,53 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
             shard,
             web_config_file,
             public,
+            enable_lifecycle,
         } => {
-            let mut c = Config::load(&config)?;
+            // The command line overrides the file, at start-up and on every reload.
+            let adjust = move |c: &mut Config| {
+                if let Some(shard) = &shard {
+                    shard.apply(c);
+                }
+                if let Some(l) = listen {
+                    c.listen = l;
+                }
+                if let Some(d) = &state_dir {
+                    c.state_dir = Some(d.clone());
+                }
+                if let Some(w) = &web_config_file {
+                    c.web.config_file = Some(w.clone());
+                }
+                c.public |= public;
+            };
+            let loader = fleetpulse::app::Loader {
+                path: config,
+                adjust: Arc::new(adjust),
+            };
+            let c = loader.load()?;
             if let Some(shard) = shard {
-                shard.apply(&mut c);
                 tracing::info!(%shard, environments = c.environments.len(), "serving one shard");
             }
-            if let Some(l) = listen {
-                c.listen = l;
-            }
-            if let Some(d) = state_dir {
-                c.state_dir = Some(d);
-            }
-            if let Some(w) = web_config_file {
-                c.web.config_file = Some(w);
-            }
-            c.public |= public;
             let config = Arc::new(c);
             runtime()?.block_on(async move {
                 let listener = fleetpulse::server::bind(config.listen).await?;
-                let running = fleetpulse::app::start(config, listener).await?;
+                let options = fleetpulse::app::Options {
+                    loader: Some(loader),
+                    enable_lifecycle,
+                };
+                let running = fleetpulse::app::start_with(config, listener, options).await?;
                 eprintln!("fleetpulse: serving on {}", running.base_url());
-                fleetpulse::app::shutdown_signal().await;
+                let mut hangups = fleetpulse::app::Hangups::new();
+                let stop = fleetpulse::app::shutdown_signal();
+                tokio::pin!(stop);
+                loop {
+                    tokio::select! {
+                        _ = &mut stop => break,
+                        _ = hangups.next() => {
+                            tracing::info!("SIGHUP: reloading the config");
+                            let _ = running.reloader.reload();
+                        }
+                    }
+                }
                 tracing::info!("shutting down");
                 running.shutdown().await?;
                 anyhow::Ok(ExitCode::SUCCESS)

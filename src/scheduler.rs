@@ -7,7 +7,7 @@
 //! exporter is put back before the first run: a restart shows what was
 //! shown before it, not a gap.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
@@ -22,38 +22,137 @@ use crate::store::{FactsWrite, SourceRecord};
 /// Where each run's outcome is kept (the store's `keep_source`).
 pub type Keeper = Arc<dyn Fn(SourceRecord, FactsWrite) + Send + Sync>;
 
-/// Starts one task per source, after putting back what `restored` holds for
-/// it. Dropping the handles does not stop them; abort them to.
-pub fn start(
+/// A source to run, and the fingerprint of the settings it was built from
+/// (a reload keeps the schedule of a source whose fingerprint is the same).
+pub struct Planned {
+    pub source: Arc<dyn Source>,
+    pub fingerprint: String,
+}
+
+/// The running sources: one task each.
+pub struct Scheduler {
     hub: Arc<Hub>,
-    sources: Vec<Arc<dyn Source>>,
-    restored: &[SourceRecord],
     keeper: Option<Keeper>,
-) -> Vec<JoinHandle<()>> {
-    let staleness = hub.config().sources.staleness.0;
-    sources
-        .into_iter()
-        .map(|source| {
-            let hub = hub.clone();
-            let keeper = keeper.clone();
-            let schedule = source.schedule();
-            hub.register_source(source.name(), schedule.interval.0);
-            let kept = restored.iter().find(|r| r.source == source.name());
-            let mut last_kept = kept.and_then(|r| restore(&hub, source.name(), r, staleness));
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(schedule.interval.0);
-                tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-                loop {
-                    tick.tick().await;
-                    let (status, change) = run_once(&hub, source.as_ref(), staleness).await;
-                    if let Some(keep) = &keeper {
-                        let facts = facts_write(&status, change, &mut last_kept);
-                        keep(record(&status), facts);
-                    }
+    tasks: Vec<Task>,
+}
+
+struct Task {
+    name: &'static str,
+    fingerprint: String,
+    interval: Duration,
+    handle: JoinHandle<()>,
+    /// When the task runs next.
+    next: Arc<Mutex<tokio::time::Instant>>,
+}
+
+impl Scheduler {
+    /// Starts one task per source, after putting back what `restored`
+    /// holds for it.
+    pub fn start(
+        hub: Arc<Hub>,
+        sources: Vec<Planned>,
+        restored: &[SourceRecord],
+        keeper: Option<Keeper>,
+    ) -> Scheduler {
+        let staleness = hub.config().sources.staleness.0;
+        let mut s = Scheduler {
+            hub,
+            keeper,
+            tasks: Vec::new(),
+        };
+        for p in sources {
+            s.hub
+                .register_source(p.source.name(), p.source.schedule().interval.0);
+            let kept = restored.iter().find(|r| r.source == p.source.name());
+            let last_kept = kept.and_then(|r| restore(&s.hub, p.source.name(), r, staleness));
+            let task = s.spawn(p, tokio::time::Instant::now(), last_kept);
+            s.tasks.push(task);
+        }
+        s
+    }
+
+    /// The sources running, by name.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.tasks.iter().map(|t| t.name).collect()
+    }
+
+    /// Runs `sources` in place of the running ones (after a reload: they
+    /// are built from the new config). A source whose settings' fingerprint
+    /// and interval are unchanged keeps its schedule: its next run is when
+    /// it was due. A new or changed one runs now.
+    pub fn replace(&mut self, sources: Vec<Planned>) {
+        let old = std::mem::take(&mut self.tasks);
+        for p in sources {
+            let name = p.source.name();
+            let interval = p.source.schedule().interval.0;
+            let same = old.iter().find(|t| {
+                t.name == name && t.fingerprint == p.fingerprint && t.interval == interval
+            });
+            let first = match same {
+                Some(t) => *lock(&t.next),
+                None => tokio::time::Instant::now(),
+            };
+            self.hub.register_source(name, interval);
+            let task = self.spawn(p, first, None);
+            self.tasks.push(task);
+        }
+        for t in old {
+            t.handle.abort();
+        }
+    }
+
+    fn spawn(
+        &self,
+        p: Planned,
+        first: tokio::time::Instant,
+        mut last_kept: Option<String>,
+    ) -> Task {
+        let source = p.source;
+        let name = source.name();
+        let interval = source.schedule().interval.0;
+        let next = Arc::new(Mutex::new(first));
+        let hub = self.hub.clone();
+        let keeper = self.keeper.clone();
+        let due = next.clone();
+        let handle = tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(first, interval);
+            tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            loop {
+                let at = tick.tick().await;
+                *lock(&due) = at + interval;
+                let staleness = hub.config().sources.staleness.0;
+                let (status, change) = run_once(&hub, source.as_ref(), staleness).await;
+                if let Some(keep) = &keeper {
+                    let facts = facts_write(&status, change, &mut last_kept);
+                    keep(record(&status), facts);
                 }
-            })
-        })
-        .collect()
+            }
+        });
+        Task {
+            name,
+            fingerprint: p.fingerprint,
+            interval,
+            handle,
+            next,
+        }
+    }
+
+    /// Stops every task.
+    pub fn stop(&mut self) {
+        for t in &self.tasks {
+            t.handle.abort();
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Puts back one source's kept state, if it is recent enough to have still
@@ -272,13 +371,13 @@ mod tests {
     #[test]
     fn a_source_no_longer_configured_is_not_put_back() {
         let hub = hub();
-        let tasks = start(
+        let tasks = Scheduler::start(
             hub.clone(),
             Vec::new(),
             &[kept(true, 5.0, 5.0, Some(probes_json()))],
             None,
         );
-        assert!(tasks.is_empty());
+        assert!(tasks.names().is_empty());
         let s = hub.snapshot();
         assert!(!s.sources[0].has_run);
         assert!(s.facts.of("healthz").is_none());
@@ -306,5 +405,71 @@ mod tests {
             FactsWrite::Clear
         );
         assert!(last.is_none());
+    }
+
+    const INTERVAL: Duration = Duration::from_secs(1);
+
+    /// A source that counts its runs.
+    struct Counting {
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl Source for Counting {
+        fn name(&self) -> &'static str {
+            "healthz"
+        }
+        fn schedule(&self) -> crate::values::Schedule {
+            crate::values::Schedule {
+                interval: crate::values::Seconds(INTERVAL),
+                timeout: crate::values::Seconds(Duration::from_secs(5)),
+            }
+        }
+        fn collect(&self) -> crate::sources::CollectFuture<'_> {
+            self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async {
+                Ok(crate::sources::output(Vec::<
+                    crate::sources::healthz::ServiceProbe,
+                >::new()))
+            })
+        }
+    }
+
+    /// Waits until the source has run `n` times (failing after 5 s).
+    async fn ran(runs: &std::sync::atomic::AtomicUsize, n: usize) {
+        let limit = tokio::time::Instant::now() + Duration::from_secs(5);
+        while runs.load(std::sync::atomic::Ordering::SeqCst) < n {
+            assert!(tokio::time::Instant::now() < limit, "run {n} never came");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_replaced_source_keeps_its_schedule_unless_its_settings_changed() {
+        let hub = hub();
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let planned = |fingerprint: &str| {
+            vec![Planned {
+                source: Arc::new(Counting { runs: runs.clone() }),
+                fingerprint: fingerprint.to_string(),
+            }]
+        };
+        let started = tokio::time::Instant::now();
+        let mut s = Scheduler::start(hub, planned("a"), &[], None);
+        ran(&runs, 1).await;
+        assert!(
+            started.elapsed() < INTERVAL / 2,
+            "a new source runs at once"
+        );
+        // Same settings: the next run is one interval after the first, not
+        // at the replace.
+        s.replace(planned("a"));
+        ran(&runs, 2).await;
+        assert!(started.elapsed() >= INTERVAL, "ran before it was due");
+        // Changed settings: it runs at once.
+        s.replace(planned("b"));
+        let replaced = tokio::time::Instant::now();
+        ran(&runs, 3).await;
+        assert!(replaced.elapsed() < INTERVAL / 2, "did not run at once");
+        assert_eq!(s.names(), ["healthz"]);
     }
 }

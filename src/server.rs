@@ -7,14 +7,14 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::hub::Hub;
 use crate::metrics;
 use crate::views;
-use crate::webconfig::{BasicAuth, WebSecurity};
+use crate::webconfig::SecurityCell;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -24,12 +24,18 @@ pub struct AppState {
     pub redactor: Arc<views::json::Redactor>,
     /// The push API; `None` when no state directory is configured.
     pub ingest: Option<Arc<crate::ingest::Ingest>>,
+    /// `POST /-/reload`: set when `--web.enable-lifecycle` is given.
+    pub reload: Option<ReloadHook>,
 }
+
+/// Re-reads the config files: `Ok` with a summary, or `Err` with why the
+/// files were refused (the previous config keeps serving).
+pub type ReloadHook = Arc<dyn Fn() -> Result<String, String> + Send + Sync>;
 
 /// All routes. With `basic_auth`, every route but the ingest API's asks for
 /// a user and password; the ingest routes keep their own bearer tokens
 /// (both use the `Authorization` header, so one request cannot carry both).
-pub fn router(state: AppState, basic_auth: Option<Arc<BasicAuth>>) -> Router {
+pub fn router(state: AppState, security: Arc<SecurityCell>) -> Router {
     let ingest = match &state.ingest {
         Some(i) => crate::ingest::router(i.clone()),
         None => Router::new(),
@@ -41,16 +47,14 @@ pub fn router(state: AppState, basic_auth: Option<Arc<BasicAuth>>) -> Router {
         .route("/", get(page_handler))
         .route("/board", get(board_handler))
         .route("/api/v1/fleet", get(fleet_handler))
+        .route("/-/reload", post(reload_handler).put(reload_handler))
         // Unknown paths are answered behind the same guard.
         .fallback(not_found)
         .with_state(state);
-    let views = match basic_auth {
-        Some(auth) => views.layer(axum::middleware::from_fn_with_state(
-            auth,
-            require_basic_auth,
-        )),
-        None => views,
-    };
+    let views = views.layer(axum::middleware::from_fn_with_state(
+        security,
+        require_basic_auth,
+    ));
     // Outermost, so a panic anywhere below (ingest included) is a 500.
     ingest
         .merge(views)
@@ -158,10 +162,13 @@ async fn not_found() -> Response {
 }
 
 async fn require_basic_auth(
-    State(auth): State<Arc<BasicAuth>>,
+    State(security): State<Arc<SecurityCell>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
+    let Some(auth) = security.get().basic_auth else {
+        return next.run(req).await;
+    };
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -248,6 +255,28 @@ async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok\n")
 }
 
+/// `POST /-/reload` (or PUT), as Prometheus and blackbox_exporter answer it:
+/// 200 when the files were read and put in force, 500 with why when they
+/// were refused (the previous config keeps serving); 403 unless the
+/// exporter was started with `--web.enable-lifecycle`.
+async fn reload_handler(State(state): State<AppState>) -> Response {
+    let Some(reload) = state.reload.clone() else {
+        return (
+            StatusCode::FORBIDDEN,
+            "lifecycle APIs are not enabled: start with --web.enable-lifecycle, or send SIGHUP\n",
+        )
+            .into_response();
+    };
+    match reload() {
+        Ok(summary) => (StatusCode::OK, format!("{summary}\n")).into_response(),
+        Err(why) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("failed to reload config: {why}\n"),
+        )
+            .into_response(),
+    }
+}
+
 /// Binds `addr`, with a clear error when it is taken.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr)
@@ -265,14 +294,15 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
-    security: WebSecurity,
+    security: Arc<SecurityCell>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let web = state.hub.config().web.clone();
     let deadline = web.request_timeout.0;
-    let app = router(state, security.basic_auth.clone()).layer(
-        axum::middleware::from_fn_with_state(deadline, request_deadline),
-    );
+    let app = router(state, security.clone()).layer(axum::middleware::from_fn_with_state(
+        deadline,
+        request_deadline,
+    ));
     let permits = Arc::new(tokio::sync::Semaphore::new(web.max_connections.max(1)));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -302,7 +332,7 @@ pub async fn serve(
                 .header_read_timeout(deadline);
             b
         };
-        match &security.tls {
+        match &security.get().tls {
             None => {
                 let conn = graceful
                     .watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));

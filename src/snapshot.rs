@@ -49,4 +49,7 @@ pub struct Snapshot {
     pub drift: Vec<DriftFlag>,
     /// Request handlers that panicked since start (each answered 500).
     pub handler_panics: u64,
+    /// Whether the last config reload succeeded, and when the config last
+    /// loaded successfully, Unix seconds.
+    pub reload: (bool, f64),
 }

@@ -201,6 +201,27 @@ impl fmt::Debug for WebSecurity {
     }
 }
 
+/// The web security in force, replaced whole on a reload; each new
+/// connection and request reads it once.
+#[derive(Debug, Default)]
+pub struct SecurityCell(std::sync::RwLock<WebSecurity>);
+
+impl SecurityCell {
+    pub fn new(security: WebSecurity) -> SecurityCell {
+        SecurityCell(std::sync::RwLock::new(security))
+    }
+
+    /// The security in force.
+    pub fn get(&self) -> WebSecurity {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts reloaded security in force for new connections and requests.
+    pub fn replace(&self, security: WebSecurity) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = security;
+    }
+}
+
 impl WebSecurity {
     /// `https` when serving TLS, else `http`.
     pub fn scheme(&self) -> &'static str {

@@ -91,11 +91,11 @@ pub struct Tokens {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, Copy)]
-pub struct Caller<'a> {
+#[derive(Debug, Clone)]
+pub struct Caller {
     /// The token's `id`, or `#N` (its position in the file): safe to log.
-    pub id: &'a str,
-    pub scope: &'a Scope,
+    pub id: String,
+    pub scope: Scope,
 }
 
 /// Why a request was not authenticated.
@@ -195,10 +195,7 @@ impl Tokens {
     }
 
     /// Authenticates an `Authorization` header value.
-    pub fn authenticate(
-        &self,
-        authorization: Option<&[u8]>,
-    ) -> Result<Caller<'_>, Unauthenticated> {
+    pub fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Caller, Unauthenticated> {
         let value = authorization.ok_or(Unauthenticated::Missing)?;
         let token = bearer(value).ok_or(Unauthenticated::Missing)?;
         let presented: [u8; 32] = Sha256::digest(token).into();
@@ -212,8 +209,8 @@ impl Tokens {
         }
         found
             .map(|t| Caller {
-                id: &t.id,
-                scope: &t.scope,
+                id: t.id.clone(),
+                scope: t.scope.clone(),
             })
             .ok_or(Unauthenticated::Invalid)
     }

@@ -29,7 +29,7 @@ pub(super) async fn put(
         if !media.as_deref().is_some_and(is_json) {
             return Err(unsupported(media.as_deref(), "application/json"));
         }
-        let bytes = read_body(body, &parts.headers, ing.max_body_bytes).await?;
+        let bytes = read_body(body, &parts.headers, ing.rules().max_body_bytes).await?;
         let s = doctor::summarize(&bytes).map_err(|e| Refusal::bad_request(e.to_string()))?;
         // Valid JSON is valid UTF-8.
         let document = String::from_utf8(bytes.to_vec())
@@ -37,6 +37,7 @@ pub(super) async fn put(
         let summary = HostHealth {
             host: admitted.name.clone(),
             stack: ing
+                .rules()
                 .inventory
                 .stack_of(NameKind::Host, &admitted.name)
                 .to_string(),

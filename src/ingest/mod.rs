@@ -125,15 +125,42 @@ impl Inventory {
     }
 }
 
-/// The ingest side: tokens, inventory, limits and the store.
+/// The ingest side: the rules pushes are admitted by, and the store.
 #[derive(Debug)]
 pub struct Ingest {
     store: Store,
+    /// Replaced whole on a reload; a request reads the rules once.
+    rules: std::sync::RwLock<Arc<Rules>>,
+}
+
+/// Who may push what, and how much: from the config and the tokens file.
+#[derive(Debug)]
+pub struct Rules {
     tokens: Tokens,
     inventory: Inventory,
     max_body_bytes: usize,
     max_junit_bytes: usize,
     unknown_names_cap: usize,
+}
+
+impl Rules {
+    /// Reads the tokens file `config` names; the rest comes from `config`.
+    pub fn from_config(config: &Config) -> Result<Rules, IngestError> {
+        let tokens = match &config.ingest.tokens_file {
+            Some(path) => Tokens::load(path)?,
+            None => {
+                tracing::warn!("ingest.tokens_file is not set: every push will be refused (401)");
+                Tokens::none()
+            }
+        };
+        Ok(Rules {
+            tokens,
+            inventory: Inventory::new(config),
+            max_body_bytes: config.ingest.max_body_bytes,
+            max_junit_bytes: config.ingest.max_junit_bytes,
+            unknown_names_cap: config.ingest.unknown_names_cap,
+        })
+    }
 }
 
 impl Ingest {
@@ -144,33 +171,34 @@ impl Ingest {
         state_dir: &Path,
         publish: Publish,
     ) -> Result<Ingest, IngestError> {
-        let tokens = match &config.ingest.tokens_file {
-            Some(path) => Tokens::load(path)?,
-            None => {
-                tracing::warn!("ingest.tokens_file is not set: every push will be refused (401)");
-                Tokens::none()
-            }
-        };
-        let inventory = Inventory::new(config);
+        let rules = Rules::from_config(config)?;
         let store = Store::open(
             state_dir,
             config.ingest.unknown_names_cap,
-            &|kind, name| inventory.knows(kind, name),
+            &|kind, name| rules.inventory.knows(kind, name),
             publish,
         )?;
         tracing::info!(
             store = %store.path().display(),
-            tokens = tokens.len(),
+            tokens = rules.tokens.len(),
             "ingest ready"
         );
         Ok(Ingest {
             store,
-            tokens,
-            inventory,
-            max_body_bytes: config.ingest.max_body_bytes,
-            max_junit_bytes: config.ingest.max_junit_bytes,
-            unknown_names_cap: config.ingest.unknown_names_cap,
+            rules: std::sync::RwLock::new(Arc::new(rules)),
         })
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<Rules> {
+        self.rules.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Puts reloaded rules in force: a request already admitted finishes
+    /// under the rules it was admitted by, the next one is read under these.
+    pub fn replace_rules(&self, rules: Rules) {
+        tracing::info!(tokens = rules.tokens.len(), "ingest rules reloaded");
+        *self.rules.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rules);
     }
 
     /// The store, for reads.
@@ -278,7 +306,7 @@ impl Ingest {
     fn label(&self, kind: NameKind, name: &str) -> String {
         if !Name::is_valid(name) {
             INVALID_NAME_LABEL.into()
-        } else if self.inventory.knows(kind, name) {
+        } else if self.rules().inventory.knows(kind, name) {
             name.into()
         } else {
             UNKNOWN_NAME_LABEL.into()
@@ -306,8 +334,9 @@ impl Ingest {
                 format!("token {} may not write {name}", caller.id),
             ));
         }
-        let known = self.inventory.knows(kind, &name);
-        if !known && self.unknown_names_cap == 0 {
+        let rules = self.rules();
+        let known = rules.inventory.knows(kind, &name);
+        if !known && rules.unknown_names_cap == 0 {
             return Err(Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!("{} {name} is not in the inventory", kind_word(kind)),
@@ -335,8 +364,8 @@ impl Ingest {
         })
     }
 
-    fn caller(&self, headers: &HeaderMap) -> Result<Caller<'_>, Refusal> {
-        Ok(self.tokens.authenticate(
+    fn caller(&self, headers: &HeaderMap) -> Result<Caller, Refusal> {
+        Ok(self.rules().tokens.authenticate(
             headers
                 .get(header::AUTHORIZATION)
                 .map(HeaderValue::as_bytes),
@@ -392,7 +421,7 @@ async fn heartbeat(
     let result: Result<serde_json::Value, Refusal> = async {
         let admitted = ing.admit(NameKind::Box, name.clone(), &parts.headers)?;
         let media = media_type(&parts.headers);
-        let bytes = read_body(body, &parts.headers, ing.max_body_bytes).await?;
+        let bytes = read_body(body, &parts.headers, ing.rules().max_body_bytes).await?;
         let body: HeartbeatBody = if bytes.iter().all(u8::is_ascii_whitespace) {
             HeartbeatBody::default()
         } else if media.as_deref().is_some_and(is_json) {
@@ -405,6 +434,7 @@ async fn heartbeat(
         };
         let push = HeartbeatPush {
             stack: ing
+                .rules()
                 .inventory
                 .stack_of(NameKind::Box, &admitted.name)
                 .to_string(),
@@ -461,8 +491,8 @@ async fn test_run(
             other => return Err(unsupported(other, expected)),
         };
         let limit = match format {
-            TestRunFormat::Json => ing.max_body_bytes,
-            TestRunFormat::Junit => ing.max_junit_bytes,
+            TestRunFormat::Json => ing.rules().max_body_bytes,
+            TestRunFormat::Junit => ing.rules().max_junit_bytes,
         };
         let bytes = read_body(body, &parts.headers, limit).await?;
         let received_at = now_unix();
@@ -566,6 +596,7 @@ impl Ingest {
         };
         match given {
             None => Ok(self
+                .rules()
                 .inventory
                 .stack_of(NameKind::Service, service)
                 .to_string()),
@@ -573,7 +604,7 @@ impl Ingest {
                 "not a valid stack name: {}",
                 shown(&s)
             ))),
-            Some(s) if !self.inventory.stacks.contains(&s) => Err(Refusal::new(
+            Some(s) if !self.rules().inventory.stacks.contains(&s) => Err(Refusal::new(
                 StatusCode::NOT_FOUND,
                 format!("stack {s} is not in the inventory"),
             )),
@@ -597,7 +628,7 @@ async fn mutants(
         if !media.as_deref().is_some_and(is_json) {
             return Err(unsupported(media.as_deref(), "application/json"));
         }
-        let bytes = read_body(body, &parts.headers, ing.max_body_bytes).await?;
+        let bytes = read_body(body, &parts.headers, ing.rules().max_body_bytes).await?;
         let counts = mutants::parse(&bytes).map_err(|e| Refusal::bad_request(e.to_string()))?;
         let m = Mutants {
             service: admitted.name.clone(),

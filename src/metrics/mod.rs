@@ -112,6 +112,8 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         )],
     )?;
     family(enc, &cat::HANDLER_PANICS, [([], s.handler_panics as f64)])?;
+    family(enc, &cat::CONFIG_RELOAD_SUCCESSFUL, [([], b(s.reload.0))])?;
+    family(enc, &cat::CONFIG_RELOAD_SUCCESS_TIME, [([], s.reload.1)])?;
     process::encode(enc)?;
     family(
         enc,
@@ -225,6 +227,7 @@ mod tests {
             read_at: 0.0,
             config,
             sources: vec![source("healthz", true), source("tls", false)],
+            reload: (true, 0.0),
             facts: Facts::default()
                 .with(
                     "healthz",

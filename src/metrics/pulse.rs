@@ -158,7 +158,7 @@ mod tests {
 
     fn render(pulse: Pulse) -> String {
         let config = Config::parse(
-            "environments:\n  - name: prod\n    boxes: [prod-a, prod-b]\n",
+            "environments:\n  - name: prod\n    boxes: [prod-a, prod-b]\n    services: [{ name: broker }]\n",
             "fleet.yaml",
         )
         .unwrap();

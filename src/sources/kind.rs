@@ -28,6 +28,9 @@ pub trait SourceKind {
     const BUILT_WITH: bool = true;
     /// Its metric families, in the order it writes them.
     const FAMILIES: &'static [MetricDef];
+    /// Other `sources.*` sections it is built from (a reload restarts it
+    /// when one of them, or its own, changes).
+    const READS: &'static [&'static str] = &[];
 
     /// Its `sources.NAME` settings; `NoSettings` for a source configured
     /// elsewhere. A missing section reads as `Default`.

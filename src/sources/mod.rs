@@ -39,12 +39,44 @@ pub mod tls;
 /// implements this for its own facts type; nothing outside the source's
 /// module needs to know the type to store, encode or keep it.
 pub trait SourceFacts:
-    Serialize + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static
+    Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static
 {
     /// Writes the source's metric families (none by default).
     fn encode(&self, _enc: &mut crate::exposition::DescriptorEncoder) -> std::fmt::Result {
         Ok(())
     }
+
+    /// Drops what the inventory no longer lists (a retired environment or
+    /// service), so it leaves every view at once rather than at the
+    /// source's next run. Returns whether anything was dropped.
+    fn retire(&mut self, _listed: &Listed<'_>) -> bool {
+        false
+    }
+}
+
+/// What the inventory lists, for `SourceFacts::retire`.
+pub struct Listed<'a>(pub &'a [Environment]);
+
+impl Listed<'_> {
+    /// Whether an environment of this name is listed.
+    pub fn stack(&self, stack: &str) -> bool {
+        self.0.iter().any(|e| e.name.as_str() == stack)
+    }
+
+    /// Whether `stack` lists a service of this name.
+    pub fn service(&self, stack: &str, service: &str) -> bool {
+        self.0
+            .iter()
+            .filter(|e| e.name.as_str() == stack)
+            .any(|e| e.services.iter().any(|s| s.name.as_str() == service))
+    }
+}
+
+/// `Vec::retain` that says whether it dropped anything.
+pub fn retain_listed<T>(items: &mut Vec<T>, keep: impl Fn(&T) -> bool) -> bool {
+    let before = items.len();
+    items.retain(keep);
+    items.len() != before
 }
 
 /// Facts of any source, type-erased: what the scheduler, the store and the
@@ -54,6 +86,9 @@ pub trait AnyFacts: std::fmt::Debug + Send + Sync {
     /// The facts as JSON, as the store keeps them between runs.
     fn to_json(&self) -> serde_json::Result<String>;
     fn as_any(&self) -> &dyn Any;
+    /// These facts without what the inventory no longer lists; `None` when
+    /// nothing is gone.
+    fn without_retired(&self, listed: &Listed<'_>) -> Option<SourceOutput>;
 }
 
 impl<T: SourceFacts> AnyFacts for T {
@@ -65,6 +100,10 @@ impl<T: SourceFacts> AnyFacts for T {
     }
     fn as_any(&self) -> &dyn Any {
         self
+    }
+    fn without_retired(&self, listed: &Listed<'_>) -> Option<SourceOutput> {
+        let mut kept = self.clone();
+        kept.retire(listed).then(|| Arc::new(kept) as SourceOutput)
     }
 }
 
@@ -140,6 +179,16 @@ impl Facts {
     /// Stores a source's fresh output.
     pub fn set(&mut self, source: &'static str, out: SourceOutput) {
         self.by_source.insert(source, out);
+    }
+
+    /// Drops from every source's facts what `environments` no longer lists.
+    pub fn retire(&mut self, environments: &[Environment]) {
+        let listed = Listed(environments);
+        for f in self.by_source.values_mut() {
+            if let Some(kept) = f.without_retired(&listed) {
+                *f = kept;
+            }
+        }
     }
 
     /// Forgets a source's values (they went stale).
@@ -281,6 +330,27 @@ macro_rules! registry {
         }
 
         impl SourcesConfig {
+            /// The settings a source is built from, as text: its own section
+            /// and those it also reads. Equal text, same settings.
+            pub fn fingerprint(&self, source: &str) -> String {
+                let section = |name: &str| -> String {
+                    match name {
+                        $(stringify!($name) => format!("{:?}", self.$name),)*
+                        _ => String::new(),
+                    }
+                };
+                match source {
+                    $(
+                        stringify!($name) => std::iter::once(stringify!($name))
+                            .chain(<$kind as SourceKind>::READS.iter().copied())
+                            .map(section)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                    )*
+                    _ => String::new(),
+                }
+            }
+
             /// Every section's problems its types cannot say, in registry
             /// order: (section, field, message).
             pub fn problems(&self, environments: &[Environment]) -> Vec<(&'static str, &'static str, String)> {

@@ -379,6 +379,7 @@ mod tests {
             pulse: Arc::new(Pulse::default()),
             drift: Vec::new(),
             handler_panics: 0,
+            reload: (true, 0.0),
         }
     }
 

@@ -15,6 +15,7 @@ mod exporter;
 mod ingest;
 mod page;
 mod probes;
+mod reload;
 mod serving;
 mod shipped;
 mod status;

@@ -531,6 +531,11 @@ pub fn register(
     }
 }
 impl super::SourceFacts for AwsFacts {
+    fn retire(&mut self, listed: &super::Listed<'_>) -> bool {
+        let i = super::retain_listed(&mut self.instances, |x| listed.stack(&x.stack));
+        let a = super::retain_listed(&mut self.addresses, |x| listed.stack(&x.stack));
+        i || a
+    }
     fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         encode(self, enc)
     }

@@ -342,6 +342,11 @@ pub fn register(
     }
 }
 impl super::SourceFacts for ChainFacts {
+    fn retire(&mut self, listed: &super::Listed<'_>) -> bool {
+        let b = super::retain_listed(&mut self.balances, |x| listed.stack(&x.stack));
+        let r = super::retain_listed(&mut self.registrations, |x| listed.stack(&x.stack));
+        b || r
+    }
     fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         encode(self, enc)
     }

@@ -203,6 +203,9 @@ pub fn register(
     }
 }
 impl super::SourceFacts for DnsFacts {
+    fn retire(&mut self, listed: &super::Listed<'_>) -> bool {
+        super::retain_listed(&mut self.records, |r| listed.stack(&r.stack))
+    }
     fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         encode(self, enc)
     }
@@ -227,6 +230,7 @@ pub struct Dns;
 
 impl super::SourceKind for Dns {
     const NAME: &'static str = "dns";
+    const READS: &'static [&'static str] = &["aws"];
     const FEATURE: Option<&'static str> = Some("aws");
     const BUILT_WITH: bool = cfg!(feature = "aws");
     const FAMILIES: &'static [crate::catalogue::MetricDef] = &[DNS_RECORD_INFO];

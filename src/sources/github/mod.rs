@@ -177,6 +177,9 @@ pub fn register(
 }
 
 impl crate::sources::SourceFacts for GithubFacts {
+    fn retire(&mut self, listed: &super::Listed<'_>) -> bool {
+        super::retain_listed(&mut self.slots, |s| listed.stack(&s.stack))
+    }
     fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         encode(self, enc)
     }

@@ -369,6 +369,9 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
 pub type HealthzFacts = Vec<ServiceProbe>;
 
 impl super::SourceFacts for Vec<ServiceProbe> {
+    fn retire(&mut self, listed: &super::Listed<'_>) -> bool {
+        super::retain_listed(self, |p| listed.service(&p.stack, &p.service))
+    }
     fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         encode(self, enc)
     }
@@ -423,6 +426,7 @@ pub struct Healthz;
 
 impl super::SourceKind for Healthz {
     const NAME: &'static str = "healthz";
+    const READS: &'static [&'static str] = &["tls"];
     const FAMILIES: &'static [crate::catalogue::MetricDef] = &[
         SERVICE_HEALTH,
         SERVICE_STATUS_CODE,

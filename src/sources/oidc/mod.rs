@@ -183,13 +183,18 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
     Ok(super::at_most_one(OidcSource::from_config(config.clone())?))
 }
 
-impl super::SourceFacts for OidcFacts {}
+impl super::SourceFacts for OidcFacts {
+    fn retire(&mut self, listed: &super::Listed<'_>) -> bool {
+        super::retain_listed(&mut self.documents, |d| listed.stack(&d.stack))
+    }
+}
 
 /// The oidc source, as the registry knows it.
 pub struct Oidc;
 
 impl super::SourceKind for Oidc {
     const NAME: &'static str = "oidc";
+    const READS: &'static [&'static str] = &["tls"];
     const FAMILIES: &'static [crate::catalogue::MetricDef] = &[];
     type Settings = OidcConfig;
     type Facts = OidcFacts;

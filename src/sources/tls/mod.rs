@@ -340,6 +340,9 @@ pub fn register(config: &Arc<dyn Watched>) -> Result<Vec<Arc<dyn Source>>, Sourc
 pub type TlsFacts = Vec<TlsProbe>;
 
 impl super::SourceFacts for Vec<TlsProbe> {
+    fn retire(&mut self, listed: &super::Listed<'_>) -> bool {
+        super::retain_listed(self, |p| listed.service(&p.stack, &p.service))
+    }
     fn encode(&self, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         encode(self, enc)
     }

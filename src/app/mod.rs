@@ -10,9 +10,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::hub::Hub;
+use crate::scheduler::{Planned, Scheduler};
 use crate::server::{self, AppState};
-use crate::sources::{self, SourceError};
-use crate::webconfig::WebSecurity;
+use crate::sources::{self, Source, SourceError};
+use crate::webconfig::{SecurityCell, WebSecurity};
+
+mod reload;
+pub use reload::{Loader, Reloader};
 
 /// Why the exporter could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,15 +41,46 @@ pub enum StartError {
 pub struct Running {
     pub addr: SocketAddr,
     pub hub: Arc<Hub>,
-    /// The TLS and basic-auth settings it serves with.
+    /// The TLS and basic-auth settings it started with.
     pub security: WebSecurity,
-    source_tasks: Vec<JoinHandle<()>>,
+    /// Re-reads the config files (SIGHUP, `POST /-/reload`).
+    pub reloader: Arc<Reloader>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
 }
 
+/// How to start: where the config came from (for reloads) and whether
+/// `POST /-/reload` is served.
+#[derive(Clone, Default)]
+pub struct Options {
+    /// Reads the config again on a reload; `None`: nothing to re-read.
+    pub loader: Option<Loader>,
+    /// `--web.enable-lifecycle`: serve `POST /-/reload`.
+    pub enable_lifecycle: bool,
+}
+
 /// Starts the sources and serves on `listener`.
 pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running, StartError> {
+    start_with(config, listener, Options::default()).await
+}
+
+/// The sources to run, each with the fingerprint of its settings.
+pub(crate) fn plan(config: &Config, sources: Vec<Arc<dyn Source>>) -> Vec<Planned> {
+    sources
+        .into_iter()
+        .map(|source| Planned {
+            fingerprint: config.sources.fingerprint(source.name()),
+            source,
+        })
+        .collect()
+}
+
+/// As `start`, with reloads.
+pub async fn start_with(
+    config: Arc<Config>,
+    listener: TcpListener,
+    options: Options,
+) -> Result<Running, StartError> {
     let addr = listener.local_addr()?;
     // The web config first: a bad certificate or hash stops start-up before
     // anything else is running.
@@ -83,14 +118,27 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
         }
         None => (Vec::new(), None),
     };
-    let source_tasks = crate::scheduler::start(hub.clone(), sources, &restored, keeper);
+    let planned = plan(&config, sources);
+    let scheduler = Scheduler::start(hub.clone(), planned, &restored, keeper);
+    let cell = Arc::new(SecurityCell::new(security.clone()));
+    let reloader = Arc::new(Reloader::new(
+        hub.clone(),
+        ingest.clone(),
+        scheduler,
+        cell.clone(),
+        options.loader,
+    ));
     let (stop, stopped) = oneshot::channel::<()>();
     let state = AppState {
         hub: hub.clone(),
         redactor,
         ingest,
+        reload: options.enable_lifecycle.then(|| {
+            let r = reloader.clone();
+            Arc::new(move || r.reload()) as server::ReloadHook
+        }),
     };
-    let server = tokio::spawn(server::serve(listener, state, security.clone(), async {
+    let server = tokio::spawn(server::serve(listener, state, cell, async {
         let _ = stopped.await;
     }));
     tracing::info!(
@@ -104,7 +152,7 @@ pub async fn start(config: Arc<Config>, listener: TcpListener) -> Result<Running
         addr,
         hub,
         security,
-        source_tasks,
+        reloader,
         stop: Some(stop),
         server,
     })
@@ -118,9 +166,7 @@ impl Running {
 
     /// Stops the sources, lets open requests finish, and waits for the server.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
-        for t in &self.source_tasks {
-            t.abort();
-        }
+        self.reloader.stop_sources();
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -134,10 +180,38 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        for t in &self.source_tasks {
-            t.abort();
-        }
+        self.reloader.stop_sources();
         self.server.abort();
+    }
+}
+
+/// Completes on each SIGHUP (never, where there are no signals).
+pub struct Hangups(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangups {
+    pub fn new() -> Hangups {
+        #[cfg(unix)]
+        {
+            Hangups(tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok())
+        }
+        #[cfg(not(unix))]
+        Hangups()
+    }
+
+    /// The next SIGHUP.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some(s) = &mut self.0 {
+            s.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+impl Default for Hangups {
+    fn default() -> Self {
+        Hangups::new()
     }
 }
 

@@ -1,0 +1,323 @@
+//! Reloading the config of a running `fleetpulse serve` (SIGHUP and
+//! `POST /-/reload`): the new files in force at once, a bad one refused
+//! whole, unchanged sources keeping their facts and schedule, a rotated
+//! token taking effect, and no push or scrape lost while it happens.
+
+use crate::common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{eventually, free_port, sample, spawn_listening, Process};
+use fleetpulse::ingest::auth::hash_token;
+use fleetpulse::simfleet::{Authority, Behaviour, SimService};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fleetpulse");
+const OLD_TOKEN: &str = "token-before-rotation";
+const NEW_TOKEN: &str = "token-after-rotation";
+
+struct Served {
+    process: Process,
+    url: String,
+    dir: tempfile::TempDir,
+    _service: SimService,
+    port: u16,
+    ca: String,
+}
+
+fn tokens(dir: &Path, token: &str) {
+    std::fs::write(
+        dir.join("tokens.yaml"),
+        format!(
+            "- sha256: {}\n  names: ['*']\n  id: pusher\n",
+            hash_token(token)
+        ),
+    )
+    .unwrap();
+}
+
+/// The fleet file: prod with `boxes`, and `extra` appended to the
+/// environments.
+fn fleet(s_port: u16, ca: &str, dir: &Path, listen: u16, boxes: &str, extra: &str) -> String {
+    format!(
+        "listen: 127.0.0.1:{listen}\nstate_dir: {state}\ningest:\n  tokens_file: {tokens}\nsources:\n  healthz: {{ interval: 1h, timeout: 5s }}\n  tls: {{ interval: 1h, timeout: 5s, ca_file: {ca} }}\n\
+         environments:\n  - name: prod\n    boxes: [{boxes}]\n    services:\n      - {{ name: broker, healthz: 'https://localhost:{s_port}/healthz', tls: 'localhost:{s_port}' }}\n{extra}",
+        state = dir.join("state").display(),
+        tokens = dir.join("tokens.yaml").display(),
+    )
+}
+
+const SLOT: &str = "  - name: test-1\n    boxes: [slot-box]\n    services:\n      - { name: slot-broker, healthz: 'https://localhost:1/healthz' }\n";
+
+async fn serve() -> Served {
+    let authority = Authority::new(20).unwrap();
+    let service = SimService::start(
+        authority.issue(&["localhost"], 30).unwrap(),
+        Behaviour::Healthy {
+            commit: "abc1234".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem").display().to_string();
+    std::fs::write(&ca, authority.root_pem()).unwrap();
+    tokens(dir.path(), OLD_TOKEN);
+    let listen = free_port();
+    let file = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &file,
+        fleet(
+            service.port(),
+            &ca,
+            dir.path(),
+            listen,
+            "box-a, box-b",
+            SLOT,
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.args([
+        "--log.format",
+        "logfmt",
+        "serve",
+        "--web.enable-lifecycle",
+        "--config",
+    ])
+    .arg(&file);
+    let process = spawn_listening(
+        cmd,
+        "fleetpulse: serving on http://127.0.0.1:",
+        "fleetpulse serve",
+    );
+    let url = format!("http://127.0.0.1:{}", process.port);
+    Served {
+        process,
+        url,
+        port: service.port(),
+        _service: service,
+        dir,
+        ca,
+    }
+}
+
+impl Served {
+    fn rewrite(&self, boxes: &str, extra: &str) {
+        std::fs::write(
+            self.dir.path().join("fleet.yaml"),
+            fleet(
+                self.port,
+                &self.ca,
+                self.dir.path(),
+                listen_of(&self.url),
+                boxes,
+                extra,
+            ),
+        )
+        .unwrap();
+    }
+
+    async fn metrics(&self) -> String {
+        common::get(&format!("{}/metrics", self.url)).await.1
+    }
+
+    async fn heartbeat(&self, token: &str, box_name: &str) -> u16 {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/heartbeats/{box_name}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn post_reload(&self) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .post(format!("{}/-/reload", self.url))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+fn listen_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+const RELOAD_OK: &str = "fleet_config_last_reload_successful";
+const RELOAD_TIME: &str = "fleet_config_last_reload_success_timestamp_seconds";
+const HEALTHZ_SUCCESS: &str = r#"fleet_source_last_success_timestamp_seconds{source="healthz"}"#;
+const BROKER_GREEN: &str = r#"fleet_service_health{stack="prod",service="broker",state="green"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_puts_new_files_in_force_keeps_unchanged_sources_and_refuses_a_bad_file_whole() {
+    let s = serve().await;
+    let before = eventually(Duration::from_secs(20), "the first probes", || async {
+        let m = s.metrics().await;
+        (sample(&m, BROKER_GREEN) == Some(1.0) && m.contains(r#"stack="test-1""#)).then_some(m)
+    })
+    .await;
+    let probed_at = sample(&before, HEALTHZ_SUCCESS).unwrap();
+    let loaded_at = sample(&before, RELOAD_TIME).unwrap();
+    assert_eq!(sample(&before, RELOAD_OK), Some(1.0));
+    assert_eq!(s.heartbeat(OLD_TOKEN, "box-b").await, 200);
+    assert!(s.metrics().await.contains(r#"box="box-b""#));
+
+    // Retire box-b and the test-1 environment, rotate the token, SIGHUP.
+    s.rewrite("box-a", "");
+    tokens(s.dir.path(), NEW_TOKEN);
+    s.process.signal("HUP");
+    let after = eventually(Duration::from_secs(10), "the SIGHUP reload", || async {
+        let m = s.metrics().await;
+        sample(&m, RELOAD_TIME)
+            .filter(|t| *t > loaded_at)
+            .map(|_| m)
+    })
+    .await;
+    assert_eq!(sample(&after, RELOAD_OK), Some(1.0));
+    // What the file no longer lists is gone at once, from every view.
+    assert!(!after.contains(r#"stack="test-1""#), "{after}");
+    assert!(!after.contains(r#"box="box-b""#), "{after}");
+    let fleet: serde_json::Value =
+        serde_json::from_str(&common::get(&format!("{}/api/v1/fleet", s.url)).await.1).unwrap();
+    let stacks: Vec<&str> = fleet["environments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["stack"].as_str().unwrap())
+        .collect();
+    assert_eq!(stacks, ["prod"]);
+    assert!(fleet["boxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|b| b["name"] != "box-b"));
+    // The healthz settings did not change: its facts stay, and it is not
+    // run again before its hour is up.
+    assert_eq!(sample(&after, BROKER_GREEN), Some(1.0));
+    assert_eq!(sample(&after, HEALTHZ_SUCCESS), Some(probed_at));
+    // The rotated token works at once; the old one no longer does.
+    assert_eq!(s.heartbeat(OLD_TOKEN, "box-a").await, 401);
+    assert_eq!(s.heartbeat(NEW_TOKEN, "box-a").await, 200);
+
+    // A bad file is refused whole, by POST /-/reload: the running config stays.
+    let reloaded_at = sample(&after, RELOAD_TIME).unwrap();
+    std::fs::write(
+        s.dir.path().join("fleet.yaml"),
+        "environments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: not-a-url\n",
+    )
+    .unwrap();
+    let (code, body) = s.post_reload().await;
+    assert_eq!(code, 500, "{body}");
+    assert!(
+        body.contains("fleet.yaml:5:18: environments[0].services[0].healthz"),
+        "{body}"
+    );
+    let refused = s.metrics().await;
+    assert_eq!(sample(&refused, RELOAD_OK), Some(0.0));
+    assert_eq!(sample(&refused, RELOAD_TIME), Some(reloaded_at));
+    assert_eq!(sample(&refused, BROKER_GREEN), Some(1.0));
+    assert_eq!(s.heartbeat(NEW_TOKEN, "box-a").await, 200);
+    assert!(
+        s.process.log().contains("config reload refused"),
+        "{}",
+        s.process.log()
+    );
+
+    // Fixed, and reloaded again: in force, and the slot is back.
+    s.rewrite("box-a", SLOT);
+    let (code, body) = s.post_reload().await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("2 environments"), "{body}");
+    let m = s.metrics().await;
+    assert_eq!(sample(&m, RELOAD_OK), Some(1.0));
+    assert!(
+        m.contains(r#"fleet_box_expected{stack="test-1",box="slot-box"} 1"#),
+        "{m}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_reloads_under_pushes_and_scrapes_lose_nothing() {
+    let s = Arc::new(serve().await);
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicU64::new(0));
+    let pusher = {
+        let (s, stop, acked) = (s.clone(), stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let mut refused = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                match s.heartbeat(OLD_TOKEN, "box-a").await {
+                    200 => {
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
+                    code => refused.push(code),
+                }
+            }
+            refused
+        })
+    };
+    let scraper = {
+        let (s, stop) = (s.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut scrapes = 0u32;
+            let mut failed = Vec::new();
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            while !stop.load(Ordering::SeqCst) {
+                tick.tick().await;
+                let (code, body) = common::get(&format!("{}/metrics", s.url)).await;
+                scrapes += 1;
+                if code != 200 || !body.contains("fleet_config_last_reload_successful") {
+                    failed.push(code);
+                }
+            }
+            (scrapes, failed)
+        })
+    };
+    for i in 0..20 {
+        // Every other file is bad: refused, the good one keeps serving.
+        if i % 2 == 0 {
+            s.rewrite("box-a, box-b", if i % 4 == 0 { "" } else { SLOT });
+            let (code, body) = s.post_reload().await;
+            assert_eq!(code, 200, "reload {i}: {body}");
+        } else {
+            std::fs::write(s.dir.path().join("fleet.yaml"), "environments: []\n").unwrap();
+            let (code, body) = s.post_reload().await;
+            assert_eq!(code, 500, "reload {i}: {body}");
+        }
+        // Paced, so the reloads are spread over the pushes and scrapes.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    let refused = pusher.await.unwrap();
+    let (scrapes, failed) = scraper.await.unwrap();
+    assert!(
+        refused.is_empty(),
+        "pushes refused during reloads: {refused:?}"
+    );
+    assert!(
+        failed.is_empty(),
+        "scrapes failed during reloads: {failed:?}"
+    );
+    assert!(scrapes >= 20, "only {scrapes} scrapes");
+    let acked = acked.load(Ordering::SeqCst);
+    assert!(acked > 0);
+    // Every acknowledged push is counted.
+    let m = s.metrics().await;
+    assert_eq!(
+        sample(&m, r#"fleet_heartbeats_total{stack="prod",box="box-a"}"#),
+        Some(acked as f64),
+        "{acked} acknowledged"
+    );
+    assert_eq!(
+        sample(&m, RELOAD_OK),
+        Some(0.0),
+        "the last reload was a bad file"
+    );
+}
