@@ -45,6 +45,8 @@ pub struct Running {
     pub security: WebSecurity,
     /// Re-reads the config files (SIGHUP, `POST /-/reload`).
     pub reloader: Arc<Reloader>,
+    /// Prunes the pushes of retired names past `ingest.retention`.
+    pruner: Option<JoinHandle<()>>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -118,6 +120,23 @@ pub async fn start_with(
         }
         None => (Vec::new(), None),
     };
+    let pruner = ingest.as_ref().map(|ingest| {
+        let (ingest, hub) = (ingest.clone(), hub.clone());
+        tokio::spawn(async move {
+            loop {
+                let config = hub.config();
+                if let Err(e) = ingest.prune(&config).await {
+                    tracing::warn!(error = %e, "pruning retired names failed; tried again later");
+                }
+                // A few times per retention period, at least once an hour.
+                let every = (config.ingest.retention.0 / 4).clamp(
+                    std::time::Duration::from_secs(1),
+                    std::time::Duration::from_secs(3600),
+                );
+                tokio::time::sleep(every).await;
+            }
+        })
+    });
     let planned = plan(&config, sources);
     let scheduler = Scheduler::start(hub.clone(), planned, &restored, keeper);
     let cell = Arc::new(SecurityCell::new(security.clone()));
@@ -153,6 +172,7 @@ pub async fn start_with(
         hub,
         security,
         reloader,
+        pruner,
         stop: Some(stop),
         server,
     })
@@ -167,6 +187,9 @@ impl Running {
     /// Stops the sources, lets open requests finish, and waits for the server.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.reloader.stop_sources();
+        if let Some(p) = &self.pruner {
+            p.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -181,6 +204,9 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.reloader.stop_sources();
+        if let Some(p) = &self.pruner {
+            p.abort();
+        }
         self.server.abort();
     }
 }

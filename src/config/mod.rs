@@ -128,9 +128,16 @@ pub struct IngestConfig {
     /// Services that push test runs and mutation results but are not probed.
     #[serde(default)]
     pub services: Vec<Name>,
+    /// How long the stored pushes of a name the inventory no longer lists
+    /// are kept (in case it comes back) before they are pruned.
+    #[serde(default = "IngestConfig::default_retention")]
+    pub retention: Seconds,
 }
 
 impl IngestConfig {
+    fn default_retention() -> Seconds {
+        Seconds(Duration::from_secs(30 * 86400))
+    }
     fn default_max_body() -> usize {
         1 << 20
     }
@@ -147,6 +154,7 @@ impl Default for IngestConfig {
             max_junit_bytes: Self::default_max_junit(),
             unknown_names_cap: 0,
             services: Vec::new(),
+            retention: Self::default_retention(),
         }
     }
 }

@@ -41,8 +41,8 @@ use crate::clock::now_unix;
 use crate::config::{Config, Name};
 use crate::pulse::{Mutants, TestRun, TestRunFormat, NO_STACK};
 use crate::store::{
-    HeartbeatPush, NameKind, Publish, Store, StoreError, Write, WriteError, WriteRequest, Written,
-    INVALID_NAME_LABEL, UNKNOWN_NAME_LABEL,
+    HeartbeatPush, Listed, NameKind, Publish, Removal, Store, StoreError, StoredKind, Write,
+    WriteError, WriteRequest, Written, INVALID_NAME_LABEL, UNKNOWN_NAME_LABEL,
 };
 use auth::{Caller, Tokens, TokensFileError, Unauthenticated};
 use request::{
@@ -210,12 +210,23 @@ impl Ingest {
 /// The ingest routes, ready to merge into the server's router.
 pub fn router<S: Clone + Send + Sync + 'static>(ingest: Arc<Ingest>) -> Router<S> {
     Router::new()
-        .route(Route::Heartbeat.template(), post(heartbeat))
-        .route(Route::TestRun.template(), put(test_run))
-        .route(Route::Mutants.template(), put(mutants))
+        .route(
+            Route::Heartbeat.template(),
+            post(heartbeat).delete(|s, n, h| remove(s, n, h, StoredKind::Heartbeats)),
+        )
+        .route(
+            Route::TestRun.template(),
+            put(test_run).delete(|s, n, h| remove(s, n, h, StoredKind::TestRuns)),
+        )
+        .route(
+            Route::Mutants.template(),
+            put(mutants).delete(|s, n, h| remove(s, n, h, StoredKind::Mutants)),
+        )
         .route(
             Route::HostHealth.template(),
-            put(host_health::put).get(host_health::get_one),
+            put(host_health::put)
+                .get(host_health::get_one)
+                .delete(|s, n, h| remove(s, n, h, StoredKind::HostHealth)),
         )
         .route(api::HOST_HEALTH_ALL, get(host_health::get_all))
         .with_state(ingest)
@@ -406,6 +417,96 @@ impl Ingest {
                 refusal.into_response()
             }
         }
+    }
+}
+
+// ---- removal ----
+
+/// `DELETE /api/v1/{heartbeats,test-runs,mutants,host-health}/{name}`:
+/// removes what is stored for one name now (a retired box, say), by a
+/// token allowed that name. Logged with the token's id.
+async fn remove(
+    State(ing): State<Arc<Ingest>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    kind: StoredKind,
+) -> Response {
+    let what = match kind {
+        StoredKind::Heartbeats => "heartbeats",
+        StoredKind::TestRuns => "test runs",
+        StoredKind::Mutants => "mutation results",
+        StoredKind::HostHealth => "doctor snapshots",
+    };
+    let result = async {
+        if !Name::is_valid(&name) {
+            return Err(Refusal::bad_request(format!(
+                "not a valid name: {} (expected 1 to 64 of A-Z a-z 0-9 . _ -)",
+                shown(&name)
+            )));
+        }
+        let caller = ing.caller(&headers)?;
+        if !caller.scope.allows(&name) {
+            return Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                format!("token {} may not remove {name}", caller.id),
+            ));
+        }
+        let removed = ing.store.remove(Removal::Name(kind, name.clone())).await?;
+        if removed == 0 {
+            return Err(Refusal::new(
+                StatusCode::NOT_FOUND,
+                format!("no {what} are stored for {name}"),
+            ));
+        }
+        tracing::info!(token = %caller.id, name = %name, kind = what, rows = removed, "stored pushes removed");
+        Ok(json!({ "name": name, "removed": removed }))
+    }
+    .await;
+    match result {
+        Ok(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        Err(refusal) => refusal.into_response(),
+    }
+}
+
+impl Ingest {
+    /// Prunes the stored pushes of names `config` has not listed for
+    /// `ingest.retention`; returns how many rows went.
+    pub async fn prune(&self, config: &Config) -> Result<usize, WriteError> {
+        let listed = Listed {
+            stacks: config
+                .environments
+                .iter()
+                .map(|e| e.name.0.clone())
+                .collect(),
+            boxes: config
+                .environments
+                .iter()
+                .flat_map(|e| e.boxes.iter().map(|b| b.0.clone()))
+                .collect(),
+            hosts: config
+                .environments
+                .iter()
+                .flat_map(|e| e.hosts.iter().map(|h| h.0.clone()))
+                .collect(),
+            services: config
+                .environments
+                .iter()
+                .flat_map(|e| e.services.iter().map(|s| s.name.0.clone()))
+                .chain(config.ingest.services.iter().map(|s| s.0.clone()))
+                .collect(),
+        };
+        let retention = config.ingest.retention.0.as_secs_f64();
+        let n = self
+            .store
+            .remove(Removal::Unlisted { listed, retention })
+            .await?;
+        if n > 0 {
+            tracing::info!(
+                rows = n,
+                "pruned the pushes of names retired longer than ingest.retention"
+            );
+        }
+        Ok(n)
     }
 }
 

@@ -34,9 +34,11 @@ use crate::pulse::{
 };
 
 mod open;
+mod remove;
 mod sources;
 mod writer;
 use open::{classify, load, open_writer};
+pub use remove::{Kind as StoredKind, Listed, Removal};
 pub use sources::{FactsWrite, SourceRecord};
 use writer::Writer;
 
@@ -170,6 +172,8 @@ enum Msg {
     },
     /// A pulled source's state after a run.
     Source(SourceRecord, FactsWrite),
+    /// Rows to remove.
+    Remove(Removal, remove::RemoveReply),
 }
 
 /// Where the writer publishes the pulse.
@@ -254,6 +258,7 @@ impl Store {
             dirty: false,
             last_publish: Instant::now(),
             publish_cost: Duration::ZERO,
+            unlisted_since: std::collections::HashMap::new(),
         };
         let handle = std::thread::Builder::new()
             .name("store-writer".into())

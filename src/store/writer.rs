@@ -15,6 +15,8 @@ pub(super) struct Writer {
     pub(super) last_publish: Instant,
     /// How long the last publication took.
     pub(super) publish_cost: Duration,
+    /// When each unlisted row was first found unlisted (for retention).
+    pub(super) unlisted_since: std::collections::HashMap<super::remove::RowKey, f64>,
 }
 
 impl Writer {
@@ -43,14 +45,28 @@ impl Writer {
                 }
             }
             let drained = batch.len() < MAX_BATCH;
+            let (removals, batch): (Vec<Msg>, Vec<Msg>) = batch
+                .into_iter()
+                .partition(|m| matches!(m, Msg::Remove(..)));
             let replies = self.apply(batch);
+            let mut removed = Vec::new();
+            for m in removals {
+                if let Msg::Remove(r, reply) = m {
+                    removed.push((reply, self.remove(&r)));
+                }
+            }
             self.dirty = true;
-            if self.publish_due(drained) {
+            // A removal is shown at once: its caller is answered after it is.
+            let took = removed.iter().any(|(_, r)| matches!(r, Ok(n) if *n > 0));
+            if self.publish_due(drained) || took {
                 self.publish();
             }
             for (reply, result) in replies {
                 // A caller that went away no longer needs its answer; the
                 // write is committed regardless.
+                let _ = reply.send(result);
+            }
+            for (reply, result) in removed {
                 let _ = reply.send(result);
             }
         }
@@ -95,6 +111,8 @@ impl Writer {
                 } => self.count(&label, code, stamped),
                 Msg::Write(req, reply) => writes.push((req, reply)),
                 Msg::Source(record, facts) => kept.push((record, facts)),
+                // Taken out by `run` before the batch is applied.
+                Msg::Remove(..) => {}
             }
         }
         if !kept.is_empty() {

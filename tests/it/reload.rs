@@ -18,6 +18,7 @@ use fleetpulse::simfleet::{Authority, Behaviour, SimService};
 const BIN: &str = env!("CARGO_BIN_EXE_fleetpulse");
 const OLD_TOKEN: &str = "token-before-rotation";
 const NEW_TOKEN: &str = "token-after-rotation";
+const BOX_A_TOKEN: &str = "box-a-only-token";
 
 struct Served {
     process: Process,
@@ -28,12 +29,14 @@ struct Served {
     ca: String,
 }
 
+/// A token for every name, and one for box-a alone.
 fn tokens(dir: &Path, token: &str) {
     std::fs::write(
         dir.join("tokens.yaml"),
         format!(
-            "- sha256: {}\n  names: ['*']\n  id: pusher\n",
-            hash_token(token)
+            "- sha256: {}\n  names: ['*']\n  id: pusher\n- sha256: {}\n  names: [box-a]\n  id: box-a-only\n",
+            hash_token(token),
+            hash_token(BOX_A_TOKEN)
         ),
     )
     .unwrap();
@@ -42,8 +45,9 @@ fn tokens(dir: &Path, token: &str) {
 /// The fleet file: prod with `boxes`, and `extra` appended to the
 /// environments.
 fn fleet(s_port: u16, ca: &str, dir: &Path, listen: u16, boxes: &str, extra: &str) -> String {
+    let retention = std::fs::read_to_string(dir.join("retention")).unwrap_or_else(|_| "30d".into());
     format!(
-        "listen: 127.0.0.1:{listen}\nstate_dir: {state}\ningest:\n  tokens_file: {tokens}\nsources:\n  healthz: {{ interval: 1h, timeout: 5s }}\n  tls: {{ interval: 1h, timeout: 5s, ca_file: {ca} }}\n\
+        "listen: 127.0.0.1:{listen}\nstate_dir: {state}\ningest:\n  tokens_file: {tokens}\n  retention: {retention}\nsources:\n  healthz: {{ interval: 1h, timeout: 5s }}\n  tls: {{ interval: 1h, timeout: 5s, ca_file: {ca} }}\n\
          environments:\n  - name: prod\n    boxes: [{boxes}]\n    services:\n      - {{ name: broker, healthz: 'https://localhost:{s_port}/healthz', tls: 'localhost:{s_port}' }}\n{extra}",
         state = dir.join("state").display(),
         tokens = dir.join("tokens.yaml").display(),
@@ -53,6 +57,10 @@ fn fleet(s_port: u16, ca: &str, dir: &Path, listen: u16, boxes: &str, extra: &st
 const SLOT: &str = "  - name: test-1\n    boxes: [slot-box]\n    services:\n      - { name: slot-broker, healthz: 'https://localhost:1/healthz' }\n";
 
 async fn serve() -> Served {
+    serve_with("30d").await
+}
+
+async fn serve_with(retention: &str) -> Served {
     let authority = Authority::new(20).unwrap();
     let service = SimService::start(
         authority.issue(&["localhost"], 30).unwrap(),
@@ -66,6 +74,7 @@ async fn serve() -> Served {
     let ca = dir.path().join("ca.pem").display().to_string();
     std::fs::write(&ca, authority.root_pem()).unwrap();
     tokens(dir.path(), OLD_TOKEN);
+    std::fs::write(dir.path().join("retention"), retention).unwrap();
     let listen = free_port();
     let file = dir.path().join("fleet.yaml");
     std::fs::write(
@@ -134,6 +143,16 @@ impl Served {
             .unwrap()
             .status()
             .as_u16()
+    }
+
+    async fn delete(&self, token: &str, path: &str) -> (u16, String) {
+        let r = reqwest::Client::new()
+            .delete(format!("{}{path}", self.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
     }
 
     async fn post_reload(&self) -> (u16, String) {
@@ -320,4 +339,79 @@ async fn twenty_reloads_under_pushes_and_scrapes_lose_nothing() {
         Some(0.0),
         "the last reload was a bad file"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one_now() {
+    let s = serve_with("2s").await;
+    for b in ["box-a", "box-b", "slot-box"] {
+        assert_eq!(s.heartbeat(OLD_TOKEN, b).await, 200);
+    }
+    let hb = |b: &str| {
+        format!(
+            r#"fleet_heartbeats_total{{stack="{}",box="{b}"}}"#,
+            if b == "slot-box" { "test-1" } else { "prod" }
+        )
+    };
+    let m = s.metrics().await;
+    assert_eq!(sample(&m, &hb("box-b")), Some(1.0));
+    assert_eq!(sample(&m, &hb("slot-box")), Some(1.0));
+
+    // Retired: gone from the views at once, kept in the store.
+    s.rewrite("box-a", "");
+    assert_eq!(s.post_reload().await.0, 200);
+    let m = s.metrics().await;
+    assert_eq!(sample(&m, &hb("box-b")), None, "{m}");
+    assert_eq!(sample(&m, &hb("slot-box")), None, "{m}");
+    // Back before its retention is up: its rows come back with it.
+    s.rewrite("box-a, box-b", "");
+    assert_eq!(s.post_reload().await.0, 200);
+    assert_eq!(sample(&s.metrics().await, &hb("box-b")), Some(1.0));
+
+    // slot-box stays retired: after 2 s its rows are pruned, so listing it
+    // again brings back an expected box that never reported.
+    eventually(
+        Duration::from_secs(15),
+        "the retired slot-box pruned",
+        || async { s.process.log().contains("pruned the pushes").then_some(()) },
+    )
+    .await;
+    s.rewrite("box-a, box-b", SLOT);
+    assert_eq!(s.post_reload().await.0, 200);
+    let m = s.metrics().await;
+    assert!(
+        m.contains(r#"fleet_box_expected{stack="test-1",box="slot-box"} 1"#),
+        "{m}"
+    );
+    assert_eq!(sample(&m, &hb("slot-box")), None, "{m}");
+    assert_eq!(
+        sample(&m, &hb("box-b")),
+        Some(1.0),
+        "box-b was listed again in time"
+    );
+
+    // DELETE: outside the token's names it is refused and changes nothing.
+    let (code, body) = s.delete(BOX_A_TOKEN, "/api/v1/heartbeats/box-b").await;
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("box-a-only may not remove box-b"), "{body}");
+    assert_eq!(sample(&s.metrics().await, &hb("box-b")), Some(1.0));
+    assert_eq!(
+        s.delete("wrong-token", "/api/v1/heartbeats/box-b").await.0,
+        401
+    );
+    // By a token allowed the name, it goes now, from every view.
+    let (code, body) = s.delete(OLD_TOKEN, "/api/v1/heartbeats/box-b").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""removed":1"#), "{body}");
+    let m = s.metrics().await;
+    assert_eq!(sample(&m, &hb("box-b")), None, "{m}");
+    assert!(m.contains(r#"fleet_box_expected{stack="prod",box="box-b"} 1"#));
+    assert_eq!(s.delete(OLD_TOKEN, "/api/v1/heartbeats/box-b").await.0, 404);
+    let log = s.process.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("stored pushes removed") && l.contains("token=pusher") && l.contains("name=box-b")),
+        "the removal is logged with the token's id: {log}"
+    );
+    assert!(!s.process.log().contains(OLD_TOKEN), "a token in the log");
 }
