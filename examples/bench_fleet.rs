@@ -596,6 +596,7 @@ fn render_alloc(config: &Path) {
         drift: Vec::new(),
         handler_panics: 0,
         reload: (true, 0.0),
+        discovery_refused: 0,
     };
     let _ = fleetpulse::metrics::render_text(snapshot.clone());
     let before = ALLOCATED.load(Ordering::Relaxed);

@@ -67,6 +67,13 @@ metric!(
     "Unix time the config last loaded successfully, at start-up or on a reload."
 );
 metric!(
+    DISCOVERY_REFUSED,
+    "fleet_discovery_refused_total",
+    Counter,
+    [],
+    "Environments found by sources.discovery that were refused (a name that is not valid or is taken, a template that does not expand for them); each is logged once."
+);
+metric!(
     SOURCE_UP,
     "fleet_source_up",
     Gauge,
@@ -255,6 +262,7 @@ pub const EXPORTER: &[MetricDef] = &[
     HANDLER_PANICS,
     CONFIG_RELOAD_SUCCESSFUL,
     CONFIG_RELOAD_SUCCESS_TIME,
+    DISCOVERY_REFUSED,
     PROCESS_CPU,
     PROCESS_RESIDENT,
     PROCESS_VIRTUAL,

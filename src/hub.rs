@@ -26,6 +26,10 @@ pub struct Hub {
     pulse: RwLock<(Arc<Pulse>, Arc<Pulse>)>,
     /// Request handlers that panicked (each answered 500).
     handler_panics: AtomicU64,
+    /// Discovered environments refused (each counted once).
+    discovery_refused: AtomicU64,
+    /// Bumped after every good run of a source (for whoever acts on facts).
+    runs: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -42,6 +46,8 @@ impl Hub {
             state: RwLock::new(State::default()),
             pulse: RwLock::new((Arc::default(), Arc::default())),
             handler_panics: AtomicU64::new(0),
+            discovery_refused: AtomicU64::new(0),
+            runs: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -158,6 +164,7 @@ impl Hub {
         status.duration_seconds = duration.as_secs_f64();
         let change = match result {
             Ok(out) => {
+                self.runs.send_modify(|n| *n += 1);
                 facts.set(source, out.clone());
                 status.up = true;
                 status.last_success = Some(now);
@@ -182,6 +189,21 @@ impl Hub {
             }
         };
         (status.clone(), change)
+    }
+
+    /// Counts a discovered environment refused.
+    pub fn count_discovery_refused(&self) {
+        self.discovery_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Changes after every good run of a source.
+    pub fn good_runs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.runs.subscribe()
+    }
+
+    /// The facts of the source whose facts type is `T`.
+    pub fn facts_of<T: crate::sources::SourceFacts>(&self) -> Option<T> {
+        read(&self.state).facts.get::<T>().cloned()
     }
 
     /// Counts a request handler that panicked.
@@ -222,6 +244,7 @@ impl Hub {
             pulse,
             drift,
             handler_panics: self.handler_panics.load(Ordering::Relaxed),
+            discovery_refused: self.discovery_refused.load(Ordering::Relaxed),
         }
     }
 }

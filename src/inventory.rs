@@ -44,6 +44,21 @@ pub struct Environment {
     /// The account (a 32-byte id, hex) that must be registered in the registry contract.
     #[serde(default)]
     pub registry_account: Option<String>,
+    /// Where a discovered environment was found (`sources.discovery`);
+    /// `None` for one written in the file.
+    #[serde(default)]
+    pub discovered: Option<String>,
+}
+
+/// An environment found in the cloud: instantiated from `template` with
+/// `vars`, as if the file listed it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
+pub struct Discovered {
+    pub name: String,
+    pub template: String,
+    pub vars: std::collections::BTreeMap<String, String>,
+    /// What it was found by, in words: `Elastic IP eipalloc-… tagged Name=broker-eip-test-3`.
+    pub origin: String,
 }
 
 impl Environment {

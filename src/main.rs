@@ -490,10 +490,7 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
                 c.public |= public;
             };
-            let loader = fleetpulse::app::Loader {
-                path: config,
-                adjust: Arc::new(adjust),
-            };
+            let loader = fleetpulse::app::Loader::new(config, Arc::new(adjust));
             let c = loader.load()?;
             if let Some(shard) = shard {
                 tracing::info!(%shard, environments = c.environments.len(), "serving one shard");

@@ -52,4 +52,6 @@ pub struct Snapshot {
     /// Whether the last config reload succeeded, and when the config last
     /// loaded successfully, Unix seconds.
     pub reload: (bool, f64),
+    /// Discovered environments refused since start.
+    pub discovery_refused: u64,
 }

@@ -267,3 +267,42 @@ pub struct Schedule {
     pub interval: Seconds,
     pub timeout: Seconds,
 }
+
+/// `text` with each `${var}` replaced from `vars`; `$${` is a literal `${`.
+/// Used by stack templates and by discovered environments.
+pub fn substitute(
+    text: &str,
+    vars: &std::collections::BTreeMap<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if let Some(r) = after.strip_prefix("${") {
+            out.push_str("${");
+            rest = r;
+        } else if let Some(r) = after.strip_prefix('{') {
+            let Some(close) = r.find('}') else {
+                return Err(format!("unterminated ${{ in {text:?}"));
+            };
+            let var = &r[..close];
+            match vars.get(var) {
+                Some(v) => out.push_str(v),
+                None => {
+                    let known: Vec<&str> = vars.keys().map(String::as_str).collect();
+                    return Err(format!(
+                        "undefined variable ${{{var}}} (defined: {})",
+                        known.join(", ")
+                    ));
+                }
+            }
+            rest = &r[close + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}

@@ -47,6 +47,8 @@ pub struct Running {
     pub reloader: Arc<Reloader>,
     /// Prunes the pushes of retired names past `ingest.retention`.
     pruner: Option<JoinHandle<()>>,
+    /// Puts discovered environments in force.
+    discoverer: JoinHandle<()>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -147,6 +149,26 @@ pub async fn start_with(
         cell.clone(),
         options.loader,
     ));
+    // Acts on what discovery finds, after each good run of any source.
+    let discoverer = {
+        let (hub, reloader) = (hub.clone(), reloader.clone());
+        let mut runs = hub.good_runs();
+        tokio::spawn(async move {
+            let mut last = None;
+            while runs.changed().await.is_ok() {
+                let found = hub.facts_of::<sources::discovery::DiscoveryFacts>();
+                if found.is_some() && found != last {
+                    if let Some(f) = &found {
+                        let r = reloader.clone();
+                        let f = f.clone();
+                        // A reload reads files and builds clients: off the async threads.
+                        let _ = tokio::task::spawn_blocking(move || r.rediscover(&f)).await;
+                    }
+                    last = found;
+                }
+            }
+        })
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let state = AppState {
         hub: hub.clone(),
@@ -173,6 +195,7 @@ pub async fn start_with(
         security,
         reloader,
         pruner,
+        discoverer,
         stop: Some(stop),
         server,
     })
@@ -187,6 +210,7 @@ impl Running {
     /// Stops the sources, lets open requests finish, and waits for the server.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.reloader.stop_sources();
+        self.discoverer.abort();
         if let Some(p) = &self.pruner {
             p.abort();
         }
@@ -204,6 +228,7 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.reloader.stop_sources();
+        self.discoverer.abort();
         if let Some(p) = &self.pruner {
             p.abort();
         }

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 use crate::config::Config;
 use crate::hub::Hub;
 use crate::ingest::{Ingest, Rules};
+use crate::inventory::Discovered;
 use crate::scheduler::Scheduler;
+use crate::sources::discovery::DiscoveryFacts;
 use crate::sources::{self, Watched};
 use crate::webconfig::{SecurityCell, WebSecurity};
 
@@ -28,20 +30,34 @@ use crate::webconfig::{SecurityCell, WebSecurity};
 pub struct Loader {
     pub path: PathBuf,
     pub adjust: Arc<dyn Fn(&mut Config) + Send + Sync>,
+    /// The environments discovery found, added to the file's.
+    pub discovered: Arc<Mutex<Vec<Discovered>>>,
 }
 
 impl Loader {
     /// The file at `path` as is.
     pub fn file(path: PathBuf) -> Loader {
+        Loader::new(path, Arc::new(|_| {}))
+    }
+
+    /// The file at `path`, with `adjust` laid over it.
+    pub fn new(path: PathBuf, adjust: Arc<dyn Fn(&mut Config) + Send + Sync>) -> Loader {
         Loader {
             path,
-            adjust: Arc::new(|_| {}),
+            adjust,
+            discovered: Arc::default(),
         }
     }
 
-    /// Reads and checks the file, then applies the overrides.
+    /// Reads and checks the file with the discovered environments, then
+    /// applies the overrides.
     pub fn load(&self) -> Result<Config, crate::config::ConfigError> {
-        let mut c = Config::load(&self.path)?;
+        let found = lock(&self.discovered).clone();
+        self.load_with(&found)
+    }
+
+    fn load_with(&self, found: &[Discovered]) -> Result<Config, crate::config::ConfigError> {
+        let mut c = Config::load_with(&self.path, found)?;
         (self.adjust)(&mut c);
         Ok(c)
     }
@@ -56,6 +72,8 @@ pub struct Reloader {
     loader: Option<Loader>,
     /// One reload at a time.
     reloading: Mutex<()>,
+    /// Discovered names already refused and logged (each is logged once).
+    refused: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Reloader {
@@ -73,6 +91,7 @@ impl Reloader {
             security,
             loader,
             reloading: Mutex::new(()),
+            refused: Mutex::default(),
         }
     }
 
@@ -145,6 +164,66 @@ impl Reloader {
                 names.join(", ")
             }
         ))
+    }
+
+    /// Puts in force what a run of the discovery source found, when it
+    /// differs from what is in force: a reload with the new set. A found
+    /// environment that cannot be one (a name that is not a valid name or
+    /// is taken, a template that does not expand for it) is refused alone,
+    /// logged once and counted; nothing else changes for it.
+    pub fn rediscover(&self, facts: &DiscoveryFacts) {
+        let Some(loader) = &self.loader else {
+            return;
+        };
+        let written: Vec<String> = match loader.load_with(&[]) {
+            Ok(c) => c.environments.iter().map(|e| e.name.0.clone()).collect(),
+            // The file itself is bad now: leave everything as it is.
+            Err(e) => {
+                tracing::warn!(error = %e, "discovery: the config file does not load; nothing changes");
+                return;
+            }
+        };
+        let mut accepted: Vec<Discovered> = Vec::new();
+        let mut refusals: Vec<(String, String)> = facts
+            .unusable
+            .iter()
+            .map(|u| (u.clone(), u.clone()))
+            .collect();
+        for d in &facts.environments {
+            let why = if !crate::values::Name::is_valid(&d.name) {
+                Some(format!("{:?} is not a valid environment name", d.name))
+            } else if written.contains(&d.name) || accepted.iter().any(|a| a.name == d.name) {
+                Some(format!("environment {:?} already exists", d.name))
+            } else {
+                loader
+                    .load_with(std::slice::from_ref(d))
+                    .err()
+                    .map(|e| e.to_string())
+            };
+            match why {
+                None => accepted.push(d.clone()),
+                Some(why) => refusals.push((d.name.clone(), why)),
+            }
+        }
+        {
+            let mut logged = lock(&self.refused);
+            for (name, why) in refusals {
+                if logged.insert(name.clone()) {
+                    tracing::warn!(environment = %name, origin = %why, "discovered environment refused");
+                    self.hub.count_discovery_refused();
+                }
+            }
+        }
+        if *lock(&loader.discovered) == accepted {
+            return;
+        }
+        let names: Vec<&str> = accepted.iter().map(|d| d.name.as_str()).collect();
+        tracing::info!(environments = ?names, "discovery: the environments found changed");
+        let before = std::mem::replace(&mut *lock(&loader.discovered), accepted);
+        if self.reload().is_err() {
+            // Not in force: the next run tries again.
+            *lock(&loader.discovered) = before;
+        }
     }
 
     /// Stops every source task.

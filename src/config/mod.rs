@@ -198,17 +198,36 @@ impl Default for WebConfig {
 impl Config {
     /// Reads and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &[])
+    }
+
+    /// As `load`, with discovered environments added.
+    pub fn load_with(
+        path: &Path,
+        discovered: &[crate::inventory::Discovered],
+    ) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Config::parse(&text, &path.display().to_string())
+        Config::parse_with(&text, &path.display().to_string(), discovered)
     }
 
     /// Parses and validates `text`; `file` names it in errors. Every
     /// problem is reported, each at its own node, in file order.
     pub fn parse(text: &str, file: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(text, file, &[])
+    }
+
+    /// As `parse`, with environments found in the cloud added to those
+    /// the file lists.
+    pub fn parse_with(
+        text: &str,
+        file: &str,
+        discovered: &[crate::inventory::Discovered],
+    ) -> Result<Config, ConfigError> {
         let mut doc = Document::parse(text, file).map_err(|p| ConfigError::Invalid(vec![p]))?;
+        doc.add_environments(discovered);
         doc.expand_templates();
         let config = doc.read::<Config>();
         if let Some(c) = &config {

@@ -30,6 +30,8 @@ use std::collections::BTreeMap;
 use marked_yaml::types::{MarkedMappingNode, MarkedScalarNode, MarkedSequenceNode};
 use marked_yaml::{Node, Span};
 
+use crate::inventory::Discovered;
+
 use super::yaml::{Document, Origin};
 
 /// Keys an environment uses to instantiate a template; they are consumed
@@ -66,6 +68,24 @@ impl Document {
             let mut resolved = BTreeMap::new();
             for name in defs.keys() {
                 resolve(name, &defs, &mut resolved, &mut Vec::new(), &mut found);
+            }
+            // A discovery rule's template must exist now, not when a match comes.
+            if let Some(Node::Sequence(rules)) = root
+                .get_node("sources")
+                .and_then(Node::as_mapping)
+                .and_then(|m| m.get_node("discovery"))
+            {
+                for (i, r) in rules.iter().enumerate() {
+                    if let Some(t) = r.as_mapping().and_then(|m| m.get_scalar(TEMPLATE)) {
+                        if !defs.contains_key(t.as_str()) {
+                            found.push(unknown_template(
+                                t,
+                                format!("sources.discovery[{i}].template"),
+                                &defs,
+                            ));
+                        }
+                    }
+                }
             }
             if let Some(Node::Sequence(envs)) = root.get_mut("environments") {
                 for (i, env) in envs.iter_mut().enumerate() {
@@ -472,39 +492,48 @@ fn substitute(
     }
 }
 
-/// `text` with each `${var}` replaced; `$${` is a literal `${`.
-pub fn expand(text: &str, vars: &BTreeMap<String, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('$') {
-        out.push_str(&rest[..at]);
-        let after = &rest[at + 1..];
-        if let Some(r) = after.strip_prefix("${") {
-            out.push_str("${");
-            rest = r;
-        } else if let Some(r) = after.strip_prefix('{') {
-            let Some(close) = r.find('}') else {
-                return Err(format!("unterminated ${{ in {text:?}"));
-            };
-            let var = &r[..close];
-            match vars.get(var) {
-                Some(v) => out.push_str(v),
-                None => {
-                    let known: Vec<&str> = vars.keys().map(String::as_str).collect();
-                    return Err(format!(
-                        "undefined variable ${{{var}}} (defined: {})",
-                        known.join(", ")
-                    ));
+pub use crate::values::substitute as expand;
+
+impl Document {
+    /// Appends discovered environments to `environments`, as if the file
+    /// listed them (before templates are expanded).
+    pub fn add_environments(&mut self, found: &[Discovered]) {
+        let Node::Mapping(root) = &mut self.root else {
+            return;
+        };
+        let blank = Span::new_blank();
+        let scalar = |s: &str| MarkedScalarNode::new(blank, s.to_string());
+        let list = match root.get_mut("environments") {
+            Some(Node::Sequence(l)) => l,
+            _ => {
+                root.insert(
+                    scalar("environments"),
+                    Node::Sequence(MarkedSequenceNode::new_empty(blank)),
+                );
+                match root.get_mut("environments") {
+                    Some(Node::Sequence(l)) => l,
+                    _ => return,
                 }
             }
-            rest = &r[close + 1..];
-        } else {
-            out.push('$');
-            rest = after;
+        };
+        for d in found {
+            let mut m = MarkedMappingNode::new_empty(blank);
+            m.insert(scalar("name"), Node::Scalar(scalar(&d.name)));
+            m.insert(scalar(TEMPLATE), Node::Scalar(scalar(&d.template)));
+            let mut vars = MarkedMappingNode::new_empty(blank);
+            for (k, v) in &d.vars {
+                // A value is text, never read as a number or a boolean.
+                let mut value = scalar(v);
+                value.set_coerce(false);
+                vars.insert(scalar(k), Node::Scalar(value));
+            }
+            m.insert(scalar(VARS), Node::Mapping(vars));
+            let mut origin = scalar(&d.origin);
+            origin.set_coerce(false);
+            m.insert(scalar("discovered"), Node::Scalar(origin));
+            list.push(Node::Mapping(m));
         }
     }
-    out.push_str(rest);
-    Ok(out)
 }
 
 /// Removes `key` from `m`, with its key node.

@@ -114,6 +114,11 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     family(enc, &cat::HANDLER_PANICS, [([], s.handler_panics as f64)])?;
     family(enc, &cat::CONFIG_RELOAD_SUCCESSFUL, [([], b(s.reload.0))])?;
     family(enc, &cat::CONFIG_RELOAD_SUCCESS_TIME, [([], s.reload.1)])?;
+    family(
+        enc,
+        &cat::DISCOVERY_REFUSED,
+        [([], s.discovery_refused as f64)],
+    )?;
     process::encode(enc)?;
     family(
         enc,
@@ -228,6 +233,7 @@ mod tests {
             config,
             sources: vec![source("healthz", true), source("tls", false)],
             reload: (true, 0.0),
+            discovery_refused: 0,
             facts: Facts::default()
                 .with(
                     "healthz",

@@ -28,6 +28,7 @@ pub use kind::{BoardPart, NoPart, NoSettings, SourceKind};
 
 pub mod aws;
 pub mod chain;
+pub mod discovery;
 pub mod dns;
 pub mod github;
 pub mod healthz;
@@ -416,6 +417,7 @@ registry! {
     oidc: oidc::Oidc,
     aws: aws::Aws,
     dns: dns::Dns,
+    discovery: discovery::Discovery,
     github: github::Github,
     chain: chain::Chain,
 }

@@ -47,6 +47,11 @@ pub struct Environment {
     /// The worst state any source's part reports (services, TLS
     /// endpoints, the chain).
     pub state: State,
+    /// Where it came from: `null` when the config file lists it, else
+    /// what `sources.discovery` found it by (an Elastic IP or instance and
+    /// its tag).
+    #[serde(default)]
+    pub discovered: Option<String>,
     /// Each source's part (`services`, `tls`, `instances`, …), as fields
     /// of this object.
     #[serde(flatten)]
@@ -322,6 +327,7 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
     Environment {
         stack: stack.to_string(),
         state: parts.state().unwrap_or(State::Unknown),
+        discovered: e.discovered.clone(),
         parts,
         drift,
     }
@@ -380,6 +386,7 @@ mod tests {
             drift: Vec::new(),
             handler_panics: 0,
             reload: (true, 0.0),
+            discovery_refused: 0,
         }
     }
 

@@ -215,7 +215,12 @@ fn environment(e: &Environment) -> Markup {
     let (wide, blocks) = e.parts.blocks();
     html! {
         article class="env" data-stack=(e.stack) {
-            header { h3 { (e.stack) } (state(e.state)) }
+            header {
+                h3 { (e.stack) } (state(e.state))
+                @if let Some(d) = &e.discovered {
+                    span class="meta" { "discovered" @if !d.is_empty() { ": " (d) } }
+                }
+            }
             @for b in wide { (b) }
             div class="sub" {
                 @for b in blocks { (b) }

@@ -16,6 +16,10 @@ impl Redactor {
         f.public = true;
         for e in &mut f.environments {
             e.parts.redact(self);
+            // It names an allocation or instance id.
+            if e.discovered.is_some() {
+                e.discovered = Some(String::new());
+            }
             for d in &mut e.drift {
                 d.detail = self.scrub(&d.detail);
             }

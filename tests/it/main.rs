@@ -31,6 +31,8 @@ mod aws;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod chain;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
+mod discovery;
+#[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod faults;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod github;

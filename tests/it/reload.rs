@@ -409,8 +409,9 @@ async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one
     assert_eq!(s.delete(OLD_TOKEN, "/api/v1/heartbeats/box-b").await.0, 404);
     let log = s.process.log();
     assert!(
-        log.lines()
-            .any(|l| l.contains("stored pushes removed") && l.contains("token=pusher") && l.contains("name=box-b")),
+        log.lines().any(|l| l.contains("stored pushes removed")
+            && l.contains("token=pusher")
+            && l.contains("name=box-b")),
         "the removal is logged with the token's id: {log}"
     );
     assert!(!s.process.log().contains(OLD_TOKEN), "a token in the log");
