@@ -264,7 +264,7 @@ pub async fn run(
         println!(
             "  left out      the {} source{} (this build has no \"{feature}\" feature; \
              `cargo build --release` builds every source)",
-            sources.join(" and "),
+            crate::board::words::list(&sources),
             if sources.len() > 1 { "s" } else { "" },
         );
     }

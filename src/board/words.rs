@@ -54,6 +54,15 @@ pub fn milliseconds(seconds: f64) -> String {
     format!("{:.0} ms", seconds * 1000.0)
 }
 
+/// Names as a sentence lists them: `a`, `a and b`, `a, b and c`.
+pub fn list(names: &[&str]) -> String {
+    match names {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,5 +93,13 @@ mod tests {
         assert_eq!(source_state(State::Red), "down");
         assert_eq!(source_state(State::Unknown), "not run yet");
         assert_eq!(milliseconds(0.0126), "13 ms");
+    }
+
+    #[test]
+    fn names_are_listed_as_a_sentence_lists_them() {
+        assert_eq!(list(&[]), "");
+        assert_eq!(list(&["aws"]), "aws");
+        assert_eq!(list(&["aws", "dns"]), "aws and dns");
+        assert_eq!(list(&["aws", "dns", "discovery"]), "aws, dns and discovery");
     }
 }

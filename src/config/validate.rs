@@ -30,7 +30,9 @@ pub(super) fn validate(config: &Config, doc: &mut Document) {
     environments(config, doc);
     // Each source's own checks (its schedule, its settings), in registry order.
     for (section, field, message) in config.sources.problems(&config.environments) {
-        doc.problem(&[key("sources"), key(section), key(field)], message);
+        let sep = if field.starts_with('[') { "" } else { "." };
+        let path = super::yaml::parse_path(&format!("sources.{section}{sep}{field}"));
+        doc.problem(&path, message);
     }
 }
 

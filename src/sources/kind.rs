@@ -57,11 +57,9 @@ pub trait SourceKind {
     }
 
     /// What is wrong with its settings that their types cannot say: each
-    /// problem as the field under `sources.NAME` it is about and a message.
-    fn check(
-        _settings: &Self::Settings,
-        _environments: &[Environment],
-    ) -> Vec<(&'static str, String)> {
+    /// problem as the field path under `sources.NAME` it is about
+    /// (`concurrency`, `[2].pattern`) and a message.
+    fn check(_settings: &Self::Settings, _environments: &[Environment]) -> Vec<(String, String)> {
         Vec::new()
     }
 }

@@ -203,9 +203,12 @@ fn default_staleness() -> Seconds {
 }
 
 /// The `check` of a `concurrency` setting.
-fn at_least_one_in_flight(concurrency: usize) -> Vec<(&'static str, String)> {
+fn at_least_one_in_flight(concurrency: usize) -> Vec<(String, String)> {
     if concurrency == 0 {
-        vec![("concurrency", "concurrency must be at least 1".to_string())]
+        vec![(
+            "concurrency".to_string(),
+            "concurrency must be at least 1".to_string(),
+        )]
     } else {
         Vec::new()
     }
@@ -353,13 +356,13 @@ macro_rules! registry {
             }
 
             /// Every section's problems its types cannot say, in registry
-            /// order: (section, field, message).
-            pub fn problems(&self, environments: &[Environment]) -> Vec<(&'static str, &'static str, String)> {
+            /// order: (section, field path under it, message).
+            pub fn problems(&self, environments: &[Environment]) -> Vec<(&'static str, String, String)> {
                 let mut out = Vec::new();
                 $(
                     if let Some(s) = <$kind as SourceKind>::schedule(&self.$name) {
                         if s.timeout.0 > s.interval.0 {
-                            out.push((<$kind as SourceKind>::NAME, "timeout", "timeout must not exceed interval".to_string()));
+                            out.push((<$kind as SourceKind>::NAME, "timeout".to_string(), "timeout must not exceed interval".to_string()));
                         }
                     }
                     for (field, msg) in <$kind as SourceKind>::check(&self.$name, environments) {
@@ -510,7 +513,7 @@ mod tests {
         assert_eq!(named("github"), !cfg!(feature = "github"));
         assert_eq!(named("chain"), !cfg!(feature = "chain"));
         if let Some((_, names)) = out.iter().find(|(f, _)| *f == "aws") {
-            assert_eq!(names, &["aws", "dns"]);
+            assert_eq!(names, &["aws", "dns", "discovery"]);
         }
     }
 

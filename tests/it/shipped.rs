@@ -516,7 +516,7 @@ async fn shipped_builds_say_which_sources_they_were_built_without() {
         let version = String::from_utf8(run(&bin, &["--version"]).stdout).unwrap();
         if what == "lean" {
             for line in [
-                "left out      the aws and dns sources (this build has no \"aws\" feature",
+                "left out      the aws, dns and discovery sources (this build has no \"aws\" feature",
                 "left out      the github source (this build has no \"github\" feature",
                 "left out      the chain source (this build has no \"chain\" feature",
             ] {

@@ -581,3 +581,61 @@ scrape_configs:
     assert_eq!(good.as_deref(), Some("1"));
     assert_eq!(bad.as_deref(), Some("0"));
 }
+
+#[tokio::test]
+async fn a_reload_puts_new_basic_auth_users_in_force_and_refuses_to_switch_tls_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let served = serve(
+        dir.path(),
+        WEB_SETTINGS,
+        &format!("{}{}", tls_section(&pki), auth_section()),
+    );
+    let https = client(&pki);
+    let status = |user: &'static str, password: &'static str| {
+        let r = https
+            .get(format!("{}/metrics", served.base))
+            .basic_auth(user, Some(password));
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    let hup = || {
+        let ok = Command::new("kill")
+            .args(["-HUP", &served.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+    };
+    let reloads = || served.log().matches("config reloaded").count();
+    let refusals = || served.log().matches("config reload refused").count();
+    assert_eq!(status(USER, PASSWORD).await, 200);
+
+    // A rotated password: the new one in force at the next request, the old refused.
+    let rotated = bcrypt::hash("rotated password", 4).unwrap();
+    std::fs::write(
+        dir.path().join("web.yml"),
+        format!(
+            "{}basic_auth_users:\n  {USER}: {rotated}\n",
+            tls_section(&pki)
+        ),
+    )
+    .unwrap();
+    hup();
+    common::eventually(Duration::from_secs(10), "the reload", || async {
+        (reloads() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(status(USER, "rotated password").await, 200);
+    assert_eq!(status(USER, PASSWORD).await, 401);
+
+    // Switching TLS off is refused whole: still HTTPS, still the rotated password.
+    std::fs::write(dir.path().join("web.yml"), auth_section()).unwrap();
+    hup();
+    common::eventually(Duration::from_secs(10), "the refusal", || async {
+        (refusals() == 1).then_some(())
+    })
+    .await;
+    assert!(served.log().contains("switch TLS off"), "{}", served.log());
+    assert_eq!(status(USER, "rotated password").await, 200);
+    assert_eq!(status(USER, PASSWORD).await, 401);
+}

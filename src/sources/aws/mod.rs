@@ -634,11 +634,11 @@ impl super::SourceKind for Aws {
     fn check(
         settings: &Option<AwsConfig>,
         environments: &[crate::inventory::Environment],
-    ) -> Vec<(&'static str, String)> {
+    ) -> Vec<(String, String)> {
         let lists_names = environments.iter().any(|e| !e.dns_names.is_empty());
         match settings {
             Some(aws) if lists_names && aws.hosted_zone_id.is_none() => vec![(
-                "hosted_zone_id",
+                "hosted_zone_id".to_string(),
                 "required when an environment lists dns_names (the Route53 zone holding them)"
                     .to_string(),
             )],

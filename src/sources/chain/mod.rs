@@ -61,15 +61,12 @@ impl ChainConfig {
 impl ChainConfig {
     /// What its types cannot say: addresses and the function signature
     /// well formed, decimals in range, a registry when one is asked of it.
-    fn problems(
-        &self,
-        environments: &[crate::inventory::Environment],
-    ) -> Vec<(&'static str, String)> {
+    fn problems(&self, environments: &[crate::inventory::Environment]) -> Vec<(String, String)> {
         let mut out = Vec::new();
         if let Some(a) = &self.registry_address {
             if !crate::values::is_hex(a, 20) {
                 out.push((
-                    "registry_address",
+                    "registry_address".to_string(),
                     format!("not an address (0x + 40 hex digits): {a:?}"),
                 ));
             }
@@ -81,7 +78,7 @@ impl ChainConfig {
         });
         if !takes_one_id {
             out.push((
-                "registry_function",
+                "registry_function".to_string(),
                 format!(
                     "not a view function of one bytes32 argument, like operatorMasterWallet(bytes32): {f:?}"
                 ),
@@ -90,14 +87,14 @@ impl ChainConfig {
         // U256 holds 77 decimal digits.
         if self.decimals > 77 {
             out.push((
-                "decimals",
+                "decimals".to_string(),
                 format!("at most 77 decimals: {}", self.decimals),
             ));
         }
         let wants_registry = environments.iter().any(|e| e.registry_account.is_some());
         if wants_registry && self.registry_address.is_none() {
             out.push((
-                "registry_address",
+                "registry_address".to_string(),
                 "required when an environment lists registry_account".to_string(),
             ));
         }
@@ -399,7 +396,7 @@ impl super::SourceKind for Chain {
     fn check(
         settings: &Option<ChainConfig>,
         environments: &[crate::inventory::Environment],
-    ) -> Vec<(&'static str, String)> {
+    ) -> Vec<(String, String)> {
         match settings {
             Some(chain) => chain.problems(environments),
             None => Vec::new(),

@@ -266,17 +266,14 @@ impl super::SourceKind for Discovery {
     fn configured(config: &dyn Watched) -> bool {
         !config.sources().discovery.is_empty()
     }
-    fn check(
-        rules: &Vec<Rule>,
-        _: &[crate::inventory::Environment],
-    ) -> Vec<(&'static str, String)> {
+    fn check(rules: &Vec<Rule>, _: &[crate::inventory::Environment]) -> Vec<(String, String)> {
         let mut out = Vec::new();
         for (i, r) in rules.iter().enumerate() {
             if r.pattern.0.captures_len() < 2 {
                 out.push((
-                    "pattern",
+                    format!("[{i}].pattern"),
                     format!(
-                        "rule {i}: {:?} has no capture group to name the environment by, like '^broker-eip-(\\d+)$'",
+                        "{:?} has no capture group to name the environment by, like '^broker-eip-(\\d+)$'",
                         r.pattern.0.as_str()
                     ),
                 ));

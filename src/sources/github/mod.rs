@@ -284,7 +284,7 @@ impl super::SourceKind for Github {
     fn check(
         settings: &Option<GithubConfig>,
         _: &[crate::inventory::Environment],
-    ) -> Vec<(&'static str, String)> {
+    ) -> Vec<(String, String)> {
         let Some(gh) = settings else {
             return Vec::new();
         };
@@ -294,7 +294,7 @@ impl super::SourceKind for Github {
         if ok {
             Vec::new()
         } else {
-            vec![("repo", format!("not owner/name: {:?}", gh.repo))]
+            vec![("repo".to_string(), format!("not owner/name: {:?}", gh.repo))]
         }
     }
 }

@@ -446,7 +446,7 @@ impl super::SourceKind for Healthz {
     fn check(
         settings: &HealthzConfig,
         _: &[crate::inventory::Environment],
-    ) -> Vec<(&'static str, String)> {
+    ) -> Vec<(String, String)> {
         super::at_least_one_in_flight(settings.concurrency)
     }
 }

@@ -405,10 +405,7 @@ impl super::SourceKind for Tls {
     fn schedule(settings: &TlsConfig) -> Option<Schedule> {
         Some(settings.schedule())
     }
-    fn check(
-        settings: &TlsConfig,
-        _: &[crate::inventory::Environment],
-    ) -> Vec<(&'static str, String)> {
+    fn check(settings: &TlsConfig, _: &[crate::inventory::Environment]) -> Vec<(String, String)> {
         super::at_least_one_in_flight(settings.concurrency)
     }
 }
