@@ -47,18 +47,71 @@ fn reference() -> String {
 
 #[test]
 fn the_readme_metrics_reference_is_the_catalogue() {
+    readme_section_is(
+        BEGIN,
+        END,
+        &reference(),
+        "metrics reference",
+        "the catalogue",
+    );
+}
+
+const ALERTS_BEGIN: &str = "<!-- BEGIN alerts table: generated from alerts/fleetpulse.rules.yml by `FLEETPULSE_BLESS=1 cargo test --test it catalogue::` -->";
+const ALERTS_END: &str = "<!-- END alerts table -->";
+
+/// The alerts table, one row per alerting rule in file order.
+fn alerts_table() -> String {
+    let text = std::fs::read_to_string(repo().join("alerts/fleetpulse.rules.yml")).unwrap();
+    let rules: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let labels = regex::Regex::new(r"\{\{\s*\$labels\.(\w+)\s*\}\}").unwrap();
+    let value = regex::Regex::new(r"\{\{\s*\$value[^}]*\}\}").unwrap();
+    let mut out = String::from("| Alert | Severity | For | Says |\n|---|---|---|---|\n");
+    for group in rules["groups"].as_sequence().unwrap() {
+        for rule in group["rules"].as_sequence().unwrap() {
+            let Some(name) = rule["alert"].as_str() else {
+                continue;
+            };
+            let summary = rule["annotations"]["summary"].as_str().unwrap_or_default();
+            let summary = labels.replace_all(summary, "*$1*");
+            let summary = value.replace_all(&summary, "…");
+            out.push_str(&format!(
+                "| [`{name}`](docs/runbook.md#{}) | {} | {} | {} |\n",
+                name.to_lowercase(),
+                rule["labels"]["severity"].as_str().unwrap_or("—"),
+                rule["for"].as_str().unwrap_or("—"),
+                summary.replace('|', "\\|")
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_readme_alerts_table_is_the_rules() {
+    readme_section_is(
+        ALERTS_BEGIN,
+        ALERTS_END,
+        &alerts_table(),
+        "alerts table",
+        "alerts/fleetpulse.rules.yml",
+    );
+}
+
+/// The README between `begin` and `end` is `content`; with FLEETPULSE_BLESS
+/// set it is rewritten to be.
+fn readme_section_is(begin: &str, end: &str, content: &str, what: &str, from: &str) {
     let path = repo().join("README.md");
     let readme = std::fs::read_to_string(&path).unwrap();
-    let (Some(b), Some(e)) = (readme.find(BEGIN), readme.find(END)) else {
-        panic!("README.md has no metrics reference between\n{BEGIN}\nand\n{END}");
+    let (Some(b), Some(e)) = (readme.find(begin), readme.find(end)) else {
+        panic!("README.md has no {what} between\n{begin}\nand\n{end}");
     };
-    let written = &readme[b + BEGIN.len()..e];
-    let expected = format!("\n{}", reference());
+    let written = &readme[b + begin.len()..e];
+    let expected = format!("\n{content}");
     if written == expected {
         return;
     }
     if std::env::var_os("FLEETPULSE_BLESS").is_some() {
-        let updated = format!("{}{BEGIN}{expected}{}", &readme[..b], &readme[e..]);
+        let updated = format!("{}{begin}{expected}{}", &readme[..b], &readme[e..]);
         std::fs::write(&path, updated).unwrap();
         return;
     }
@@ -67,9 +120,9 @@ fn the_readme_metrics_reference_is_the_catalogue() {
     let gone: Vec<_> = old.difference(&new).collect();
     let missing: Vec<_> = new.difference(&old).collect();
     panic!(
-        "README.md's metrics reference differs from the catalogue \
+        "README.md's {what} differs from {from} \
          (FLEETPULSE_BLESS=1 cargo test --test it catalogue:: rewrites it)\n\
-         rows not in the catalogue: {gone:#?}\nrows missing: {missing:#?}"
+         rows not in {from}: {gone:#?}\nrows missing: {missing:#?}"
     );
 }
 
