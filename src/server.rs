@@ -52,13 +52,28 @@ pub fn router(state: AppState, security: Arc<SecurityCell>) -> Router {
         .fallback(not_found)
         .with_state(state);
     let views = views.layer(axum::middleware::from_fn_with_state(
-        security,
+        security.clone(),
         require_basic_auth,
     ));
     // Outermost, so a panic anywhere below (ingest included) is a 500.
     ingest
         .merge(views)
         .layer(axum::middleware::from_fn_with_state(hub, catch_panic))
+        .layer(axum::middleware::from_fn_with_state(security, add_headers))
+}
+
+/// Adds the web config's `http_server_config.headers` to every response.
+async fn add_headers(
+    State(security): State<Arc<SecurityCell>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = security.get().headers;
+    let mut response = next.run(req).await;
+    for (name, value) in headers {
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 /// Answers a handler's panic with a 500 instead of a dropped connection,

@@ -34,9 +34,9 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::yaml::locate_path;
 
 mod tls;
-pub use tls::{ClientAuthType, TlsServerConfig, TlsVersion};
-use tls::tls_acceptor;
 use crate::config::{parse_yaml, ConfigError, Problem};
+use tls::tls_acceptor;
+pub use tls::{ClientAuthType, TlsServerConfig, TlsVersion};
 
 /// The file as written.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,7 +47,32 @@ pub struct WebConfigFile {
     /// User name → bcrypt hash of the password.
     #[serde(default)]
     pub basic_auth_users: Option<BTreeMap<String, BcryptHash>>,
+    #[serde(default)]
+    pub http_server_config: Option<HttpServerConfig>,
 }
+
+/// `http_server_config`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpServerConfig {
+    /// Whether HTTP/2 may be negotiated. fleetpulse speaks HTTP/1.1, which
+    /// every client negotiates in its place (ALPN), so either value serves.
+    #[serde(default)]
+    pub http2: Option<bool>,
+    /// Security headers added to every response, as exporter-toolkit
+    /// allows them.
+    #[serde(default)]
+    pub headers: Option<BTreeMap<String, String>>,
+}
+
+/// The response headers exporter-toolkit lets a web config set.
+const ALLOWED_HEADERS: [&str; 5] = [
+    "Strict-Transport-Security",
+    "X-Frame-Options",
+    "X-Content-Type-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
 
 /// A bcrypt password hash. Its value is never printed: not in errors, not
 /// in `Debug`.
@@ -121,6 +146,8 @@ pub struct WebSecurity {
     /// The leaf certificate served, so an in-process client can pin it.
     pub served_certificate: Option<CertificateDer<'static>>,
     pub basic_auth: Option<Arc<BasicAuth>>,
+    /// Headers added to every response (`http_server_config.headers`).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
 }
 
 impl fmt::Debug for WebSecurity {
@@ -194,6 +221,41 @@ impl WebSecurity {
             security.tls = Some(acceptor);
             security.served_certificate = Some(leaf);
         }
+        if let Some(headers) = parsed.http_server_config.and_then(|h| h.headers) {
+            for (name, value) in headers {
+                let field = format!("http_server_config.headers.{name}");
+                let Some(known) = ALLOWED_HEADERS
+                    .iter()
+                    .find(|h| h.eq_ignore_ascii_case(&name))
+                else {
+                    return Err(fail(
+                        &field,
+                        format!(
+                            "not a header a web config may set: use {}",
+                            ALLOWED_HEADERS.join(", ")
+                        ),
+                    ));
+                };
+                let fixed = match *known {
+                    "X-Content-Type-Options" => Some(&["nosniff"][..]),
+                    "X-Frame-Options" => Some(&["deny", "sameorigin"][..]),
+                    _ => None,
+                };
+                if let Some(allowed) = fixed {
+                    if !allowed.iter().any(|a| a.eq_ignore_ascii_case(&value)) {
+                        return Err(fail(
+                            &field,
+                            format!("must be one of: {}", allowed.join(", ")),
+                        ));
+                    }
+                }
+                let value = http::HeaderValue::from_str(&value)
+                    .map_err(|_| fail(&field, "not a valid header value".into()))?;
+                security
+                    .headers
+                    .push((http::HeaderName::from_static(known_lower(known)), value));
+            }
+        }
         if let Some(users) = parsed.basic_auth_users {
             if users.keys().any(|u| u.is_empty() || u.contains(':')) {
                 return Err(fail(
@@ -206,6 +268,17 @@ impl WebSecurity {
             }
         }
         Ok(security)
+    }
+}
+
+/// A header's name as `http` keeps it (lower case).
+fn known_lower(name: &str) -> &'static str {
+    match name {
+        "Strict-Transport-Security" => "strict-transport-security",
+        "X-Frame-Options" => "x-frame-options",
+        "X-Content-Type-Options" => "x-content-type-options",
+        "X-XSS-Protection" => "x-xss-protection",
+        _ => "content-security-policy",
     }
 }
 
@@ -471,7 +544,31 @@ mod tests {
                 "basic_auth_users:\n  alice: $2y$10$tooshort\n",
                 "web.yml:2:10: basic_auth_users.alice: not a bcrypt hash",
             ),
-            ("http_server_config: {}\n", "web.yml:1:1: http_server_config: unknown field `http_server_config`"),
+            ("http_server_config:\n  colour: blue\n", "web.yml:2:3: http_server_config.colour: unknown field `colour`"),
+            (
+                "http_server_config:\n  headers:\n    X-Powered-By: me\n",
+                "web.yml:3:19: http_server_config.headers.X-Powered-By: not a header a web config may set",
+            ),
+            (
+                "http_server_config:\n  headers:\n    X-Frame-Options: allow\n",
+                "web.yml:3:22: http_server_config.headers.X-Frame-Options: must be one of: deny, sameorigin",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  min_version: TLS13\n  max_version: TLS12\n",
+                "web.yml:5:16: tls_server_config.max_version: older than min_version",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256, TLS_RSA_WITH_AES_128_CBC_SHA]\n",
+                "web.yml:4:58: tls_server_config.cipher_suites[1]: TLS_RSA_WITH_AES_128_CBC_SHA is not available",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  curve_preferences: [CurveP521]\n",
+                "web.yml:4:23: tls_server_config.curve_preferences[0]: CurveP521 is not available",
+            ),
+            (
+                "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n  client_allowed_sans: [prometheus.example.net]\n",
+                "web.yml:4:3: tls_server_config.client_allowed_sans: client_allowed_sans needs client_auth_type",
+            ),
         ];
         for (text, want) in cases {
             let got = err(text);

@@ -639,3 +639,63 @@ async fn a_reload_puts_new_basic_auth_users_in_force_and_refuses_to_switch_tls_o
     assert_eq!(status(USER, "rotated password").await, 200);
     assert_eq!(status(USER, PASSWORD).await, 401);
 }
+
+#[tokio::test]
+async fn a_renewed_certificate_is_served_without_a_restart_and_configured_headers_are_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let served = serve(
+        dir.path(),
+        WEB_SETTINGS,
+        &format!(
+            "{}http_server_config:\n  headers:\n    X-Frame-Options: deny\n    Strict-Transport-Security: max-age=31536000\n",
+            tls_section(&pki)
+        ),
+    );
+    let before = client(&pki);
+    let r = before
+        .get(format!("{}/healthz", served.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-frame-options"], "deny");
+    assert_eq!(r.headers()["strict-transport-security"], "max-age=31536000");
+
+    // A certificate from another CA replaces the pair on disk.
+    let renewed_dir = tempfile::tempdir().unwrap();
+    let renewed = make_pki(renewed_dir.path());
+    std::fs::copy(&renewed.key_file, &pki.key_file).unwrap();
+    std::fs::copy(&renewed.cert_file, &pki.cert_file).unwrap();
+    let after = client(&renewed);
+    common::eventually(
+        Duration::from_secs(10),
+        "the renewed certificate served",
+        || {
+            let (after, url) = (after.clone(), format!("{}/healthz", served.base));
+            async move {
+                after
+                    .get(url)
+                    .send()
+                    .await
+                    .ok()
+                    .filter(|r| r.status() == 200)
+                    .map(|_| ())
+            }
+        },
+    )
+    .await;
+    // A new connection trusting only the old CA no longer verifies: the new
+    // certificate is the one served.
+    let fresh = client(&pki);
+    assert!(fresh
+        .get(format!("{}/healthz", served.base))
+        .send()
+        .await
+        .is_err());
+    assert!(
+        served.log().contains("serving the renewed certificate"),
+        "{}",
+        served.log()
+    );
+}
