@@ -699,3 +699,58 @@ async fn a_renewed_certificate_is_served_without_a_restart_and_configured_header
         served.log()
     );
 }
+
+#[tokio::test]
+async fn a_client_certificate_must_carry_an_allowed_san() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    // The CA client certificates chain to, and two clients of it.
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "clients CA");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    let clients_ca = dir.path().join("clients-ca.crt");
+    std::fs::write(&clients_ca, ca.pem()).unwrap();
+    let identity = |san: &str| {
+        let key = KeyPair::generate().unwrap();
+        let cert = CertificateParams::new(vec![san.to_string()])
+            .unwrap()
+            .signed_by(&key, &ca)
+            .unwrap();
+        reqwest::Identity::from_pem(format!("{}{}", cert.pem(), key.serialize_pem()).as_bytes())
+            .unwrap()
+    };
+    let served = serve(
+        dir.path(),
+        WEB_SETTINGS,
+        &format!(
+            "{}  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {}\n  client_allowed_sans: [prometheus.example.net]\n",
+            tls_section(&pki),
+            clients_ca.display()
+        ),
+    );
+    let with = |id: Option<reqwest::Identity>| {
+        let mut b = reqwest::Client::builder()
+            .tls_certs_only(reqwest::Certificate::from_pem_bundle(pki.ca_pem.as_bytes()).unwrap())
+            .timeout(Duration::from_secs(10));
+        if let Some(id) = id {
+            b = b.identity(id);
+        }
+        b.build().unwrap()
+    };
+    let url = format!("{}/healthz", served.base);
+    let allowed = with(Some(identity("prometheus.example.net")))
+        .get(&url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), 200);
+    // Verified by the CA, but not a name on the list: the handshake fails.
+    assert!(with(Some(identity("mallory.example.net")))
+        .get(&url)
+        .send()
+        .await
+        .is_err());
+    assert!(with(None).get(&url).send().await.is_err());
+}
