@@ -61,6 +61,7 @@ enum Verdict {
 
 /// Counts the test cases of a JUnit XML report.
 pub fn count(xml: &[u8]) -> Result<JunitSummary, JunitError> {
+    well_formed_text(xml)?;
     let mut reader = Reader::from_reader(xml);
     let mut summary = JunitSummary::default();
     // Element names from the root down to the current element.
@@ -232,27 +233,105 @@ fn seconds_attr(e: &BytesStart<'_>, attribute: &'static str) -> Result<Option<f6
     }
 }
 
+/// A suite's `timestamp`: read in any form runners write it, and ignored
+/// when it reads as none (a report is never refused for its metadata; the
+/// run is then dated when it was received).
 fn timestamp_attr(e: &BytesStart<'_>) -> Result<Option<f64>, JunitError> {
     let Some(v) = raw_attr(e, "timestamp")? else {
         return Ok(None);
     };
-    if v.is_empty() {
-        return Ok(None);
-    }
-    parse_timestamp(&v)
-        .map(Some)
-        .ok_or_else(|| bad(e, "timestamp", v, "an ISO 8601 date and time"))
+    Ok(parse_timestamp(&v))
 }
 
-/// An ISO 8601 date-time, with or without an offset (without one it is UTC,
-/// as JUnit writers that omit it mean the runner's clock), as Unix seconds.
+/// A date and time as runners write it, as Unix seconds: ISO 8601 / RFC 3339
+/// with or without an offset (without one it is UTC, as JUnit writers that
+/// omit it mean the runner's clock), with `T` or a space, RFC 2822, or epoch
+/// seconds (milliseconds when it is too large to be seconds).
 pub fn parse_timestamp(s: &str) -> Option<f64> {
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
-        return Some(t.timestamp_millis() as f64 / 1000.0);
+    let s = s.trim();
+    if s.is_empty() {
+        return None;
     }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
-        .ok()
-        .map(|t| t.and_utc().timestamp_millis() as f64 / 1000.0)
+    let secs = |ms: i64| ms as f64 / 1000.0;
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(secs(t.timestamp_millis()));
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc2822(s) {
+        return Some(secs(t.timestamp_millis()));
+    }
+    for with_offset in [
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+        "%Y-%m-%dT%H:%M:%S%.f%z",
+    ] {
+        if let Ok(t) = chrono::DateTime::parse_from_str(s, with_offset) {
+            return Some(secs(t.timestamp_millis()));
+        }
+    }
+    for naive in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+    ] {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(s, naive) {
+            return Some(secs(t.and_utc().timestamp_millis()));
+        }
+    }
+    if let Some(utc) = s.strip_suffix('Z').or_else(|| s.strip_suffix(" UTC")) {
+        if let Ok(t) = chrono::NaiveDateTime::parse_from_str(utc, "%Y-%m-%d %H:%M:%S%.f") {
+            return Some(secs(t.and_utc().timestamp_millis()));
+        }
+    }
+    match s.parse::<f64>() {
+        Ok(n) if (0.0..1e11).contains(&n) => Some(n),
+        Ok(n) if n.is_finite() && (1e11..1e14).contains(&n) => Some(n / 1000.0),
+        _ => None,
+    }
+}
+
+/// Refuses text no XML 1.0 parser may accept, naming the byte where it
+/// is: bytes that are not UTF-8 (the only encoding read), characters XML
+/// forbids (raw control characters, U+FFFE, U+FFFF) and references to them
+/// (`&#0;`).
+fn well_formed_text(xml: &[u8]) -> Result<(), JunitError> {
+    let text = std::str::from_utf8(xml).map_err(|e| JunitError::Malformed {
+        position: e.valid_up_to() as u64,
+        message: "not UTF-8 (a report is read as UTF-8)".to_string(),
+    })?;
+    let allowed = |c: u32| matches!(c, 0x9 | 0xA | 0xD | 0x20..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF);
+    for (i, c) in text.char_indices() {
+        if !allowed(c as u32) {
+            return Err(JunitError::Malformed {
+                position: i as u64,
+                message: format!("character U+{:04X} is not allowed in XML", c as u32),
+            });
+        }
+    }
+    let mut rest = text;
+    let mut offset = 0;
+    while let Some(at) = rest.find("&#") {
+        let after = &rest[at + 2..];
+        let end = after.find(';').unwrap_or(after.len());
+        let digits = &after[..end];
+        let value = match digits
+            .strip_prefix('x')
+            .or_else(|| digits.strip_prefix('X'))
+        {
+            Some(hex) => u32::from_str_radix(hex, 16).ok(),
+            None => digits.parse::<u32>().ok(),
+        };
+        if let Some(v) = value.filter(|v| !allowed(*v)) {
+            return Err(JunitError::Malformed {
+                position: (offset + at) as u64,
+                message: format!(
+                    "character reference &#{digits}; names U+{v:04X}, which XML does not allow"
+                ),
+            });
+        }
+        offset += at + 2;
+        rest = after;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -373,7 +452,22 @@ mod tests {
                 b"<testsuite time=\"soon\"/>",
                 "time=\"soon\" of <testsuite> is not a non-negative number",
             ),
-            (b"<testsuite timestamp=\"yesterday\"/>", "not an ISO 8601"),
+            (
+                b"<testsuite>\xff</testsuite>",
+                "malformed XML at byte 11: not UTF-8",
+            ),
+            (
+                b"<testsuite>\x01</testsuite>",
+                "malformed XML at byte 11: character U+0001 is not allowed",
+            ),
+            (
+                b"<testsuite name=\"a&#0;\"/>",
+                "malformed XML at byte 18: character reference &#0;",
+            ),
+            (
+                b"<testsuite name=\"a&#x1F;\"/>",
+                "malformed XML at byte 18: character reference &#x1F;",
+            ),
             (
                 b"<testsuite time=\"-1.5\"/>",
                 "time=\"-1.5\" of <testsuite> is not a non-negative number",
@@ -392,10 +486,32 @@ mod tests {
     }
 
     #[test]
+    fn a_timestamp_that_reads_as_no_time_is_ignored_not_refused() {
+        for ts in ["yesterday", "", "13/45/2024", "NaN"] {
+            let xml = format!("<testsuite timestamp=\"{ts}\"><testcase name=\"a\"/></testsuite>");
+            let s = count(xml.as_bytes()).unwrap();
+            assert_eq!((s.passed, s.started_at), (1, None), "{ts}");
+        }
+        let s = count(b"<testsuite timestamp=\"Thu, 01 Jan 1970 00:01:00 +0000\"><testcase name=\"a\"/></testsuite>").unwrap();
+        assert_eq!(s.started_at, Some(60.0));
+    }
+
+    #[test]
     fn timestamps_with_and_without_offsets() {
         assert_eq!(parse_timestamp("1970-01-01T00:01:00Z"), Some(60.0));
         assert_eq!(parse_timestamp("1970-01-01T01:01:00+01:00"), Some(60.0));
         assert_eq!(parse_timestamp("1970-01-01T00:01:00.5"), Some(60.5));
         assert_eq!(parse_timestamp("tomorrow"), None);
+        assert_eq!(parse_timestamp("1970-01-01 00:01:00"), Some(60.0));
+        assert_eq!(parse_timestamp("1970-01-01 00:01:00+00:00"), Some(60.0));
+        assert_eq!(parse_timestamp("1970-01-01T00:01:00+0100"), Some(-3540.0));
+        assert_eq!(
+            parse_timestamp("Thu, 01 Jan 1970 00:01:00 +0000"),
+            Some(60.0)
+        );
+        assert_eq!(parse_timestamp("60"), Some(60.0));
+        assert_eq!(parse_timestamp("1700000000000"), Some(1_700_000_000.0));
+        assert_eq!(parse_timestamp(""), None);
+        assert_eq!(parse_timestamp("-5"), None);
     }
 }
