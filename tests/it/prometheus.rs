@@ -340,7 +340,17 @@ async fn every_dashboard_and_rule_expression_evaluates_against_a_fed_fleet() {
             "{expected} is not pending or firing; active: {active:?}"
         );
     }
-    assert!(source_down.is_empty(), "a source is down: {source_down:?}");
+    // A source run that overran its 2 s timeout on a loaded machine makes
+    // FleetSourceDown pending for one evaluation; a broken source stays down.
+    // So each one reported must be up again at its next runs.
+    let down: Vec<&str> = source_down
+        .iter()
+        .filter_map(|a| a["labels"]["source"].as_str())
+        .collect();
+    if !down.is_empty() {
+        eprintln!("FleetSourceDown pending for {down:?}: checking they recover");
+        fleet.until_sources_up(&down).await;
+    }
     for healthy in ["FleetExporterDown", "FleetExporterAbsent"] {
         assert!(
             !active.contains(&healthy),
