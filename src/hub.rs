@@ -279,13 +279,18 @@ fn listed(pulse: &Arc<Pulse>, config: &Config) -> Arc<Pulse> {
         .chain(config.ingest.services.iter().map(|s| s.as_str()))
         .collect();
     let stack_ok = |s: &str| s.is_empty() || stacks.contains(s);
+    // The receiver's counts by pushing name; `_unknown` / `_invalid` stay.
+    let pusher_ok = |k: &str| {
+        k.starts_with('_') || boxes.contains(k) || hosts.contains(k) || services.contains(k)
+    };
     let keeps = pulse.heartbeats.keys().all(|b| boxes.contains(&**b))
         && pulse
             .test_runs
             .values()
             .all(|r| services.contains(r.service.as_str()) && stack_ok(&r.stack))
         && pulse.mutants.keys().all(|m| services.contains(m.as_str()))
-        && pulse.host_health.keys().all(|h| hosts.contains(h.as_str()));
+        && pulse.host_health.keys().all(|h| hosts.contains(h.as_str()))
+        && pulse.ingest.keys().all(|k| pusher_ok(k));
     if keeps {
         return pulse.clone();
     }
@@ -295,6 +300,7 @@ fn listed(pulse: &Arc<Pulse>, config: &Config) -> Arc<Pulse> {
         .retain(|_, r| services.contains(r.service.as_str()) && stack_ok(&r.stack));
     p.mutants.retain(|m, _| services.contains(m.as_str()));
     p.host_health.retain(|h, _| hosts.contains(h.as_str()));
+    p.ingest.retain(|k, _| pusher_ok(k));
     Arc::new(p)
 }
 

@@ -128,9 +128,15 @@ pub(super) async fn get_all(State(ing): State<Arc<Ingest>>, headers: HeaderMap) 
             .map_err(|e| e.to_string())
             .and_then(|r| r)
             .map_err(read_failed)?;
+        // A host the inventory no longer lists is retired: not in the aggregate
+        // (its row waits out ingest.retention), unless names outside the
+        // inventory are admitted, as on the board.
+        let rules = ing.rules();
+        let listed =
+            |host: &str| rules.unknown_names_cap > 0 || rules.inventory.knows(NameKind::Host, host);
         let hosts: Vec<_> = all
             .into_iter()
-            .filter(|d| scope.allows(&d.summary.host))
+            .filter(|d| scope.allows(&d.summary.host) && listed(&d.summary.host))
             .map(|d| {
                 // Stored documents were valid JSON when they were pushed.
                 let snapshot: serde_json::Value =

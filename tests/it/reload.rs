@@ -54,7 +54,7 @@ fn fleet(s_port: u16, ca: &str, dir: &Path, listen: u16, boxes: &str, extra: &st
     )
 }
 
-const SLOT: &str = "  - name: test-1\n    boxes: [slot-box]\n    services:\n      - { name: slot-broker, healthz: 'https://localhost:1/healthz' }\n";
+const SLOT: &str = "  - name: test-1\n    boxes: [slot-box]\n    hosts: [slot-host]\n    services:\n      - { name: slot-broker, healthz: 'https://localhost:1/healthz' }\n";
 
 async fn serve() -> Served {
     serve_with("30d").await
@@ -356,6 +356,27 @@ async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one
     let m = s.metrics().await;
     assert_eq!(sample(&m, &hb("box-b")), Some(1.0));
     assert_eq!(sample(&m, &hb("slot-box")), Some(1.0));
+    let doctor = reqwest::Client::new()
+        .put(format!("{}/api/v1/host-health/slot-host", s.url))
+        .bearer_auth(OLD_TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"checks":[{"name":"disk","status":"fail"}]}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(doctor.status(), 200);
+    let aggregate = || async {
+        reqwest::Client::new()
+            .get(format!("{}/api/v1/host-health", s.url))
+            .bearer_auth(OLD_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    assert!(aggregate().await.contains("slot-host"));
 
     // Retired: gone from the views at once, kept in the store.
     s.rewrite("box-a", "");
@@ -363,6 +384,11 @@ async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one
     let m = s.metrics().await;
     assert_eq!(sample(&m, &hb("box-b")), None, "{m}");
     assert_eq!(sample(&m, &hb("slot-box")), None, "{m}");
+    assert!(!m.contains(r#"host="slot-host""#), "{m}");
+    assert!(
+        !aggregate().await.contains("slot-host"),
+        "the host-health aggregate"
+    );
     // Back before its retention is up: its rows come back with it.
     s.rewrite("box-a, box-b", "");
     assert_eq!(s.post_reload().await.0, 200);
