@@ -186,14 +186,14 @@ metric!(
     HOST_HEALTH_CHECKS,
     "fleet_host_health_checks",
     Gauge,
-    ["host", "status"],
+    ["stack", "host", "status"],
     "Checks in the host's newest doctor snapshot, by status (ok, warn, fail)."
 );
 metric!(
     HOST_HEALTH_TIMESTAMP,
     "fleet_host_health_timestamp_seconds",
     Gauge,
-    ["host"],
+    ["stack", "host"],
     "When the host's newest doctor snapshot was received."
 );
 metric!(

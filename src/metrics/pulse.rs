@@ -110,7 +110,7 @@ pub(super) fn encode(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         &cat::HOST_HEALTH_CHECKS,
         p.host_health.values().flat_map(|h| {
             [("ok", h.ok), ("warn", h.warn), ("fail", h.fail)]
-                .map(|(status, n)| ([h.host.as_str(), status], n as f64))
+                .map(|(status, n)| ([h.stack.as_str(), h.host.as_str(), status], n as f64))
         }),
     )?;
     family(
@@ -118,7 +118,7 @@ pub(super) fn encode(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         &cat::HOST_HEALTH_TIMESTAMP,
         p.host_health
             .values()
-            .map(|h| ([h.host.as_str()], h.received_at)),
+            .map(|h| ([h.stack.as_str(), h.host.as_str()], h.received_at)),
     )?;
 
     // Status codes as label text, written once per scrape.

@@ -385,7 +385,7 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
             1.0,
         ),
         (
-            r#"fleet_host_health_checks{host="prod-host",status="warn"}"#,
+            r#"fleet_host_health_checks{stack="prod",host="prod-host",status="warn"}"#,
             1.0,
         ),
     ];
@@ -407,7 +407,7 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
     .is_some());
     assert!(sample(
         &body,
-        r#"fleet_host_health_timestamp_seconds{host="prod-host"}"#
+        r#"fleet_host_health_timestamp_seconds{stack="prod",host="prod-host"}"#
     )
     .is_some());
     assert!(sample(
@@ -1407,7 +1407,7 @@ async fn the_pulse_is_reloaded_from_the_store_on_start() {
     assert_eq!(
         sample(
             &body,
-            r#"fleet_host_health_checks{host="test-1-host",status="fail"}"#
+            r#"fleet_host_health_checks{stack="test-1",host="test-1-host",status="fail"}"#
         ),
         Some(1.0)
     );
@@ -1757,7 +1757,7 @@ async fn the_push_cli_delivers_every_kind_and_fails_loudly() {
             7.0,
         ),
         (
-            r#"fleet_host_health_checks{host="prod-host",status="ok"}"#,
+            r#"fleet_host_health_checks{stack="prod",host="prod-host",status="ok"}"#,
             1.0,
         ),
         (
@@ -1900,7 +1900,7 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
             4.0,
         ),
         (
-            r#"fleet_host_health_checks{host="test-2-host",status="fail"}"#,
+            r#"fleet_host_health_checks{stack="test-2",host="test-2-host",status="fail"}"#,
             1.0,
         ),
         (

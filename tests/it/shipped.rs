@@ -306,7 +306,8 @@ async fn exercise(bin: &Path, ex: &Exporter, names: &Names) -> (String, String) 
             assert_eq!(code, 200, "{body}");
             assert!(ct.starts_with("text/plain; version=0.0.4"), "{ct}");
             let wanted = format!(
-                "fleet_host_health_checks{{host=\"{}\",status=\"warn\"}} 1",
+                "fleet_host_health_checks{{stack=\"{}\",host=\"{}\",status=\"warn\"}} 1",
+                names.host.strip_suffix("-host").unwrap_or_default(),
                 names.host
             );
             body.contains(&wanted).then_some(body)
