@@ -144,42 +144,42 @@ metric!(
     TEST_RUN_TESTS,
     "fleet_test_run_tests",
     Gauge,
-    ["stack", "service", "outcome"],
+    ["stack", "component", "outcome"],
     "Tests in the newest run of the service's suite, by outcome (passed, failed, skipped)."
 );
 metric!(
     TEST_RUN_TIMESTAMP,
     "fleet_test_run_timestamp_seconds",
     Gauge,
-    ["stack", "service"],
+    ["stack", "component"],
     "Start time of the newest test run of the service."
 );
 metric!(
     TEST_RUN_DURATION,
     "fleet_test_run_duration_seconds",
     Gauge,
-    ["stack", "service"],
+    ["stack", "component"],
     "Duration of the newest test run of the service."
 );
 metric!(
     TEST_RUN_INFO,
     "fleet_test_run_info",
     Gauge,
-    ["stack", "service", "commit"],
+    ["stack", "component", "commit"],
     "Commit the newest test run of the service was made against; always 1."
 );
 metric!(
     TEST_MUTANTS,
     "fleet_test_mutants",
     Gauge,
-    ["service", "outcome"],
+    ["stack", "component", "outcome"],
     "Mutants in the newest mutation-testing run, by outcome (caught, missed, timeout, unviable)."
 );
 metric!(
     TEST_MUTANTS_TIMESTAMP,
     "fleet_test_mutants_timestamp_seconds",
     Gauge,
-    ["service"],
+    ["stack", "component"],
     "When the newest mutation-testing result of the service was received."
 );
 metric!(
@@ -200,14 +200,14 @@ metric!(
     INGEST_REQUESTS,
     "fleet_ingest_requests_total",
     Counter,
-    ["host", "code"],
+    ["stack", "pusher", "code"],
     "Push requests received, by the name pushed for and the HTTP status answered."
 );
 metric!(
     INGEST_UNSTAMPED,
     "fleet_ingest_unstamped_requests_total",
     Counter,
-    ["host"],
+    ["stack", "pusher"],
     "Push requests that carried no X-Fleet-Commit header."
 );
 

@@ -276,6 +276,30 @@ impl Config {
             .map(|e| &e.name)
     }
 
+    /// The environments listing a service of this name, in config order.
+    pub fn stacks_of_service<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Name> + 'a {
+        self.environments
+            .iter()
+            .filter(move |e| e.services.iter().any(|s| s.name.0 == name))
+            .map(|e| &e.name)
+    }
+
+    /// The one environment a pushed name belongs to: the box's, the host's,
+    /// or the service's when exactly one environment lists it; else none.
+    pub fn stack_of_name(&self, name: &str) -> Option<&Name> {
+        if let Some(s) = self.stack_of_box(name).or_else(|| self.stack_of_host(name)) {
+            return Some(s);
+        }
+        let mut listing = self
+            .environments
+            .iter()
+            .filter(|e| e.services.iter().any(|s| s.name.0 == name));
+        match (listing.next().map(|e| &e.name), listing.next()) {
+            (Some(s), None) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Whether a service of this name is in the inventory.
     pub fn has_service(&self, name: &str) -> bool {
         self.ingest.services.iter().any(|s| s.0 == name)

@@ -169,6 +169,56 @@ mod tests {
     use crate::sources::aws::{AwsFacts, Instance, InstanceState};
     use std::sync::Arc;
 
+    /// Label names a scrape config or service discovery commonly attaches to
+    /// targets (the exporter-writing guide's list, plus job, instance and
+    /// type): a family using one would have it renamed `exported_…` on
+    /// ingestion, and queries on it would silently stop matching.
+    const TARGET_LABELS: [&str; 16] = [
+        "region",
+        "zone",
+        "cluster",
+        "availability_zone",
+        "az",
+        "datacenter",
+        "dc",
+        "owner",
+        "customer",
+        "stage",
+        "service",
+        "environment",
+        "env",
+        "job",
+        "instance",
+        "type",
+    ];
+
+    /// Families about fleetpulse itself or about something every environment
+    /// shares; every other family is per environment and carries `stack`.
+    const FLEET_WIDE: [&str; 10] = [
+        "fleet_exporter_build_info",
+        "fleet_exporter_handler_panics_total",
+        "fleet_config_last_reload_successful",
+        "fleet_config_last_reload_success_timestamp_seconds",
+        "fleet_discovery_refused_total",
+        "fleet_chain_block_number",
+        "fleet_github_head_commit_info",
+        "fleet_github_rate_limit_remaining",
+        "fleet_github_rate_limit_reset_timestamp_seconds",
+        "fleet_source_",
+    ];
+
+    #[test]
+    fn every_per_environment_family_carries_stack_first() {
+        for m in families().filter(|m| m.name.starts_with("fleet_")) {
+            let wide = FLEET_WIDE
+                .iter()
+                .any(|w| m.name == *w || (w.ends_with('_') && m.name.starts_with(w)));
+            if !wide {
+                assert_eq!(m.labels.first(), Some(&"stack"), "{}", m.name);
+            }
+        }
+    }
+
     #[test]
     fn family_names_follow_prometheus_conventions() {
         let mut seen = std::collections::HashSet::new();
@@ -187,8 +237,8 @@ mod tests {
             );
             for l in m.labels {
                 assert!(
-                    !["env", "environment", "type"].contains(l),
-                    "{} uses label {l}",
+                    !TARGET_LABELS.contains(l),
+                    "{} uses label {l}, which clashes with a target label",
                     m.name
                 );
             }
@@ -280,7 +330,7 @@ mod tests {
         for (service, green, red) in [("broker", 1.0, 0.0), ("signer", 0.0, 1.0)] {
             let s = |state: &str| {
                 value(&format!(
-                    r#"fleet_service_health{{stack="prod",service="{service}",state="{state}"}}"#
+                    r#"fleet_service_health{{stack="prod",component="{service}",state="{state}"}}"#
                 ))
             };
             assert_eq!(s("green"), green, "{service} green");

@@ -84,25 +84,42 @@ pub(super) fn encode(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         }),
     )?;
 
+    // A mutation result is of a component's code: it is shown in every
+    // environment listing the component (`stack=""` when none does).
+    let mutants: Vec<(&str, &crate::pulse::Mutants)> = p
+        .mutants
+        .values()
+        .flat_map(|m| {
+            let mut stacks: Vec<&str> = s
+                .config
+                .stacks_of_service(&m.service)
+                .map(|n| n.as_str())
+                .collect();
+            if stacks.is_empty() {
+                stacks.push("");
+            }
+            stacks.into_iter().map(move |st| (st, &**m))
+        })
+        .collect();
     family(
         enc,
         &cat::TEST_MUTANTS,
-        p.mutants.values().flat_map(|m| {
+        mutants.iter().flat_map(|(stack, m)| {
             [
                 ("caught", m.caught),
                 ("missed", m.missed),
                 ("timeout", m.timeout),
                 ("unviable", m.unviable),
             ]
-            .map(|(outcome, n)| ([m.service.as_str(), outcome], n as f64))
+            .map(|(outcome, n)| ([*stack, m.service.as_str(), outcome], n as f64))
         }),
     )?;
     family(
         enc,
         &cat::TEST_MUTANTS_TIMESTAMP,
-        p.mutants
-            .values()
-            .map(|m| ([m.service.as_str()], m.received_at)),
+        mutants
+            .iter()
+            .map(|(stack, m)| ([*stack, m.service.as_str()], m.received_at)),
     )?;
 
     family(
@@ -122,13 +139,15 @@ pub(super) fn encode(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
 
     // Status codes as label text, written once per scrape.
-    let codes: Vec<(&str, String, u64)> = p
+    let stack_of = |name: &str| s.config.stack_of_name(name).map_or("", |n| n.as_str());
+    let codes: Vec<(&str, &str, String, u64)> = p
         .ingest
         .values()
         .flat_map(|c| {
+            let stack = stack_of(&c.host);
             c.codes
                 .iter()
-                .map(|(code, n)| (c.host.as_str(), code.to_string(), *n))
+                .map(move |(code, n)| (stack, c.host.as_str(), code.to_string(), *n))
         })
         .collect();
     family(
@@ -136,14 +155,14 @@ pub(super) fn encode(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
         &cat::INGEST_REQUESTS,
         codes
             .iter()
-            .map(|(host, code, n)| ([*host, code.as_str()], *n as f64)),
+            .map(|(stack, pusher, code, n)| ([*stack, *pusher, code.as_str()], *n as f64)),
     )?;
     family(
         enc,
         &cat::INGEST_UNSTAMPED,
         p.ingest
             .values()
-            .map(|c| ([c.host.as_str()], c.unstamped as f64)),
+            .map(|c| ([stack_of(&c.host), c.host.as_str()], c.unstamped as f64)),
     )?;
     Ok(())
 }
@@ -154,11 +173,11 @@ mod tests {
 
     use crate::config::Config;
     use crate::hub::Hub;
-    use crate::pulse::{Heartbeat, IngestCounters, Pulse, TestRun, TestRunFormat};
+    use crate::pulse::{Heartbeat, IngestCounters, Mutants, Pulse, TestRun, TestRunFormat};
 
     fn render(pulse: Pulse) -> String {
         let config = Config::parse(
-            "environments:\n  - name: prod\n    boxes: [prod-a, prod-b]\n    services: [{ name: broker }]\n",
+            "ingest:\n  services: [tool]\nenvironments:\n  - name: prod\n    boxes: [prod-a, prod-b]\n    services: [{ name: broker }]\n",
             "fleet.yaml",
         )
         .unwrap();
@@ -199,6 +218,20 @@ mod tests {
                 format: TestRunFormat::Junit,
             }),
         );
+        for service in ["broker", "tool"] {
+            p.mutants.insert(
+                service.into(),
+                Arc::new(Mutants {
+                    service: service.into(),
+                    caught: 7,
+                    missed: 1,
+                    timeout: 0,
+                    unviable: 0,
+                    received_at: 960.0,
+                    commit: None,
+                }),
+            );
+        }
         let mut counters = IngestCounters {
             host: "prod-a".into(),
             unstamped: 2,
@@ -214,12 +247,17 @@ mod tests {
             r#"fleet_box_expected{stack="prod",box="prod-a"} 1.0"#,
             r#"fleet_box_expected{stack="prod",box="prod-b"} 1.0"#,
             r#"fleet_box_commit_info{stack="prod",box="prod-a",commit="abc",version=""} 1.0"#,
-            r#"fleet_test_run_tests{stack="prod",service="broker",outcome="failed"} 3.0"#,
-            r#"fleet_test_run_tests{stack="prod",service="broker",outcome="passed"} 5.0"#,
-            r#"fleet_test_run_timestamp_seconds{stack="prod",service="broker"} 900.0"#,
-            r#"fleet_ingest_requests_total{host="prod-a",code="200"} 3"#,
-            r#"fleet_ingest_requests_total{host="prod-a",code="401"} 1"#,
-            r#"fleet_ingest_unstamped_requests_total{host="prod-a"} 2"#,
+            r#"fleet_test_run_tests{stack="prod",component="broker",outcome="failed"} 3.0"#,
+            r#"fleet_test_run_tests{stack="prod",component="broker",outcome="passed"} 5.0"#,
+            r#"fleet_test_run_timestamp_seconds{stack="prod",component="broker"} 900.0"#,
+            r#"fleet_ingest_requests_total{stack="prod",pusher="prod-a",code="200"} 3"#,
+            r#"fleet_ingest_requests_total{stack="prod",pusher="prod-a",code="401"} 1"#,
+            r#"fleet_ingest_unstamped_requests_total{stack="prod",pusher="prod-a"} 2"#,
+            // A component's mutants show in the environment listing it;
+            // one no environment lists has no stack.
+            r#"fleet_test_mutants{stack="prod",component="broker",outcome="missed"} 1.0"#,
+            r#"fleet_test_mutants{stack="",component="tool",outcome="caught"} 7.0"#,
+            r#"fleet_test_mutants_timestamp_seconds{stack="prod",component="broker"} 960.0"#,
             "# TYPE fleet_heartbeats_total counter",
         ] {
             assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");

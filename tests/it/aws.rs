@@ -232,7 +232,7 @@ async fn cloud_families_and_drift_are_served_on_metrics() {
         1.0,
     );
     assert_eq!(body.matches("fleet_instance_state{").count(), 4 * 6);
-    assert!(body.contains(&format!(r#"fleet_instance_info{{stack="prod",instance_id="{p}",instance_type="t3.small",availability_zone="eu-west-1"#)));
+    assert!(body.contains(&format!(r#"fleet_instance_info{{stack="prod",instance_id="{p}",instance_type="t3.small",instance_zone="eu-west-1"#)));
     assert!(body.contains(&format!(
         r#"fleet_instance_launch_timestamp_seconds{{stack="prod",instance_id="{p}"}} "#
     )));

@@ -163,11 +163,11 @@ async fn anvil_going_away_keeps_last_values_for_staleness_then_drops_them_and_re
     };
     let prod = chain.prod_deployer.to_checksum(None);
     has(
-        &format!(r#"fleet_deployer_balance{{stack="prod",address="{prod}"}}"#),
+        &format!(r#"fleet_deployer_balance{{stack="prod",wallet="{prod}"}}"#),
         10_000.0,
     );
     has(
-        r#"fleet_deployer_balance{stack="test-1",address="0x00000000000000000000000000000000000F1eE1"}"#,
+        r#"fleet_deployer_balance{stack="test-1",wallet="0x00000000000000000000000000000000000F1eE1"}"#,
         1.5,
     );
     has(registered, 1.0);

@@ -120,7 +120,7 @@ async fn a_slot_tagged_in_the_cloud_appears_within_an_interval_and_goes_when_rel
             let m = metrics().await;
             (sample(
                 &m,
-                r#"fleet_service_health{stack="test-7",service="broker",state="green"}"#,
+                r#"fleet_service_health{stack="test-7",component="broker",state="green"}"#,
             ) == Some(1.0)
                 && m.contains(r#"fleet_eip_associated{stack="test-7""#))
             .then_some(m)
@@ -179,7 +179,7 @@ async fn a_slot_tagged_in_the_cloud_appears_within_an_interval_and_goes_when_rel
     );
     assert!(sample(
         &metrics().await,
-        r#"fleet_service_health{stack="test-7",service="broker",state="green"}"#
+        r#"fleet_service_health{stack="test-7",component="broker",state="green"}"#
     )
     .is_some());
 

@@ -34,12 +34,12 @@ async fn demo_serves_every_service_and_promtool_finds_nothing() {
     for s in &demo.services {
         let port = s.service.port();
         let health = format!(
-            "fleet_service_health{{stack=\"{}\",service=\"{}\",state=\"green\"}}",
+            "fleet_service_health{{stack=\"{}\",component=\"{}\",state=\"green\"}}",
             s.stack, s.name
         );
         assert!(sample(&body, &health).is_some(), "missing {health}");
         let tls = format!(
-            "fleet_tls_up{{stack=\"{}\",host=\"localhost:{port}\"}}",
+            "fleet_tls_up{{stack=\"{}\",endpoint=\"localhost:{port}\"}}",
             s.stack
         );
         assert!(sample(&body, &tls).is_some(), "missing {tls}");
@@ -48,14 +48,14 @@ async fn demo_serves_every_service_and_promtool_finds_nothing() {
     assert_eq!(
         sample(
             &body,
-            r#"fleet_service_health{stack="test-1",service="signer",state="degraded"}"#
+            r#"fleet_service_health{stack="test-1",component="signer",state="degraded"}"#
         ),
         Some(1.0)
     );
     assert_eq!(
         sample(
             &body,
-            r#"fleet_service_health{stack="test-2",service="worker-2",state="red"}"#
+            r#"fleet_service_health{stack="test-2",component="worker-2",state="red"}"#
         ),
         Some(1.0)
     );
@@ -131,7 +131,7 @@ async fn hung_healthz_endpoint_does_not_delay_scrape() {
         let url = url.clone();
         async move {
             let (_, b) = get(&url).await;
-            b.contains(r#"fleet_service_health{stack="prod",service="broker",state="red"} 1"#)
+            b.contains(r#"fleet_service_health{stack="prod",component="broker",state="red"} 1"#)
                 .then_some(b)
         }
     })

@@ -180,8 +180,8 @@ async fn others_fresh(fleet: &FedFleet, affected: &[&str], since: f64) {
     }
 }
 
-const WEB_RED: &str = r#"fleet_service_health{stack="other",service="web",state="red"}"#;
-const WEB_TLS: &str = r#"fleet_tls_up{stack="other",host="localhost:PORT"}"#;
+const WEB_RED: &str = r#"fleet_service_health{stack="other",component="web",state="red"}"#;
+const WEB_TLS: &str = r#"fleet_tls_up{stack="other",endpoint="localhost:PORT"}"#;
 const HEARTBEATS: &str = r#"fleet_heartbeats_total{stack="prod",box="prod-box"}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

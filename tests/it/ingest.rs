@@ -361,27 +361,27 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
             1.0,
         ),
         (
-            r#"fleet_test_run_tests{stack="test-1",service="broker",outcome="failed"}"#,
+            r#"fleet_test_run_tests{stack="test-1",component="broker",outcome="failed"}"#,
             2.0,
         ),
         (
-            r#"fleet_test_run_tests{stack="test-1",service="signer",outcome="passed"}"#,
+            r#"fleet_test_run_tests{stack="test-1",component="signer",outcome="passed"}"#,
             2.0,
         ),
         (
-            r#"fleet_test_run_timestamp_seconds{stack="test-1",service="broker"}"#,
+            r#"fleet_test_run_timestamp_seconds{stack="test-1",component="broker"}"#,
             1_714_554_000.0,
         ),
         (
-            r#"fleet_test_run_duration_seconds{stack="test-1",service="signer"}"#,
+            r#"fleet_test_run_duration_seconds{stack="test-1",component="signer"}"#,
             4.5,
         ),
         (
-            r#"fleet_test_run_info{stack="test-1",service="broker",commit="abc1234"}"#,
+            r#"fleet_test_run_info{stack="test-1",component="broker",commit="abc1234"}"#,
             1.0,
         ),
         (
-            r#"fleet_test_mutants{service="indexer",outcome="missed"}"#,
+            r#"fleet_test_mutants{stack="",component="indexer",outcome="missed"}"#,
             1.0,
         ),
         (
@@ -412,13 +412,13 @@ async fn every_push_kind_is_stored_read_back_and_exposed() {
     .is_some());
     assert!(sample(
         &body,
-        r#"fleet_test_mutants_timestamp_seconds{service="indexer"}"#
+        r#"fleet_test_mutants_timestamp_seconds{stack="",component="indexer"}"#
     )
     .is_some());
     assert_eq!(
         sample(
             &body,
-            r#"fleet_ingest_requests_total{host="prod-box",code="200"}"#
+            r#"fleet_ingest_requests_total{stack="prod",pusher="prod-box",code="200"}"#
         ),
         Some(1.0)
     );
@@ -604,7 +604,7 @@ async fn test_run_times_are_checked_and_only_unstamped_pushes_are_counted_so() {
     assert_eq!(status, 400, "{v}");
 
     // put_json stamps every push with X-Fleet-Commit: none is unstamped.
-    let unstamped = r#"fleet_ingest_unstamped_requests_total{host="broker"}"#;
+    let unstamped = r#"fleet_ingest_unstamped_requests_total{stack="",pusher="broker"}"#;
     let body = fleet.metrics().await;
     assert_eq!(sample(&body, unstamped).unwrap_or(0.0), 0.0, "{body}");
     let (status, _) = fleet
@@ -630,7 +630,7 @@ async fn test_run_times_are_checked_and_only_unstamped_pushes_are_counted_so() {
     assert_eq!(
         sample(
             &body,
-            r#"fleet_ingest_requests_total{host="broker",code="200"}"#
+            r#"fleet_ingest_requests_total{stack="",pusher="broker",code="200"}"#
         ),
         Some(8.0)
     );
@@ -705,7 +705,7 @@ async fn a_failed_commit_acknowledges_nothing_and_leaves_no_trace() {
     assert!(
         sample(
             &body,
-            r#"fleet_ingest_requests_total{host="test-1-box",code="500"}"#
+            r#"fleet_ingest_requests_total{stack="test-1",pusher="test-1-box",code="500"}"#
         )
         .is_some_and(|n| n >= 11.0),
         "{body}"
@@ -734,7 +734,7 @@ async fn an_older_test_run_arriving_late_keeps_the_newer_receipt() {
         .put_json("/api/v1/test-runs/broker", run(11, "2024-05-03T00:00:00Z"))
         .await;
     assert_eq!((s, &v["newest"]), (200, &json!(true)));
-    let passed = r#"fleet_test_run_tests{stack="prod",service="broker",outcome="passed"}"#;
+    let passed = r#"fleet_test_run_tests{stack="prod",component="broker",outcome="passed"}"#;
     let body = fleet.metrics_showing(&[(passed, 11.0)]).await;
     assert_eq!(sample(&body, passed), Some(11.0));
 }
@@ -1264,30 +1264,30 @@ async fn requests_are_counted_per_name_and_status_without_letting_clients_add_se
         let body = fleet.metrics().await;
         (sample(
             &body,
-            r#"fleet_ingest_requests_total{host="_invalid",code="400"}"#,
+            r#"fleet_ingest_requests_total{stack="",pusher="_invalid",code="400"}"#,
         ) == Some(5.0))
         .then_some(body)
     })
     .await;
     for (series, want) in [
         (
-            r#"fleet_ingest_requests_total{host="prod-box",code="200"}"#,
+            r#"fleet_ingest_requests_total{stack="prod",pusher="prod-box",code="200"}"#,
             1.0,
         ),
         (
-            r#"fleet_ingest_requests_total{host="prod-box",code="401"}"#,
+            r#"fleet_ingest_requests_total{stack="prod",pusher="prod-box",code="401"}"#,
             1.0,
         ),
         (
-            r#"fleet_ingest_requests_total{host="_unknown",code="404"}"#,
+            r#"fleet_ingest_requests_total{stack="",pusher="_unknown",code="404"}"#,
             5.0,
         ),
         (
-            r#"fleet_ingest_unstamped_requests_total{host="prod-box"}"#,
+            r#"fleet_ingest_unstamped_requests_total{stack="prod",pusher="prod-box"}"#,
             1.0,
         ),
         (
-            r#"fleet_ingest_unstamped_requests_total{host="_unknown"}"#,
+            r#"fleet_ingest_unstamped_requests_total{stack="",pusher="_unknown"}"#,
             5.0,
         ),
     ] {
@@ -1336,14 +1336,14 @@ async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
     assert_eq!(
         sample(
             &body,
-            r#"fleet_ingest_requests_total{host="guest-a",code="200"}"#
+            r#"fleet_ingest_requests_total{stack="",pusher="guest-a",code="200"}"#
         ),
         Some(1.0),
         "counters restart with the process"
     );
     assert!(sample(
         &body,
-        r#"fleet_ingest_requests_total{host="_unknown",code="404"}"#
+        r#"fleet_ingest_requests_total{stack="",pusher="_unknown",code="404"}"#
     )
     .is_some());
 }
@@ -1400,7 +1400,7 @@ async fn the_pulse_is_reloaded_from_the_store_on_start() {
     assert_eq!(
         sample(
             &body,
-            r#"fleet_test_run_tests{stack="test-1",service="signer",outcome="skipped"}"#
+            r#"fleet_test_run_tests{stack="test-1",component="signer",outcome="skipped"}"#
         ),
         Some(1.0)
     );
@@ -1749,11 +1749,11 @@ async fn the_push_cli_delivers_every_kind_and_fails_loudly() {
             1.0,
         ),
         (
-            r#"fleet_test_run_tests{stack="prod",service="broker",outcome="failed"}"#,
+            r#"fleet_test_run_tests{stack="prod",component="broker",outcome="failed"}"#,
             1.0,
         ),
         (
-            r#"fleet_test_mutants{service="broker",outcome="caught"}"#,
+            r#"fleet_test_mutants{stack="prod",component="broker",outcome="caught"}"#,
             7.0,
         ),
         (
@@ -1761,7 +1761,7 @@ async fn the_push_cli_delivers_every_kind_and_fails_loudly() {
             1.0,
         ),
         (
-            r#"fleet_ingest_unstamped_requests_total{host="prod-box"}"#,
+            r#"fleet_ingest_unstamped_requests_total{stack="prod",pusher="prod-box"}"#,
             0.0,
         ),
     ];
@@ -1888,15 +1888,15 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
             1.0,
         ),
         (
-            r#"fleet_test_run_tests{stack="test-1",service="signer",outcome="failed"}"#,
+            r#"fleet_test_run_tests{stack="test-1",component="signer",outcome="failed"}"#,
             3.0,
         ),
         (
-            r#"fleet_test_run_tests{stack="test-1",service="broker",outcome="skipped"}"#,
+            r#"fleet_test_run_tests{stack="test-1",component="broker",outcome="skipped"}"#,
             1.0,
         ),
         (
-            r#"fleet_test_mutants{service="signer",outcome="missed"}"#,
+            r#"fleet_test_mutants{stack="prod",component="signer",outcome="missed"}"#,
             4.0,
         ),
         (
@@ -1904,7 +1904,7 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
             1.0,
         ),
         (
-            r#"fleet_ingest_unstamped_requests_total{host="test-2-box"}"#,
+            r#"fleet_ingest_unstamped_requests_total{stack="test-2",pusher="test-2-box"}"#,
             5.0,
         ),
     ] {
@@ -1918,7 +1918,8 @@ async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests
     // The project's own recorded mutation score is on the board.
     let score: Value = serde_json::from_str(include_str!("../../docs/mutants/score.json")).unwrap();
     for outcome in ["caught", "missed", "timeout", "unviable"] {
-        let series = format!(r#"fleet_test_mutants{{service="fleetpulse",outcome="{outcome}"}}"#);
+        let series =
+            format!(r#"fleet_test_mutants{{stack="",component="fleetpulse",outcome="{outcome}"}}"#);
         assert_eq!(
             sample(&body, &series),
             score[outcome].as_f64(),

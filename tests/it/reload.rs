@@ -172,7 +172,7 @@ fn listen_of(url: &str) -> u16 {
 const RELOAD_OK: &str = "fleet_config_last_reload_successful";
 const RELOAD_TIME: &str = "fleet_config_last_reload_success_timestamp_seconds";
 const HEALTHZ_SUCCESS: &str = r#"fleet_source_last_success_timestamp_seconds{source="healthz"}"#;
-const BROKER_GREEN: &str = r#"fleet_service_health{stack="prod",service="broker",state="green"}"#;
+const BROKER_GREEN: &str = r#"fleet_service_health{stack="prod",component="broker",state="green"}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reload_puts_new_files_in_force_keeps_unchanged_sources_and_refuses_a_bad_file_whole() {

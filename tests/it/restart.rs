@@ -105,7 +105,7 @@ environments:
     let port = common::free_port();
     let mut exporter = harness::fleet::spawn_exporter(&config, dir.path(), port);
     let url = format!("http://127.0.0.1:{port}/metrics");
-    let red = r#"fleet_service_health{stack="prod",service="broker",state="red"}"#;
+    let red = r#"fleet_service_health{stack="prod",component="broker",state="red"}"#;
     common::eventually(Duration::from_secs(30), "broker red", || async {
         let (code, body) = reqwest_get(&url).await?;
         (code == 200 && common::sample(&body, red) == Some(1.0)).then_some(())

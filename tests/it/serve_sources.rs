@@ -62,7 +62,7 @@ async fn serve_exposes_every_cloud_ci_chain_and_drift_family() {
     has(r#"fleet_registry_registered{stack="test-1"}"#, 0.0);
     has("fleet_chain_block_number", 4.0);
     has(
-        r#"fleet_deployer_balance{stack="test-1",address="0x00000000000000000000000000000000000F1eE1"}"#,
+        r#"fleet_deployer_balance{stack="test-1",wallet="0x00000000000000000000000000000000000F1eE1"}"#,
         1.5,
     );
     has(r#"fleet_drift{stack="prod",kind="dns_mismatch"}"#, 0.0);

@@ -653,7 +653,7 @@ metric!(
     INSTANCE_INFO,
     "fleet_instance_info",
     Gauge,
-    ["stack", "instance_id", "instance_type", "availability_zone"],
+    ["stack", "instance_id", "instance_type", "instance_zone"],
     "EC2 instance found by the environment's tag; always 1."
 );
 metric!(

@@ -409,7 +409,7 @@ metric!(
     DEPLOYER_BALANCE,
     "fleet_deployer_balance",
     Gauge,
-    ["stack", "address"],
+    ["stack", "wallet"],
     "Deployer wallet balance in whole tokens."
 );
 metric!(

@@ -456,27 +456,27 @@ metric!(
     SERVICE_HEALTH,
     "fleet_service_health",
     Gauge,
-    ["stack", "service", "state"],
+    ["stack", "component", "state"],
     "Service health as a state set over green, degraded and red; exactly one is 1."
 );
 metric!(
     SERVICE_STATUS_CODE,
     "fleet_service_http_status_code",
     Gauge,
-    ["stack", "service"],
+    ["stack", "component"],
     "HTTP status code of the last /healthz probe; 0 when no response arrived."
 );
 metric!(
     SERVICE_PROBE_DURATION,
     "fleet_service_probe_duration_seconds",
     Gauge,
-    ["stack", "service"],
+    ["stack", "component"],
     "Duration of the last /healthz probe."
 );
 metric!(
     SERVICE_COMMIT_INFO,
     "fleet_service_commit_info",
     Gauge,
-    ["stack", "service", "commit"],
+    ["stack", "component", "commit"],
     "The commit a service reports on /healthz; always 1."
 );

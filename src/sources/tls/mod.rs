@@ -415,27 +415,27 @@ metric!(
     TLS_UP,
     "fleet_tls_up",
     Gauge,
-    ["stack", "host"],
+    ["stack", "endpoint"],
     "1 if the TLS handshake completed and a certificate was presented."
 );
 metric!(
     TLS_CERT_NOT_AFTER,
     "fleet_tls_cert_not_after_timestamp_seconds",
     Gauge,
-    ["stack", "host"],
+    ["stack", "endpoint"],
     "Expiry (notAfter) of the leaf certificate."
 );
 metric!(
     TLS_CHAIN_NOT_AFTER,
     "fleet_tls_chain_earliest_not_after_timestamp_seconds",
     Gauge,
-    ["stack", "host"],
+    ["stack", "endpoint"],
     "Earliest expiry (notAfter) of any certificate in the presented chain."
 );
 metric!(
     TLS_CHAIN_VALID,
     "fleet_tls_chain_valid",
     Gauge,
-    ["stack", "host"],
+    ["stack", "endpoint"],
     "1 if the presented chain verifies against the trust roots for the host name."
 );
