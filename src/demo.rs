@@ -60,6 +60,36 @@ const OWN_MUTATION_SCORE: &str = include_str!("../docs/mutants/score.json");
 const STACKS: [&str; 3] = ["prod", "test-1", "test-2"];
 const SERVICES: [&str; 5] = ["broker", "signer", "worker-1", "worker-2", "nginx"];
 
+/// The alerts of `alerts/` the demo's fleet raises, each on purpose, as
+/// (alert, stack; empty for a component's mutants, which have none). Every
+/// one is a fault the demo shows deliberately; an alert not listed here is a
+/// disagreement between the demo's data and the thresholds, and the
+/// Prometheus test of the demo fails on it.
+pub const ALERTS: &[(&str, &str)] = &[
+    // test-2-spare is listed and never sends a heartbeat.
+    ("FleetBoxNeverReported", "test-2"),
+    // test-1's signer suite has failing tests.
+    ("FleetTestSuiteFailing", "test-1"),
+    // fleetpulse's own mutation run and signer's leave mutants missed.
+    ("FleetMutantsMissed", ""),
+    // test-2's nginx presents a self-signed certificate the probe refuses,
+    // worker-2 closes every connection.
+    ("FleetServiceRed", "test-2"),
+    // test-1's signer reports degraded.
+    ("FleetServiceDegraded", "test-1"),
+    // test-2's worker-2: no handshake.
+    ("FleetTLSHandshakeFailing", "test-2"),
+    // test-2's nginx: a chain no root vouches for, 12 days left.
+    ("FleetTLSChainInvalid", "test-2"),
+    ("FleetTLSCertExpiringSoon", "test-2"),
+    // test-1's nginx: 5 days left.
+    ("FleetTLSCertExpiringCritical", "test-1"),
+    // test-1's broker: its intermediate expires (10 days) before its leaf.
+    ("FleetTLSChainCertExpiringSoon", "test-1"),
+    // test-2-host's doctor reports a failed check.
+    ("FleetHostDoctorFailing", "test-2"),
+];
+
 /// How the demo's exporter serves, beyond its address.
 #[derive(Debug, Clone, Default)]
 pub struct DemoOptions {

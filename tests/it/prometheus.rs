@@ -7,6 +7,7 @@
 use crate::common;
 use crate::harness;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -229,29 +230,11 @@ async fn every_dashboard_and_rule_expression_evaluates_against_a_fed_fleet() {
     .await;
     // Two more rule evaluations (1 s apart): every group's last evaluation
     // is at least 2 s after the boots were seen.
-    let after = chrono::Utc::now() + chrono::Duration::seconds(2);
-    common::eventually(Duration::from_secs(30), "two more rule evaluations", || {
-        let (http, base) = (&http, &base);
-        async move {
-            let v: serde_json::Value = http
-                .get(format!("{base}/api/v1/rules"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            let groups = v["data"]["groups"].as_array()?;
-            let all_after = !groups.is_empty()
-                && groups.iter().all(|g| {
-                    g["lastEvaluation"]
-                        .as_str()
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                        .is_some_and(|t| t > after)
-                });
-            all_after.then_some(())
-        }
-    })
+    evaluated_after(
+        &http,
+        &base,
+        chrono::Utc::now() + chrono::Duration::seconds(2),
+    )
     .await;
 
     let mut problems = Vec::new();
@@ -378,4 +361,111 @@ async fn every_dashboard_and_rule_expression_evaluates_against_a_fed_fleet() {
         problems.len(),
         problems.join("\n")
     );
+}
+
+/// Waits until Prometheus has evaluated every rule group after `after`.
+async fn evaluated_after(http: &reqwest::Client, base: &str, after: chrono::DateTime<chrono::Utc>) {
+    common::eventually(Duration::from_secs(30), "rule evaluations", || async move {
+        let v: Value = http
+            .get(format!("{base}/api/v1/rules"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let groups = v["data"]["groups"].as_array()?;
+        let all_after = !groups.is_empty()
+            && groups.iter().all(|g| {
+                g["lastEvaluation"]
+                    .as_str()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t > after)
+            });
+        all_after.then_some(())
+    })
+    .await;
+}
+
+/// The alerts pending or firing on the Prometheus at `base`, as (alert,
+/// stack) pairs.
+async fn active_alerts(http: &reqwest::Client, base: &str) -> Option<BTreeSet<(String, String)>> {
+    let v: Value = http
+        .get(format!("{base}/api/v1/alerts"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    Some(
+        v["data"]["alerts"]
+            .as_array()?
+            .iter()
+            .map(|a| {
+                let l = &a["labels"];
+                (
+                    l["alertname"].as_str().unwrap_or_default().to_string(),
+                    l["stack"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// The demo's data and the alert thresholds agree: Prometheus, scraping the
+/// demo with the rules loaded, raises exactly the alerts the demo lists as
+/// its deliberate faults (`demo::ALERTS`), no more and no fewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_raises_exactly_the_alerts_it_shows_on_purpose() {
+    let state = tempfile::tempdir().unwrap();
+    let demo = fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), state.path())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let target = demo.exporter.addr.to_string();
+    let prom = harness::prometheus(
+        &prometheus_config(&target, &repo().join("alerts")),
+        dir.path(),
+    )
+    .await;
+    let base = prom.url();
+    let http = reqwest::Client::new();
+    let want: BTreeSet<(String, String)> = fleetpulse::demo::ALERTS
+        .iter()
+        .map(|(a, s)| (a.to_string(), s.to_string()))
+        .collect();
+    // The demo's probes settle within seconds; scraped and evaluated every
+    // second, every alert they warrant is pending soon after.
+    // Each poll prints what it saw, so a timeout shows the difference.
+    let got = common::eventually(
+        Duration::from_secs(60),
+        "the demo's alerts pending or firing (see the last line printed)",
+        || {
+            let (http, base, want) = (&http, &base, &want);
+            async move {
+                let got = active_alerts(http, base).await?;
+                if &got != want {
+                    eprintln!(
+                        "not yet: missing {:?}, not listed {:?}",
+                        want.difference(&got).collect::<Vec<_>>(),
+                        got.difference(want).collect::<Vec<_>>()
+                    );
+                }
+                (&got == want).then_some(got)
+            }
+        },
+    )
+    .await;
+    assert_eq!(got, want);
+    // And it stays so: five more evaluations add nothing.
+    evaluated_after(
+        &http,
+        &base,
+        chrono::Utc::now() + chrono::Duration::seconds(5),
+    )
+    .await;
+    let later = active_alerts(&http, &base).await.expect("alerts");
+    let extra: Vec<_> = later.difference(&want).collect();
+    assert!(extra.is_empty(), "alerts the demo does not list: {extra:?}");
 }
