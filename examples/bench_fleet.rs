@@ -597,6 +597,7 @@ fn render_alloc(config: &Path) {
         handler_panics: 0,
         reload: (true, 0.0),
         discovery_refused: 0,
+        history: Default::default(),
     };
     let _ = fleetpulse::metrics::render_text(snapshot.clone());
     let before = ALLOCATED.load(Ordering::Relaxed);

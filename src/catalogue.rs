@@ -211,6 +211,58 @@ metric!(
     "Push requests that carried no X-Fleet-Commit header."
 );
 
+// History: changes recorded in the store (with a state_dir). Counters count
+// changes, not first sightings, and survive restarts and pruning.
+metric!(
+    HEALTH_CHANGES,
+    "fleet_service_health_changes_total",
+    Counter,
+    ["stack", "component"],
+    "Changes of the service's health state (green, degraded, red) recorded in the history; for flap alerts."
+);
+metric!(
+    HEALTH_SINCE,
+    "fleet_service_health_since_timestamp_seconds",
+    Gauge,
+    ["stack", "component"],
+    "When the service's current health state began: its last change, or when it was first seen."
+);
+metric!(
+    SERVICE_COMMIT_CHANGES,
+    "fleet_service_commit_changes_total",
+    Counter,
+    ["stack", "component"],
+    "Deploys: changes of the commit the service reports on /healthz."
+);
+metric!(
+    BOX_COMMIT_CHANGES,
+    "fleet_box_commit_changes_total",
+    Counter,
+    ["stack", "box"],
+    "Deploys: changes of the commit the box reports in its heartbeats."
+);
+metric!(
+    CI_SLOT_HOLDER_CHANGES,
+    "fleet_ci_slot_holder_changes_total",
+    Counter,
+    ["stack"],
+    "Changes of the CI slot's holder: a run starts holding it, or releases it."
+);
+metric!(
+    TLS_CERT_ROTATIONS,
+    "fleet_tls_cert_rotations_total",
+    Counter,
+    ["stack", "endpoint"],
+    "Rotations: changes of the leaf certificate's expiry the endpoint presents."
+);
+metric!(
+    DRIFT_CHANGES,
+    "fleet_drift_changes_total",
+    Counter,
+    ["stack", "kind"],
+    "Changes of the drift flag: raised or cleared."
+);
+
 // The process, as every Prometheus client library names it (client_golang's
 // process collector): standard names, no `fleet_` prefix.
 metric!(
@@ -275,8 +327,8 @@ pub const EXPORTER: &[MetricDef] = &[
     SOURCE_ERRORS,
 ];
 
-/// The families of the fleet that are not a source's: drift and pushes,
-/// written after every source's.
+/// The families of the fleet that are not a source's: drift, pushes and
+/// history, written after every source's.
 pub const FLEET: &[MetricDef] = &[
     DRIFT,
     HEARTBEAT_TIMESTAMP,
@@ -293,4 +345,11 @@ pub const FLEET: &[MetricDef] = &[
     HOST_HEALTH_TIMESTAMP,
     INGEST_REQUESTS,
     INGEST_UNSTAMPED,
+    HEALTH_CHANGES,
+    HEALTH_SINCE,
+    SERVICE_COMMIT_CHANGES,
+    BOX_COMMIT_CHANGES,
+    CI_SLOT_HOLDER_CHANGES,
+    TLS_CERT_ROTATIONS,
+    DRIFT_CHANGES,
 ];

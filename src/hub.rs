@@ -30,6 +30,11 @@ pub struct Hub {
     discovery_refused: AtomicU64,
     /// Bumped after every good run of a source (for whoever acts on facts).
     runs: tokio::sync::watch::Sender<u64>,
+    /// Bumped after every change a view could show: a source run, a pulse
+    /// published, a config put in force.
+    changes: tokio::sync::watch::Sender<u64>,
+    /// What changed and when, as the historian last published it.
+    history: RwLock<Arc<crate::history::HistoryView>>,
 }
 
 #[derive(Debug, Default)]
@@ -48,6 +53,8 @@ impl Hub {
             handler_panics: AtomicU64::new(0),
             discovery_refused: AtomicU64::new(0),
             runs: tokio::sync::watch::channel(0).0,
+            changes: tokio::sync::watch::channel(0).0,
+            history: RwLock::new(Arc::default()),
         })
     }
 
@@ -75,6 +82,8 @@ impl Hub {
         let mut pulse = write(&self.pulse);
         pulse.1 = listed(&pulse.0, &config);
         *write(&self.config) = config;
+        drop((st, pulse));
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// Records a reload attempt.
@@ -188,7 +197,26 @@ impl Hub {
                 }
             }
         };
-        (status.clone(), change)
+        let out = (status.clone(), change);
+        drop(st);
+        self.changes.send_modify(|n| *n += 1);
+        out
+    }
+
+    /// Changes after every source run, pulse published and config put in
+    /// force.
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// Puts the historian's newest view in force.
+    pub fn publish_history(&self, history: Arc<crate::history::HistoryView>) {
+        *write(&self.history) = history;
+    }
+
+    /// What changed and when.
+    pub fn history(&self) -> Arc<crate::history::HistoryView> {
+        read(&self.history).clone()
     }
 
     /// Counts a discovered environment refused.
@@ -216,6 +244,7 @@ impl Hub {
         let config = self.config();
         let shown = listed(&pulse, &config);
         *write(&self.pulse) = (pulse, shown);
+        self.changes.send_modify(|n| *n += 1);
     }
 
     /// The current pulse, as shown: what the store holds for names the
@@ -245,6 +274,7 @@ impl Hub {
             drift,
             handler_panics: self.handler_panics.load(Ordering::Relaxed),
             discovery_refused: self.discovery_refused.load(Ordering::Relaxed),
+            history: self.history(),
         }
     }
 }

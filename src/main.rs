@@ -111,6 +111,43 @@ enum Command {
         #[arg(long, value_name = "PATH", requires = "user")]
         password_file: Option<PathBuf>,
     },
+    /// Show a running exporter's history: what changed and when, newest
+    /// first (deploys, health changes, rotations, CI slot holders, drift,
+    /// doctor, boots). Exits 2 when it cannot be read.
+    Events {
+        /// The exporter's base URL.
+        #[arg(long, default_value = concat!("http://", "127.0.0.1:8937"), env = "FLEETPULSE_URL")]
+        url: String,
+        /// Only this environment.
+        #[arg(long)]
+        stack: Option<String>,
+        /// Only this subject (a component, box, host, endpoint, drift kind or source).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Only this kind: health, deploy, cert_rotation, slot, drift, source,
+        /// doctor, box_deploy or boot.
+        #[arg(long)]
+        kind: Option<String>,
+        /// From when: a duration back from now (90m, 2h, 7d), RFC 3339 or Unix seconds.
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// Most events to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Print the events as JSON instead of a timeline.
+        #[arg(long)]
+        json: bool,
+        /// PEM CA certificate(s) to trust for an https URL.
+        #[arg(long, value_name = "PATH", env = "FLEETPULSE_CA_FILE")]
+        ca_file: Option<PathBuf>,
+        /// Basic-auth user; the password is read from --password-file or
+        /// the FLEETPULSE_PASSWORD environment variable.
+        #[arg(long, env = "FLEETPULSE_USER")]
+        user: Option<String>,
+        /// File holding the basic-auth password.
+        #[arg(long, value_name = "PATH", requires = "user")]
+        password_file: Option<PathBuf>,
+    },
     /// Validate a config file; exits non-zero with every error's location.
     CheckConfig {
         /// The fleet inventory (YAML).
@@ -402,6 +439,47 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
                 .context("cannot write the man page")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Events {
+            url,
+            stack,
+            subject,
+            kind,
+            since,
+            limit,
+            json,
+            ca_file,
+            user,
+            password_file,
+        } => runtime()?.block_on(async move {
+            let access = match fleetpulse::status_cli::Access::new(
+                ca_file,
+                user,
+                password_file.as_deref(),
+            ) {
+                Ok(a) => a,
+                Err(e) => {
+                    eprintln!("fleetpulse events: {e}");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            let filter = fleetpulse::events_cli::Filter {
+                stack,
+                subject,
+                kind,
+                since: Some(since),
+                limit: limit.max(1),
+            };
+            match fleetpulse::events_cli::run(&url, &access, &filter, json).await {
+                Ok(out) => {
+                    print!("{out}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("fleetpulse events: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }),
         Command::Status {
             url,
             stack,

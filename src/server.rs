@@ -47,6 +47,7 @@ pub fn router(state: AppState, security: Arc<SecurityCell>) -> Router {
         .route("/", get(page_handler))
         .route("/board", get(board_handler))
         .route("/api/v1/fleet", get(fleet_handler))
+        .route("/api/v1/events", get(events_handler))
         .route("/-/reload", post(reload_handler).put(reload_handler))
         // Unknown paths are answered behind the same guard.
         .fallback(not_found)
@@ -264,6 +265,74 @@ async fn fleet_handler(State(st): State<AppState>) -> Response {
         axum::Json(views::json::view(&st.hub.snapshot(), &st.redactor)),
     )
         .into_response()
+}
+
+/// `GET /api/v1/events` (see `history::api`).
+async fn events_handler(
+    State(st): State<AppState>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    use crate::history::api;
+    let Some(ingest) = st.ingest.clone() else {
+        return (
+            StatusCode::NOT_FOUND,
+            "no history: it is kept only with a state_dir\n",
+        )
+            .into_response();
+    };
+    let q = match api::parse_query(query.as_deref(), crate::snapshot::now_unix()) {
+        Ok(q) => q,
+        Err(problems) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                axum::Json(
+                    serde_json::json!({ "error": problems.join("; "), "problems": problems }),
+                ),
+            )
+                .into_response()
+        }
+    };
+    let public = st.hub.config().public;
+    let redactor = st.redactor.clone();
+    let read = tokio::task::spawn_blocking(move || ingest.store().events(&q)).await;
+    match read {
+        Ok(Ok((events, next))) => {
+            let events = events
+                .into_iter()
+                .map(|mut e| {
+                    if public {
+                        e.redact(&redactor);
+                    }
+                    api::Shown::of(e)
+                })
+                .collect();
+            (
+                [(header::CACHE_CONTROL, "no-store")],
+                axum::Json(api::Page {
+                    schema_version: api::SCHEMA_VERSION,
+                    events,
+                    next: next.map(|n| n.to_string()),
+                }),
+            )
+                .into_response()
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the history");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the history; the exporter log says why\n",
+            )
+                .into_response()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "history read failed");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "cannot read the history\n",
+            )
+                .into_response()
+        }
+    }
 }
 
 async fn healthz() -> impl IntoResponse {

@@ -54,4 +54,6 @@ pub struct Snapshot {
     pub reload: (bool, f64),
     /// Discovered environments refused since start.
     pub discovery_refused: u64,
+    /// What changed and when (empty without a store).
+    pub history: Arc<crate::history::HistoryView>,
 }

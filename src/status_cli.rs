@@ -118,6 +118,17 @@ pub fn fleet_url(base: &str) -> Result<String, StatusError> {
 /// Fetches and parses the board.
 pub async fn fetch(base: &str, access: &Access) -> Result<Fleet, StatusError> {
     let url = fleet_url(base)?;
+    let (status, body) = request(&url, access).await?;
+    if !(200..300).contains(&status) {
+        return Err(StatusError::Http { url, status });
+    }
+    parse(&url, &body)
+}
+
+/// GETs `url` with `access`: the status and the body. A 401 is an error
+/// saying what credentials to give.
+pub(crate) async fn request(url: &str, access: &Access) -> Result<(u16, Vec<u8>), StatusError> {
+    let url = url.to_string();
     let unreachable = |e: reqwest::Error| StatusError::Unreachable {
         url: url.clone(),
         reason: error_chain(&e),
@@ -135,11 +146,11 @@ pub async fn fetch(base: &str, access: &Access) -> Result<Fleet, StatusError> {
         client = client.tls_certs_only(certs);
     }
     let client = client.build().map_err(unreachable)?;
-    let mut request = client.get(&url);
+    let mut req = client.get(&url);
     if let Some((user, password)) = &access.credentials {
-        request = request.basic_auth(user, Some(password));
+        req = req.basic_auth(user, Some(password));
     }
-    let resp = request.send().await.map_err(unreachable)?;
+    let resp = req.send().await.map_err(unreachable)?;
     let status = resp.status();
     if status == reqwest::StatusCode::UNAUTHORIZED {
         return Err(if access.credentials.is_some() {
@@ -148,14 +159,8 @@ pub async fn fetch(base: &str, access: &Access) -> Result<Fleet, StatusError> {
             StatusError::NeedsCredentials { url }
         });
     }
-    if !status.is_success() {
-        return Err(StatusError::Http {
-            url,
-            status: status.as_u16(),
-        });
-    }
     let body = resp.bytes().await.map_err(unreachable)?;
-    parse(&url, &body)
+    Ok((status.as_u16(), body.to_vec()))
 }
 
 /// Parses a fleet JSON body, checking its schema version first.
@@ -303,6 +308,11 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
                 plain(e.stack.clone()),
                 plain(s.name.clone()),
                 st(s.state),
+                plain(
+                    s.since
+                        .map(|t| words::duration_words(now - t))
+                        .unwrap_or("-".into()),
+                ),
                 plain(s.status_code.map(|c| c.to_string()).unwrap_or("-".into())),
                 plain(
                     s.latency_seconds
@@ -321,7 +331,7 @@ pub fn render_table(f: &Fleet, colour: bool) -> String {
         table(
             &mut out,
             &[
-                "STACK", "SERVICE", "STATE", "HTTP", "LATENCY", "COMMIT", "CERT", "NOTE",
+                "STACK", "SERVICE", "STATE", "FOR", "HTTP", "LATENCY", "COMMIT", "CERT", "NOTE",
             ],
             &rows,
             colour,

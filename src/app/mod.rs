@@ -45,8 +45,11 @@ pub struct Running {
     pub security: WebSecurity,
     /// Re-reads the config files (SIGHUP, `POST /-/reload`).
     pub reloader: Arc<Reloader>,
-    /// Prunes the pushes of retired names past `ingest.retention`.
+    /// Prunes the pushes of retired names past `ingest.retention`, and
+    /// events past `history.retention`.
     pruner: Option<JoinHandle<()>>,
+    /// Records what changed and when (with a store).
+    historian: Option<JoinHandle<()>>,
     /// Puts discovered environments in force.
     discoverer: JoinHandle<()>,
     stop: Option<oneshot::Sender<()>>,
@@ -130,6 +133,16 @@ pub async fn start_with(
                 if let Err(e) = ingest.prune(&config).await {
                     tracing::warn!(error = %e, "pruning retired names failed; tried again later");
                 }
+                let cutoff = crate::snapshot::now_unix() - config.history.retention.0.as_secs_f64();
+                match ingest.store().prune_events(cutoff).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(events = n, "pruned history events past history.retention")
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pruning history failed; tried again later")
+                    }
+                }
                 // A few times per retention period, at least once an hour.
                 let every = (config.ingest.retention.0 / 4).clamp(
                     std::time::Duration::from_secs(1),
@@ -139,6 +152,9 @@ pub async fn start_with(
             }
         })
     });
+    let historian = ingest
+        .as_ref()
+        .map(|ingest| crate::history::spawn(hub.clone(), ingest.clone()));
     let planned = plan(&config, sources);
     let scheduler = Scheduler::start(hub.clone(), planned, &restored, keeper);
     let cell = Arc::new(SecurityCell::new(security.clone()));
@@ -195,6 +211,7 @@ pub async fn start_with(
         security,
         reloader,
         pruner,
+        historian,
         discoverer,
         stop: Some(stop),
         server,
@@ -214,6 +231,9 @@ impl Running {
         if let Some(p) = &self.pruner {
             p.abort();
         }
+        if let Some(h) = &self.historian {
+            h.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -231,6 +251,9 @@ impl Drop for Running {
         self.discoverer.abort();
         if let Some(p) = &self.pruner {
             p.abort();
+        }
+        if let Some(h) = &self.historian {
+            h.abort();
         }
         self.server.abort();
     }

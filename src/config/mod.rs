@@ -99,7 +99,33 @@ pub struct Config {
     /// Optional HTTP server hardening and access control.
     #[serde(default)]
     pub web: WebConfig,
+    /// What changed and when (kept with a `state_dir`).
+    #[serde(default)]
+    pub history: HistoryConfig,
     pub environments: Vec<Environment>,
+}
+
+/// History settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryConfig {
+    /// How long events are kept; each subject's newest is kept regardless.
+    #[serde(default = "HistoryConfig::default_retention")]
+    pub retention: Seconds,
+}
+
+impl HistoryConfig {
+    fn default_retention() -> Seconds {
+        Seconds(Duration::from_secs(90 * 86400))
+    }
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        HistoryConfig {
+            retention: Self::default_retention(),
+        }
+    }
 }
 
 fn default_listen() -> SocketAddr {

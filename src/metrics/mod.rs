@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use crate::catalogue::{self as cat, Kind, MetricDef};
 pub(crate) use crate::exposition::{b, family};
 
+mod history;
 pub mod process;
 mod pulse;
 use crate::snapshot::Snapshot;
@@ -159,6 +160,7 @@ fn encode_snapshot(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     )?;
 
     pulse::encode(s, enc)?;
+    history::encode(s, enc)?;
     Ok(())
 }
 
@@ -284,6 +286,7 @@ mod tests {
             sources: vec![source("healthz", true), source("tls", false)],
             reload: (true, 0.0),
             discovery_refused: 0,
+            history: Default::default(),
             facts: Facts::default()
                 .with(
                     "healthz",

@@ -42,10 +42,12 @@ pub use remove::{Kind as StoredKind, Listed, Removal};
 pub use sources::{FactsWrite, SourceRecord};
 use writer::Writer;
 
+use crate::history::Event;
+
 /// The database file inside the state directory.
 pub const DB_FILE: &str = "fleetpulse.db";
 /// Schema version written to `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 /// Most messages applied in one transaction.
 const MAX_BATCH: usize = 4096;
 /// Longest a committed change waits to be published.
@@ -174,7 +176,13 @@ enum Msg {
     Source(SourceRecord, FactsWrite),
     /// Rows to remove.
     Remove(Removal, remove::RemoveReply),
+    /// History events to commit; answered with them, ids given.
+    Events(Vec<Event>, EventsReply),
+    /// History events older than this to prune; answered with how many went.
+    PruneEvents(f64, oneshot::Sender<Result<usize, WriteError>>),
 }
+
+type EventsReply = oneshot::Sender<Result<Vec<Event>, WriteError>>;
 
 /// Where the writer publishes the pulse.
 pub type Publish = Box<dyn Fn(Arc<Pulse>) + Send>;
@@ -287,6 +295,44 @@ impl Store {
             .send(Msg::Write(request, reply))
             .map_err(|_| WriteError::Stopped)?;
         answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Commits history events; returns them with their ids once on disk.
+    pub async fn record_events(&self, events: Vec<Event>) -> Result<Vec<Event>, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .as_ref()
+            .ok_or(WriteError::Stopped)?
+            .send(Msg::Events(events, reply))
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// Deletes history events older than `cutoff` (but each subject's newest).
+    pub async fn prune_events(&self, cutoff: f64) -> Result<usize, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .as_ref()
+            .ok_or(WriteError::Stopped)?
+            .send(Msg::PruneEvents(cutoff, reply))
+            .map_err(|_| WriteError::Stopped)?;
+        answer.await.map_err(|_| WriteError::Stopped)?
+    }
+
+    /// What the historian starts from, as of `now`. Blocking.
+    pub fn history(&self, now: f64) -> Result<crate::history::store::Loaded, String> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        crate::history::store::load(&conn, now).map_err(|e| e.to_string())
+    }
+
+    /// History events matching `q`, newest first, with the next page's
+    /// cursor. Blocking.
+    pub fn events(
+        &self,
+        q: &crate::history::store::Query,
+    ) -> Result<(Vec<Event>, Option<i64>), String> {
+        let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        crate::history::store::query(&conn, q).map_err(|e| e.to_string())
     }
 
     /// The pulled sources' state as it was kept when the store was opened

@@ -77,9 +77,11 @@ pub(super) fn open_writer(path: &Path, dir: &str) -> Result<Connection, StoreErr
              warn INTEGER NOT NULL, fail INTEGER NOT NULL, received_at REAL NOT NULL,
              commit_sha TEXT, document TEXT NOT NULL);
          {}
+         {}
          PRAGMA user_version = {SCHEMA_VERSION};
          COMMIT;",
-        super::sources::CREATE
+        super::sources::CREATE,
+        crate::history::store::CREATE
     ))
     .map_err(err)?;
     Ok(conn)

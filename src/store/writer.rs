@@ -48,7 +48,23 @@ impl Writer {
             let (removals, batch): (Vec<Msg>, Vec<Msg>) = batch
                 .into_iter()
                 .partition(|m| matches!(m, Msg::Remove(..)));
+            let (history, batch): (Vec<Msg>, Vec<Msg>) = batch
+                .into_iter()
+                .partition(|m| matches!(m, Msg::Events(..) | Msg::PruneEvents(..)));
             let replies = self.apply(batch);
+            for m in history {
+                match m {
+                    Msg::Events(events, reply) => {
+                        let _ = reply.send(self.record_events(events));
+                    }
+                    Msg::PruneEvents(cutoff, reply) => {
+                        let pruned = crate::history::store::prune(&self.conn, cutoff)
+                            .map_err(|e| WriteError::Commit(e.to_string()));
+                        let _ = reply.send(pruned);
+                    }
+                    _ => {}
+                }
+            }
             let mut removed = Vec::new();
             for m in removals {
                 if let Msg::Remove(r, reply) = m {
@@ -112,7 +128,7 @@ impl Writer {
                 Msg::Write(req, reply) => writes.push((req, reply)),
                 Msg::Source(record, facts) => kept.push((record, facts)),
                 // Taken out by `run` before the batch is applied.
-                Msg::Remove(..) => {}
+                Msg::Remove(..) | Msg::Events(..) | Msg::PruneEvents(..) => {}
             }
         }
         if !kept.is_empty() {
@@ -162,6 +178,26 @@ impl Writer {
             answers.push((reply, result));
         }
         answers
+    }
+
+    /// Commits history events in a transaction of their own.
+    fn record_events(
+        &mut self,
+        mut events: Vec<crate::history::Event>,
+    ) -> Result<Vec<crate::history::Event>, WriteError> {
+        let outcome = (|| -> rusqlite::Result<()> {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            crate::history::store::insert(&self.conn, &mut events)?;
+            self.conn.execute_batch("COMMIT")
+        })();
+        match outcome {
+            Ok(()) => Ok(events),
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                tracing::warn!(error = %e, events = events.len(), "cannot record history events");
+                Err(WriteError::Commit(e.to_string()))
+            }
+        }
     }
 
     /// Commits sources' state in a transaction of its own, so a failure here

@@ -57,6 +57,22 @@ pub struct Environment {
     #[serde(flatten)]
     pub parts: Parts,
     pub drift: Vec<Drift>,
+    /// The newest changes (deploys, health, rotations, slot holders, drift,
+    /// doctor, boots), newest first; empty without history.
+    #[serde(default)]
+    pub changes: Vec<Change>,
+}
+
+/// One change of an environment, from the history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// Unix seconds.
+    pub at: f64,
+    pub kind: crate::history::Kind,
+    pub subject: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub detail: Option<String>,
 }
 
 /// One drift check of an environment.
@@ -324,12 +340,47 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
             detail: d.detail.clone(),
         })
         .collect();
+    let mut parts = parts;
+    let h = &*s.history;
+    if h.active {
+        for svc in &mut parts.healthz.services {
+            if svc.state == State::Unknown {
+                continue;
+            }
+            svc.since = h.since(crate::history::Kind::Health, stack, &svc.name);
+            if let Some(t) = h.health_of(stack, &svc.name) {
+                svc.availability = Some(t.availabilities(s.read_at));
+                svc.strip = t
+                    .strip(s.read_at, 24, 3600.0)
+                    .into_iter()
+                    .map(|x| x.map_or(State::Unknown, crate::sources::healthz::view::state_of))
+                    .collect();
+            }
+        }
+    }
+    // First sightings are not changes, but a boot is one.
+    let changes = h
+        .recent
+        .get(stack)
+        .into_iter()
+        .flatten()
+        .filter(|ev| ev.from.is_some() || ev.kind == crate::history::Kind::Boot)
+        .map(|ev| Change {
+            at: ev.at,
+            kind: ev.kind,
+            subject: ev.subject.clone(),
+            from: ev.from.clone(),
+            to: ev.to.clone(),
+            detail: ev.detail.clone(),
+        })
+        .collect();
     Environment {
         stack: stack.to_string(),
         state: parts.state().unwrap_or(State::Unknown),
         discovered: e.discovered.clone(),
         parts,
         drift,
+        changes,
     }
 }
 
@@ -387,6 +438,7 @@ mod tests {
             handler_panics: 0,
             reload: (true, 0.0),
             discovery_refused: 0,
+            history: Default::default(),
         }
     }
 

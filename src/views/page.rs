@@ -29,6 +29,10 @@ h1{font-size:24px;margin:0 0 2px}h2{font-size:18px;margin:26px 0 8px}h3{font-siz
 .svcs{display:flex;flex-wrap:wrap;gap:6px}
 .svc{border:1px solid #dde1e7;border-radius:6px;padding:4px 8px;font-size:13px;min-width:120px}
 .svc b{display:block}
+.since{font-size:12px;color:#555}
+.strip{display:flex;gap:1px;margin-top:3px}.strip i{display:block;width:5px;height:10px;border-radius:1px}
+.s-green{background:#3fb96b}.s-degraded{background:#f0a020}.s-red{background:#d83a3a}.s-unknown{background:#d5d9e0}
+.changes{list-style:none;padding:0;margin:4px 0 0}.changes li{margin:1px 0}.changes time{color:#555;font-variant-numeric:tabular-nums}
 table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #dde1e7;font-size:13px}
 th,td{text-align:left;padding:5px 8px;border-bottom:1px solid #eceff3;vertical-align:top}
 th{background:#f0f2f5;font-weight:600}
@@ -211,6 +215,13 @@ fn board(f: &Fleet) -> Markup {
     }
 }
 
+/// "11-26 10:42" (UTC).
+fn change_time(t: f64) -> String {
+    chrono::DateTime::from_timestamp(t.floor() as i64, 0)
+        .map(|d| d.format("%m-%d %H:%M").to_string())
+        .unwrap_or_default()
+}
+
 fn environment(e: &Environment) -> Markup {
     let (wide, blocks) = e.parts.blocks();
     html! {
@@ -224,6 +235,19 @@ fn environment(e: &Environment) -> Markup {
             @for b in wide { (b) }
             div class="sub" {
                 @for b in blocks { (b) }
+                @if !e.changes.is_empty() {
+                    div class="recent" {
+                        b { "Recent changes (UTC)" }
+                        ul class="changes" {
+                            @for c in &e.changes {
+                                li data-kind=(c.kind.as_str()) {
+                                    time { (change_time(c.at)) } " "
+                                    (crate::history::words(c.kind, &c.subject, c.from.as_deref(), c.to.as_deref(), c.detail.as_deref()))
+                                }
+                            }
+                        }
+                    }
+                }
                 @if !e.drift.is_empty() {
                     div {
                         b { "Drift" }

@@ -23,6 +23,20 @@ impl Redactor {
             for d in &mut e.drift {
                 d.detail = self.scrub(&d.detail);
             }
+            for c in &mut e.changes {
+                let mut ev = crate::history::Event {
+                    id: 0,
+                    at: c.at,
+                    stack: e.stack.clone(),
+                    kind: c.kind,
+                    subject: std::mem::take(&mut c.subject),
+                    from: c.from.take(),
+                    to: c.to.take(),
+                    detail: c.detail.take(),
+                };
+                ev.redact(self);
+                (c.subject, c.from, c.to, c.detail) = (ev.subject, ev.from, ev.to, ev.detail);
+            }
         }
         for s in &mut f.sources {
             self.scrub_opt(&mut s.last_error);

@@ -21,6 +21,17 @@ pub struct Service {
     pub commit: Option<String>,
     /// Why it is not green (or why it is unknown), in words.
     pub reason: Option<String>,
+    /// When the current state began, Unix seconds (with history kept).
+    #[serde(default)]
+    pub since: Option<f64>,
+    /// Available (green or degraded) share of the last 24 hours and 30
+    /// days, over the time the state was known (with history kept).
+    #[serde(default)]
+    pub availability: Option<crate::history::Availability>,
+    /// The worst state of each of the last 24 hours, oldest first (with
+    /// history kept).
+    #[serde(default)]
+    pub strip: Vec<State>,
 }
 
 /// The board state of a health.
@@ -50,6 +61,9 @@ pub fn services(probes: Option<&HealthzFacts>, env: &Environment) -> Vec<Service
                     latency_seconds: Some(p.duration_seconds),
                     commit: p.commit.clone(),
                     reason: p.reason.clone(),
+                    since: None,
+                    availability: None,
+                    strip: Vec::new(),
                 },
                 None => Service {
                     name: svc.name.0.clone(),
@@ -65,6 +79,9 @@ pub fn services(probes: Option<&HealthzFacts>, env: &Environment) -> Vec<Service
                         }
                         .to_string(),
                     ),
+                    since: None,
+                    availability: None,
+                    strip: Vec::new(),
                 },
             }
         })
@@ -95,8 +112,48 @@ impl Service {
     }
 }
 
-/// The services as the page's tiles.
-pub fn page(services: &[Service]) -> Markup {
+/// "red for 12 minutes, since 10:42 UTC".
+pub fn since_words(state: State, since: f64, now: f64) -> String {
+    let at = chrono::DateTime::from_timestamp(since.floor() as i64, 0);
+    let fmt = if now - since < 86_400.0 {
+        "%H:%M UTC"
+    } else {
+        "%Y-%m-%d %H:%M UTC"
+    };
+    format!(
+        "{} for {}, since {}",
+        state.as_str(),
+        words::duration_words(now - since),
+        at.map(|t| t.format(fmt).to_string()).unwrap_or_default()
+    )
+}
+
+/// "99.31% over 30 days · 100% over 24 hours".
+pub fn availability_words(a: &crate::history::Availability) -> String {
+    let pct = |x: Option<f64>| match x {
+        Some(x) if x >= 1.0 => "100%".to_string(),
+        Some(x) => format!("{:.2}%", (x * 100.0).min(99.99)),
+        None => "unknown".to_string(),
+    };
+    format!(
+        "{} over 30 days · {} over 24 hours",
+        pct(a.month),
+        pct(a.day)
+    )
+}
+
+fn strip_title(now: f64, n: usize, i: usize, st: State) -> String {
+    let from = now - (n - i) as f64 * 3600.0;
+    let hm = |t: f64| {
+        chrono::DateTime::from_timestamp(t.floor() as i64, 0)
+            .map(|d| d.format("%H:%M").to_string())
+            .unwrap_or_default()
+    };
+    format!("{}–{} UTC: {}", hm(from), hm(from + 3600.0), st.as_str())
+}
+
+/// The services as the page's tiles, as of `now`.
+pub fn page(services: &[Service], now: f64) -> Markup {
     html! {
         div class="svcs" {
             @if services.is_empty() {
@@ -106,9 +163,22 @@ pub fn page(services: &[Service]) -> Markup {
                 div class="svc" data-service=(s.name) {
                     b { (s.name) }
                     (state(s.state))
+                    @if let Some(t) = s.since {
+                        " " span class="since" { (since_words(s.state, t, now)) }
+                    }
                     div class="meta" {
                         (s.detail())
                         @if let Some(c) = &s.commit { " · " code { (c) } }
+                    }
+                    @if !s.strip.is_empty() {
+                        div class="strip" title="the last 24 hours, an hour a cell, oldest first" {
+                            @for (i, st) in s.strip.iter().enumerate() {
+                                i class={ "s-" (st.as_str()) } title=(strip_title(now, s.strip.len(), i, *st)) {}
+                            }
+                        }
+                    }
+                    @if let Some(a) = &s.availability {
+                        div class="meta avail" { (availability_words(a)) }
                     }
                 }
             }
@@ -120,13 +190,17 @@ pub fn page(services: &[Service]) -> Markup {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Part {
     pub services: Vec<Service>,
+    /// When the part was built (for "red for 12 minutes").
+    #[serde(skip)]
+    pub read_at: f64,
 }
 
 impl BoardPart for Part {
     const WIDE: bool = true;
-    fn build(facts: &Facts, env: &Environment, _now: f64) -> Self {
+    fn build(facts: &Facts, env: &Environment, now: f64) -> Self {
         Part {
             services: services(facts.get(), env),
+            read_at: now,
         }
     }
     fn state(&self) -> Option<State> {
@@ -136,6 +210,6 @@ impl BoardPart for Part {
         self.services.iter_mut().for_each(|s| s.redact(r));
     }
     fn page(&self) -> Option<Markup> {
-        Some(page(&self.services))
+        Some(page(&self.services, self.read_at))
     }
 }

@@ -1,0 +1,326 @@
+//! History: what changed and when. After every source run and every pushed
+//! change, the historian compares what the fleet looks like now with what it
+//! looked like before and records each difference as an event: a service's
+//! health state or commit, a certificate's expiry (a rotation), a CI slot's
+//! holder, a drift flag, a source going down or up, a host's doctor status,
+//! a box's commit and each box boot. Events are committed to the store like
+//! a push, before the in-memory view that the metrics, the page and the JSON
+//! read is updated; `/api/v1/events` reads them back.
+//!
+//! The in-memory view keeps what the views need without a query: when each
+//! subject's current value began, how many times it changed (from the
+//! store's never-pruned counts, so the counters survive restarts and
+//! pruning), each service's health transitions over the availability window,
+//! and the newest events of each environment.
+
+pub mod api;
+pub mod observe;
+mod run;
+pub mod store;
+mod timeline;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use observe::{observe, Observed};
+pub use run::spawn;
+pub use timeline::{Availability, Timeline};
+
+/// The longest availability window: transitions older than this (but the
+/// one in force at its start) are not kept in memory.
+pub const WINDOW_SECONDS: f64 = 30.0 * 86400.0;
+/// Newest events kept in memory per environment, for the page.
+pub const RECENT_PER_STACK: usize = 12;
+
+/// What changed.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// A service's health state (green, degraded, red), with the reason.
+    Health,
+    /// A service's commit: a deploy.
+    Deploy,
+    /// A certificate's leaf expiry: a rotation.
+    CertRotation,
+    /// A CI slot's holder: a run id, or `free`.
+    Slot,
+    /// A drift flag: `drifted` or `agrees`.
+    Drift,
+    /// A source: `up` or `down`, with the error.
+    Source,
+    /// A host's doctor status: ok, warn or fail.
+    Doctor,
+    /// A box's commit, from its heartbeat.
+    BoxDeploy,
+    /// A box booted (one event per boot).
+    Boot,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 9] = [
+        Kind::Health,
+        Kind::Deploy,
+        Kind::CertRotation,
+        Kind::Slot,
+        Kind::Drift,
+        Kind::Source,
+        Kind::Doctor,
+        Kind::BoxDeploy,
+        Kind::Boot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Health => "health",
+            Kind::Deploy => "deploy",
+            Kind::CertRotation => "cert_rotation",
+            Kind::Slot => "slot",
+            Kind::Drift => "drift",
+            Kind::Source => "source",
+            Kind::Doctor => "doctor",
+            Kind::BoxDeploy => "box_deploy",
+            Kind::Boot => "boot",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One change.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Event {
+    /// Its place in the store (0 until committed); newer events have larger ids.
+    pub id: i64,
+    /// When it was noticed (a boot: when the box booted), Unix seconds.
+    pub at: f64,
+    /// The environment; empty for a source.
+    pub stack: String,
+    pub kind: Kind,
+    /// What changed: a component, endpoint, box, host, drift kind, source, or
+    /// `slot`.
+    pub subject: String,
+    /// The value before; `None` when the subject was first seen.
+    pub from: Option<String>,
+    pub to: Option<String>,
+    /// Why, in words (a health reason, a run's title, a source's error).
+    pub detail: Option<String>,
+}
+
+/// A subject: what an event is about.
+pub type Key = (Kind, String, String);
+
+/// What the views read: kept current by the historian.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryView {
+    /// Whether history is kept (it is with a store).
+    pub active: bool,
+    /// When each subject's current value began.
+    pub since: HashMap<Key, f64>,
+    /// Changes of each subject (not counting its first sighting).
+    pub changes: BTreeMap<Key, u64>,
+    /// Each service's health transitions, by (stack, component).
+    pub health: HashMap<(String, String), Arc<Timeline>>,
+    /// The newest events of each environment, newest first.
+    pub recent: HashMap<String, VecDeque<Arc<Event>>>,
+}
+
+impl HistoryView {
+    /// Builds the view from the store's contents at start-up.
+    pub fn load(loaded: store::Loaded) -> HistoryView {
+        let mut v = HistoryView {
+            active: true,
+            changes: loaded.changes,
+            ..HistoryView::default()
+        };
+        for (key, at, _) in &loaded.latest {
+            v.since.insert(key.clone(), *at);
+        }
+        for e in loaded.health {
+            let t = v
+                .health
+                .entry((e.stack.clone(), e.subject.clone()))
+                .or_default();
+            Arc::make_mut(t).push(e.at, e.to.as_deref());
+        }
+        for e in loaded.recent {
+            v.recent
+                .entry(e.stack.clone())
+                .or_default()
+                .push_back(Arc::new(e));
+        }
+        v
+    }
+
+    /// Applies committed events (oldest first).
+    pub fn apply(&mut self, events: &[Event], now: f64) {
+        for e in events {
+            let key = (e.kind, e.stack.clone(), e.subject.clone());
+            if e.kind != Kind::Boot {
+                self.since.insert(key.clone(), e.at);
+            }
+            if e.from.is_some() || e.kind == Kind::Boot {
+                *self.changes.entry(key).or_insert(0) += 1;
+            }
+            if e.kind == Kind::Health {
+                let t = self
+                    .health
+                    .entry((e.stack.clone(), e.subject.clone()))
+                    .or_default();
+                let t = Arc::make_mut(t);
+                t.push(e.at, e.to.as_deref());
+                t.forget_before(now - WINDOW_SECONDS);
+            }
+            let recent = self.recent.entry(e.stack.clone()).or_default();
+            recent.push_front(Arc::new(e.clone()));
+            recent.truncate(RECENT_PER_STACK);
+        }
+    }
+
+    /// When `subject`'s current value of `kind` on `stack` began.
+    pub fn since(&self, kind: Kind, stack: &str, subject: &str) -> Option<f64> {
+        self.since
+            .get(&(kind, stack.to_string(), subject.to_string()))
+            .copied()
+    }
+
+    /// A service's health transitions.
+    pub fn health_of(&self, stack: &str, component: &str) -> Option<&Timeline> {
+        self.health
+            .get(&(stack.to_string(), component.to_string()))
+            .map(|t| &**t)
+    }
+}
+
+/// The values last recorded, by subject, for comparing the next observation
+/// against; `Boot` holds the newest boot time.
+pub type Recorded = HashMap<Key, Option<String>>;
+
+/// The events that turn `before` into `now`, noticed at `at`. A subject
+/// missing from `now` (its source has not run, or its facts went stale, or
+/// it left the inventory) is not an event: its last value stands.
+pub fn diff(before: &Recorded, now: &BTreeMap<Key, Observed>, at: f64) -> Vec<Event> {
+    let mut out = Vec::new();
+    for (key, seen) in now {
+        let (kind, stack, subject) = key;
+        let prev = before.get(key);
+        if *kind == Kind::Boot {
+            // One event per boot newer than the newest recorded.
+            let last: f64 = prev
+                .and_then(|p| p.as_deref())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(f64::NEG_INFINITY);
+            for boot in seen.boots.iter().filter(|b| **b > last) {
+                out.push(Event {
+                    id: 0,
+                    at: *boot,
+                    stack: stack.clone(),
+                    kind: Kind::Boot,
+                    subject: subject.clone(),
+                    from: None,
+                    to: Some(fmt_time(*boot)),
+                    detail: seen.detail.clone(),
+                });
+            }
+            continue;
+        }
+        if prev.is_some_and(|p| *p == seen.value) {
+            continue;
+        }
+        out.push(Event {
+            id: 0,
+            at,
+            stack: stack.clone(),
+            kind: *kind,
+            subject: subject.clone(),
+            from: prev.cloned().flatten(),
+            to: seen.value.clone(),
+            detail: seen.detail.clone(),
+        });
+    }
+    out.sort_by(|a, b| a.at.total_cmp(&b.at));
+    out
+}
+
+/// Applies `events` to the recorded values.
+pub fn record(recorded: &mut Recorded, events: &[Event]) {
+    for e in events {
+        let key = (e.kind, e.stack.clone(), e.subject.clone());
+        let value = match e.kind {
+            Kind::Boot => Some(e.at.to_string()),
+            _ => e.to.clone(),
+        };
+        recorded.insert(key, value);
+    }
+}
+
+/// A change in words, as the page and the terminal show it:
+/// "broker: green → red (HTTP 503)", "broker deployed 9b1d0aa (was 4f2c9e1)".
+pub fn words(
+    kind: Kind,
+    subject: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    detail: Option<&str>,
+) -> String {
+    let to_s = to.unwrap_or("unknown");
+    let why = detail.map(|d| format!(" ({d})")).unwrap_or_default();
+    let was = from.map(|f| format!(" (was {f})")).unwrap_or_default();
+    match kind {
+        Kind::Health => match from {
+            Some(f) => format!("{subject}: {f} → {to_s}{why}"),
+            None => format!("{subject}: first seen {to_s}{why}"),
+        },
+        Kind::Deploy => match from {
+            Some(_) => format!("{subject} deployed {to_s}{was}"),
+            None => format!("{subject} first seen on {to_s}"),
+        },
+        Kind::BoxDeploy => match from {
+            Some(_) => format!("box {subject} deployed {to_s}{was}"),
+            None => format!("box {subject} first seen on {to_s}"),
+        },
+        Kind::CertRotation => {
+            let day = |t: &str| t.get(..10).unwrap_or(t).to_string();
+            match from {
+                Some(f) => format!(
+                    "certificate of {subject} rotated: expires {} (was {})",
+                    day(to_s),
+                    day(f)
+                ),
+                None => format!("certificate of {subject} first seen, expires {}", day(to_s)),
+            }
+        }
+        Kind::Slot => match (from, to_s) {
+            (Some(f), "free") => format!("CI slot released by run {f}"),
+            (_, run) => format!("CI slot taken by run {run}{why}"),
+        },
+        Kind::Drift => match to_s {
+            "drifted" => format!("{} drift raised{why}", subject.replace('_', " ")),
+            _ => format!("{} drift cleared", subject.replace('_', " ")),
+        },
+        Kind::Source => match from {
+            Some(_) => format!("source {subject} {to_s}{why}"),
+            None => format!("source {subject} first run: {to_s}{why}"),
+        },
+        Kind::Doctor => match from {
+            Some(f) => format!("doctor on {subject}: {f} → {to_s}{why}"),
+            None => format!("doctor on {subject}: first seen {to_s}{why}"),
+        },
+        Kind::Boot => format!("box {subject} booted{why}"),
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC, to the second.
+pub fn fmt_time(t: f64) -> String {
+    chrono::DateTime::from_timestamp(t.floor() as i64, 0)
+        .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,55 @@
+//! The historian: one task that turns changes into events.
+
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
+use super::{diff, observe, record, HistoryView};
+use crate::hub::Hub;
+use crate::ingest::Ingest;
+use crate::snapshot::now_unix;
+
+/// Starts the historian: it reads what the store holds, then records the
+/// events of every change the hub announces. An event is committed before
+/// the view shows it; one that cannot be committed (a full disk) is tried
+/// again at the next change, with the time it was first noticed lost.
+pub fn spawn(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let now = now_unix();
+        let reading = ingest.clone();
+        let loaded = match tokio::task::spawn_blocking(move || reading.store().history(now)).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the history; starting it afresh");
+                Default::default()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the history; starting it afresh");
+                Default::default()
+            }
+        };
+        let mut recorded = loaded.recorded();
+        let mut view = HistoryView::load(loaded);
+        hub.publish_history(Arc::new(view.clone()));
+        let mut changes = hub.changes();
+        loop {
+            let snapshot = hub.snapshot();
+            let events = diff(&recorded, &observe(&snapshot), snapshot.read_at);
+            if !events.is_empty() {
+                match ingest.store().record_events(events).await {
+                    Ok(committed) => {
+                        record(&mut recorded, &committed);
+                        view.apply(&committed, snapshot.read_at);
+                        hub.publish_history(Arc::new(view.clone()));
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "history events not recorded; tried again at the next change")
+                    }
+                }
+            }
+            if changes.changed().await.is_err() {
+                break;
+            }
+        }
+    })
+}

@@ -1,0 +1,223 @@
+//! Events in the store: one row each, and a count of changes per subject
+//! that pruning never touches (the `_changes_total` counters read it).
+
+use std::collections::BTreeMap;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Event, Key, Kind, Recorded, WINDOW_SECONDS};
+
+/// Tables and indexes, created with the rest of the schema.
+pub const CREATE: &str = "
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY, at REAL NOT NULL, stack TEXT NOT NULL, kind TEXT NOT NULL,
+    subject TEXT NOT NULL, from_value TEXT, to_value TEXT, detail TEXT);
+CREATE INDEX IF NOT EXISTS events_at ON events (at);
+CREATE INDEX IF NOT EXISTS events_subject ON events (kind, stack, subject, id);
+CREATE TABLE IF NOT EXISTS event_changes (
+    kind TEXT NOT NULL, stack TEXT NOT NULL, subject TEXT NOT NULL, changes INTEGER NOT NULL,
+    PRIMARY KEY (kind, stack, subject));
+";
+
+const COLUMNS: &str = "id, at, stack, kind, subject, from_value, to_value, detail";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
+    let kind: String = r.get(3)?;
+    let Some(kind) = Kind::parse(&kind) else {
+        // A kind a newer build wrote: skipped, not an error.
+        return Ok(None);
+    };
+    Ok(Some(Event {
+        id: r.get(0)?,
+        at: r.get(1)?,
+        stack: r.get(2)?,
+        kind,
+        subject: r.get(4)?,
+        from: r.get(5)?,
+        to: r.get(6)?,
+        detail: r.get(7)?,
+    }))
+}
+
+/// Inserts `events` (inside the caller's transaction), giving each its id.
+pub fn insert(conn: &Connection, events: &mut [Event]) -> rusqlite::Result<()> {
+    let mut ins = conn.prepare_cached(
+        "INSERT INTO events (at, stack, kind, subject, from_value, to_value, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    let mut count = conn.prepare_cached(
+        "INSERT INTO event_changes (kind, stack, subject, changes) VALUES (?1, ?2, ?3, 1)
+         ON CONFLICT (kind, stack, subject) DO UPDATE SET changes = changes + 1",
+    )?;
+    for e in events.iter_mut() {
+        ins.execute(params![
+            e.at,
+            e.stack,
+            e.kind.as_str(),
+            e.subject,
+            e.from,
+            e.to,
+            e.detail
+        ])?;
+        e.id = conn.last_insert_rowid();
+        if e.from.is_some() || e.kind == Kind::Boot {
+            count.execute(params![e.kind.as_str(), e.stack, e.subject])?;
+        }
+    }
+    Ok(())
+}
+
+/// What the historian starts from.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    /// The newest event of each subject: its key, time and value.
+    pub latest: Vec<(Key, f64, Option<String>)>,
+    pub changes: BTreeMap<Key, u64>,
+    /// Health events of the availability window (and the one in force at
+    /// its start), oldest first.
+    pub health: Vec<Event>,
+    /// The newest events of each environment, newest first.
+    pub recent: Vec<Event>,
+}
+
+impl Loaded {
+    /// The values to compare the first observation against.
+    pub fn recorded(&self) -> Recorded {
+        self.latest
+            .iter()
+            .map(|(key, at, value)| {
+                let v = match key.0 {
+                    Kind::Boot => Some(at.to_string()),
+                    _ => value.clone(),
+                };
+                (key.clone(), v)
+            })
+            .collect()
+    }
+}
+
+/// Reads what the historian needs at start-up, as of `now`.
+pub fn load(conn: &Connection, now: f64) -> rusqlite::Result<Loaded> {
+    let mut out = Loaded::default();
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM events WHERE id IN (SELECT MAX(id) FROM events GROUP BY kind, stack, subject)"
+    ))?;
+    for e in st.query_map([], row)? {
+        if let Some(e) = e? {
+            out.latest.push(((e.kind, e.stack, e.subject), e.at, e.to));
+        }
+    }
+    let mut st = conn.prepare("SELECT kind, stack, subject, changes FROM event_changes")?;
+    let rows = st.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
+    })?;
+    for r in rows {
+        let (kind, stack, subject, n) = r?;
+        if let Some(kind) = Kind::parse(&kind) {
+            out.changes.insert((kind, stack, subject), n.max(0) as u64);
+        }
+    }
+    // Per service: the transition in force at the window's start, then the
+    // window's.
+    let start = now - WINDOW_SECONDS;
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM events WHERE kind = 'health' AND (at >= ?1 OR id IN
+           (SELECT MAX(id) FROM events WHERE kind = 'health' AND at < ?1 GROUP BY stack, subject))
+         ORDER BY at, id"
+    ))?;
+    for e in st.query_map([start], row)? {
+        if let Some(e) = e? {
+            out.health.push(e);
+        }
+    }
+    let mut st = conn.prepare(&format!(
+        "SELECT {COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY stack ORDER BY id DESC) AS n
+           FROM events) WHERE n <= ?1 ORDER BY id DESC"
+    ))?;
+    for e in st.query_map([super::RECENT_PER_STACK as i64], row)? {
+        if let Some(e) = e? {
+            out.recent.push(e);
+        }
+    }
+    Ok(out)
+}
+
+/// Which events a query asks for.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Query {
+    pub stack: Option<String>,
+    pub subject: Option<String>,
+    pub kind: Option<Kind>,
+    /// At or after, Unix seconds.
+    pub since: Option<f64>,
+    /// Before, Unix seconds.
+    pub until: Option<f64>,
+    /// Only events older than this id (the cursor of the previous page).
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
+/// Events matching `q`, newest first, and the cursor of the next page.
+pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<(Vec<Event>, Option<i64>)> {
+    let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1 = 1");
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
+        args.push(v);
+        sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+    };
+    if let Some(s) = &q.stack {
+        arg(&mut sql, "stack =", s.clone().into());
+    }
+    if let Some(s) = &q.subject {
+        arg(&mut sql, "subject =", s.clone().into());
+    }
+    if let Some(k) = q.kind {
+        arg(&mut sql, "kind =", k.as_str().to_string().into());
+    }
+    if let Some(t) = q.since {
+        arg(&mut sql, "at >=", t.into());
+    }
+    if let Some(t) = q.until {
+        arg(&mut sql, "at <", t.into());
+    }
+    if let Some(id) = q.before {
+        arg(&mut sql, "id <", id.into());
+    }
+    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", q.limit + 1));
+    let mut st = conn.prepare_cached(&sql)?;
+    let mut events = Vec::with_capacity(q.limit + 1);
+    for e in st.query_map(rusqlite::params_from_iter(args), row)? {
+        if let Some(e) = e? {
+            events.push(e);
+        }
+    }
+    let next = if events.len() > q.limit {
+        events.truncate(q.limit);
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    Ok((events, next))
+}
+
+/// Deletes events older than `cutoff`, but the newest of each subject (what
+/// its current value and `since` rest on). Returns how many went.
+pub fn prune(conn: &Connection, cutoff: f64) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM events WHERE at < ?1 AND id NOT IN
+           (SELECT MAX(id) FROM events GROUP BY kind, stack, subject)",
+        [cutoff],
+    )
+}
+
+/// The number of events stored.
+pub fn count(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .optional()
+        .map(|n| n.unwrap_or(0))
+}

@@ -1,0 +1,298 @@
+use std::collections::BTreeMap;
+
+use super::store::{self, Query};
+use super::*;
+use crate::health::Health;
+
+fn seen(value: &str) -> Observed {
+    Observed {
+        value: Some(value.into()),
+        detail: None,
+        boots: Vec::new(),
+    }
+}
+
+fn key(kind: Kind, stack: &str, subject: &str) -> Key {
+    (kind, stack.into(), subject.into())
+}
+
+#[test]
+fn a_first_sighting_a_change_and_no_change() {
+    let mut recorded = Recorded::new();
+    let mut now = BTreeMap::new();
+    now.insert(key(Kind::Health, "prod", "broker"), seen("green"));
+    let first = diff(&recorded, &now, 100.0);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].from, None);
+    assert_eq!(first[0].to.as_deref(), Some("green"));
+    record(&mut recorded, &first);
+
+    assert!(diff(&recorded, &now, 110.0).is_empty(), "nothing changed");
+
+    now.insert(key(Kind::Health, "prod", "broker"), seen("red"));
+    let change = diff(&recorded, &now, 120.0);
+    assert_eq!(change.len(), 1);
+    assert_eq!(
+        (
+            change[0].from.as_deref(),
+            change[0].to.as_deref(),
+            change[0].at
+        ),
+        (Some("green"), Some("red"), 120.0)
+    );
+
+    // A subject that is not observed (stale facts, not yet run) is no event.
+    assert!(diff(&recorded, &BTreeMap::new(), 130.0).is_empty());
+}
+
+#[test]
+fn every_boot_newer_than_the_last_recorded_is_one_event_at_its_time() {
+    let mut recorded = Recorded::new();
+    let mut now = BTreeMap::new();
+    let boots = |b: Vec<f64>| Observed {
+        value: None,
+        detail: None,
+        boots: b,
+    };
+    now.insert(key(Kind::Boot, "prod", "a"), boots(vec![10.0, 20.0]));
+    let e = diff(&recorded, &now, 25.0);
+    assert_eq!(e.iter().map(|e| e.at).collect::<Vec<_>>(), [10.0, 20.0]);
+    record(&mut recorded, &e);
+    now.insert(key(Kind::Boot, "prod", "a"), boots(vec![10.0, 20.0, 30.0]));
+    let e = diff(&recorded, &now, 35.0);
+    assert_eq!(e.iter().map(|e| e.at).collect::<Vec<_>>(), [30.0]);
+}
+
+#[test]
+fn availability_and_strip_follow_the_transitions() {
+    let mut t = Timeline::default();
+    let h = 3600.0;
+    t.push(0.0, Some("green"));
+    t.push(10.0 * h, Some("red"));
+    t.push(11.0 * h, Some("green"));
+    t.push(11.0 * h, Some("green")); // no change: ignored
+    t.push(20.0 * h, Some("degraded"));
+    assert_eq!(t.len(), 4);
+    let now = 24.0 * h;
+    // One red hour out of 24.
+    let a = t.availability(24.0 * h, now).unwrap();
+    assert!((a - 23.0 / 24.0).abs() < 1e-9, "{a}");
+    // Over 30 days only the 24 known hours count.
+    let m = t.availabilities(now).month.unwrap();
+    assert!((m - 23.0 / 24.0).abs() < 1e-9, "{m}");
+    let strip = t.strip(now, 24, h);
+    assert_eq!(strip[10], Some(Health::Red));
+    assert_eq!(strip[9], Some(Health::Green));
+    assert_eq!(strip[20], Some(Health::Degraded));
+    assert_eq!(t.at(10.5 * h), Some(Health::Red));
+    assert_eq!(t.at(-1.0), None);
+    // Forgetting keeps the state in force at the cut.
+    t.forget_before(10.5 * h);
+    assert_eq!(t.at(10.6 * h), Some(Health::Red));
+    assert_eq!(t.len(), 3);
+    // Nothing known: no figure rather than 100 %.
+    assert_eq!(Timeline::default().availability(h, now), None);
+}
+
+fn conn() -> rusqlite::Connection {
+    let c = rusqlite::Connection::open_in_memory().unwrap();
+    c.execute_batch(store::CREATE).unwrap();
+    c
+}
+
+fn event(at: f64, stack: &str, kind: Kind, subject: &str, from: Option<&str>, to: &str) -> Event {
+    Event {
+        id: 0,
+        at,
+        stack: stack.into(),
+        kind,
+        subject: subject.into(),
+        from: from.map(Into::into),
+        to: Some(to.into()),
+        detail: None,
+    }
+}
+
+#[test]
+fn stored_events_page_newest_first_and_pruning_keeps_counts_and_the_latest() {
+    let c = conn();
+    let mut evs = vec![
+        event(100.0, "prod", Kind::Health, "broker", None, "green"),
+        event(200.0, "prod", Kind::Health, "broker", Some("green"), "red"),
+        event(300.0, "prod", Kind::Health, "broker", Some("red"), "green"),
+        event(400.0, "test-1", Kind::Deploy, "broker", None, "abc"),
+        event(500.0, "test-1", Kind::Deploy, "broker", Some("abc"), "def"),
+    ];
+    store::insert(&c, &mut evs).unwrap();
+    assert!(evs.windows(2).all(|w| w[0].id < w[1].id));
+
+    let q = Query {
+        limit: 2,
+        ..Query::default()
+    };
+    let (page1, next) = store::query(&c, &q).unwrap();
+    assert_eq!(
+        page1.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [500.0, 400.0]
+    );
+    let (page2, next2) = store::query(
+        &c,
+        &Query {
+            before: next,
+            ..q.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        page2.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [300.0, 200.0]
+    );
+    let (page3, next3) = store::query(
+        &c,
+        &Query {
+            before: next2,
+            ..q.clone()
+        },
+    )
+    .unwrap();
+    assert_eq!(page3.len(), 1);
+    assert_eq!(next3, None);
+
+    let only = store::query(
+        &c,
+        &Query {
+            stack: Some("prod".into()),
+            kind: Some(Kind::Health),
+            since: Some(150.0),
+            until: Some(300.0),
+            limit: 10,
+            ..Query::default()
+        },
+    )
+    .unwrap()
+    .0;
+    assert_eq!(only.iter().map(|e| e.at).collect::<Vec<_>>(), [200.0]);
+
+    // Pruning everything before 450 keeps each subject's newest event.
+    assert_eq!(store::prune(&c, 450.0).unwrap(), 3);
+    let loaded = store::load(&c, 1000.0).unwrap();
+    let latest: Vec<_> = loaded.latest.iter().map(|(_, at, _)| *at).collect();
+    assert_eq!(latest.len(), 2);
+    assert!(latest.contains(&300.0) && latest.contains(&500.0));
+    // The counts survive: two health changes, one deploy (first sightings
+    // are not changes).
+    assert_eq!(loaded.changes[&key(Kind::Health, "prod", "broker")], 2);
+    assert_eq!(loaded.changes[&key(Kind::Deploy, "test-1", "broker")], 1);
+    let recorded = loaded.recorded();
+    assert_eq!(
+        recorded[&key(Kind::Health, "prod", "broker")].as_deref(),
+        Some("green")
+    );
+}
+
+#[test]
+fn the_view_counts_changes_keeps_since_and_the_newest_per_stack() {
+    let mut v = HistoryView {
+        active: true,
+        ..HistoryView::default()
+    };
+    let evs: Vec<Event> = (0..20)
+        .map(|i| {
+            let to = if i % 2 == 0 { "green" } else { "red" };
+            let from = (i > 0).then_some(if i % 2 == 0 { "red" } else { "green" });
+            event(i as f64 * 60.0, "prod", Kind::Health, "broker", from, to)
+        })
+        .collect();
+    v.apply(&evs, 20.0 * 60.0);
+    assert_eq!(v.changes[&key(Kind::Health, "prod", "broker")], 19);
+    assert_eq!(v.since(Kind::Health, "prod", "broker"), Some(19.0 * 60.0));
+    assert_eq!(v.recent["prod"].len(), RECENT_PER_STACK);
+    assert_eq!(v.recent["prod"][0].at, 19.0 * 60.0, "newest first");
+    let a = v
+        .health_of("prod", "broker")
+        .unwrap()
+        .availability(20.0 * 60.0, 20.0 * 60.0)
+        .unwrap();
+    assert!((a - 0.5).abs() < 1e-9, "{a}");
+}
+
+#[test]
+fn query_parameters_are_checked_and_every_problem_named() {
+    let now = 10_000.0;
+    let q = api::parse_query(
+        Some("stack=prod&kind=deploy&since=2h&limit=5&cursor=9"),
+        now,
+    )
+    .unwrap();
+    assert_eq!(q.stack.as_deref(), Some("prod"));
+    assert_eq!(q.kind, Some(Kind::Deploy));
+    assert_eq!(q.since, Some(now - 7200.0));
+    assert_eq!((q.limit, q.before), (5, Some(9)));
+    let t = api::parse_query(Some("since=2026-11-26T10:00:00Z&until=1795700000"), now).unwrap();
+    assert_eq!(t.since, Some(1_795_687_200.0));
+    assert_eq!(t.until, Some(1_795_700_000.0));
+
+    let bad = api::parse_query(Some("foo=1&kind=x&limit=0&since=soon&cursor=-1"), now).unwrap_err();
+    assert_eq!(bad.len(), 5, "{bad:?}");
+    assert!(bad[0].starts_with("foo: unknown parameter"), "{bad:?}");
+    let twice = api::parse_query(Some("stack=a&stack=b"), now).unwrap_err();
+    assert_eq!(twice, ["stack: given twice"]);
+    let order = api::parse_query(Some("since=200&until=100"), now).unwrap_err();
+    assert_eq!(order, ["since: lies after until"]);
+}
+
+#[test]
+fn public_mode_hides_addresses_in_events() {
+    let r = crate::board::Redactor::new().unwrap();
+    let mut e = event(
+        1.0,
+        "prod",
+        Kind::CertRotation,
+        "10.0.0.7:443",
+        Some("a"),
+        "b",
+    );
+    e.detail = Some("see https://ci.example/run/1 on 10.0.0.7".into());
+    e.redact(&r);
+    assert_eq!(e.subject, crate::board::HIDDEN);
+    assert!(!e.detail.as_deref().unwrap().contains("10.0.0.7"));
+    assert!(!e.detail.as_deref().unwrap().contains("https://"));
+    let mut named = event(
+        1.0,
+        "prod",
+        Kind::CertRotation,
+        "api.example.com:443",
+        None,
+        "b",
+    );
+    named.redact(&r);
+    assert_eq!(named.subject, "api.example.com:443");
+}
+
+#[test]
+fn changes_read_as_sentences() {
+    assert_eq!(
+        words(
+            Kind::Health,
+            "broker",
+            Some("green"),
+            Some("red"),
+            Some("HTTP 503")
+        ),
+        "broker: green → red (HTTP 503)"
+    );
+    assert_eq!(
+        words(
+            Kind::Deploy,
+            "broker",
+            Some("4f2c9e1"),
+            Some("9b1d0aa"),
+            None
+        ),
+        "broker deployed 9b1d0aa (was 4f2c9e1)"
+    );
+    assert_eq!(
+        words(Kind::Slot, "slot", Some("42"), Some("free"), None),
+        "CI slot released by run 42"
+    );
+}
