@@ -90,6 +90,11 @@ pub const ALERTS: &[(&str, &str)] = &[
     ("FleetHostDoctorFailing", "test-2"),
 ];
 
+/// The alerts the demo's weather raises once it has run a while: test-2's
+/// worker-1 changes state every 20 s, so its fourth change in the hour (after
+/// about 80 s) makes it flapping.
+pub const LATER_ALERTS: &[(&str, &str)] = &[("FleetServiceFlapping", "test-2")];
+
 /// How the demo's exporter serves, beyond its address.
 #[derive(Debug, Clone, Default)]
 pub struct DemoOptions {

@@ -154,6 +154,7 @@ pub async fn start_with(
     });
     let historian = ingest
         .as_ref()
+        .filter(|_| config.history.enabled)
         .map(|ingest| crate::history::spawn(hub.clone(), ingest.clone()));
     let planned = plan(&config, sources);
     let scheduler = Scheduler::start(hub.clone(), planned, &restored, keeper);

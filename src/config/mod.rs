@@ -109,12 +109,18 @@ pub struct Config {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryConfig {
+    /// Whether changes are recorded (with a `state_dir`).
+    #[serde(default = "HistoryConfig::default_enabled")]
+    pub enabled: bool,
     /// How long events are kept; each subject's newest is kept regardless.
     #[serde(default = "HistoryConfig::default_retention")]
     pub retention: Seconds,
 }
 
 impl HistoryConfig {
+    fn default_enabled() -> bool {
+        true
+    }
     fn default_retention() -> Seconds {
         Seconds(Duration::from_secs(90 * 86400))
     }
@@ -123,6 +129,7 @@ impl HistoryConfig {
 impl Default for HistoryConfig {
     fn default() -> Self {
         HistoryConfig {
+            enabled: Self::default_enabled(),
             retention: Self::default_retention(),
         }
     }

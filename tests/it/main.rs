@@ -12,6 +12,7 @@ mod architecture;
 mod browser;
 mod catalogue;
 mod exporter;
+mod history;
 mod ingest;
 mod page;
 mod probes;

@@ -415,7 +415,9 @@ async fn active_alerts(http: &reqwest::Client, base: &str) -> Option<BTreeSet<(S
 
 /// The demo's data and the alert thresholds agree: Prometheus, scraping the
 /// demo with the rules loaded, raises exactly the alerts the demo lists as
-/// its deliberate faults (`demo::ALERTS`), no more and no fewer.
+/// its deliberate faults (`demo::ALERTS`), no more and no fewer — but for
+/// those its weather raises after a while (`demo::LATER_ALERTS`), which may
+/// be there or not yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_raises_exactly_the_alerts_it_shows_on_purpose() {
     let state = tempfile::tempdir().unwrap();
@@ -431,10 +433,13 @@ async fn the_demo_raises_exactly_the_alerts_it_shows_on_purpose() {
     .await;
     let base = prom.url();
     let http = reqwest::Client::new();
-    let want: BTreeSet<(String, String)> = fleetpulse::demo::ALERTS
-        .iter()
-        .map(|(a, s)| (a.to_string(), s.to_string()))
-        .collect();
+    let set = |l: &[(&str, &str)]| -> BTreeSet<(String, String)> {
+        l.iter()
+            .map(|(a, s)| (a.to_string(), s.to_string()))
+            .collect()
+    };
+    let want = set(fleetpulse::demo::ALERTS);
+    let later = set(fleetpulse::demo::LATER_ALERTS);
     // The demo's probes settle within seconds; scraped and evaluated every
     // second, every alert they warrant is pending soon after.
     // Each poll prints what it saw, so a timeout shows the difference.
@@ -442,9 +447,10 @@ async fn the_demo_raises_exactly_the_alerts_it_shows_on_purpose() {
         Duration::from_secs(60),
         "the demo's alerts pending or firing (see the last line printed)",
         || {
-            let (http, base, want) = (&http, &base, &want);
+            let (http, base, want, later) = (&http, &base, &want, &later);
             async move {
-                let got = active_alerts(http, base).await?;
+                let mut got = active_alerts(http, base).await?;
+                got.retain(|a| !later.contains(a));
                 if &got != want {
                     eprintln!(
                         "not yet: missing {:?}, not listed {:?}",
@@ -465,7 +471,10 @@ async fn the_demo_raises_exactly_the_alerts_it_shows_on_purpose() {
         chrono::Utc::now() + chrono::Duration::seconds(5),
     )
     .await;
-    let later = active_alerts(&http, &base).await.expect("alerts");
-    let extra: Vec<_> = later.difference(&want).collect();
+    let again = active_alerts(&http, &base).await.expect("alerts");
+    let extra: Vec<_> = again
+        .difference(&want)
+        .filter(|a| !later.contains(a))
+        .collect();
     assert!(extra.is_empty(), "alerts the demo does not list: {extra:?}");
 }

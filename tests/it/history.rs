@@ -1,0 +1,345 @@
+//! History, end to end: a simulated service is driven through a scripted
+//! schedule (three outages of known start and length, two deploys), with
+//! `fleetpulse serve` SIGKILLed and restarted in the middle. The recorded
+//! transitions, the `since` of the final state and the availability equal
+//! the schedule within one probe interval, and nothing recorded before the
+//! kill is lost or recorded twice.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fleetpulse::simfleet::{Authority, Behaviour, SimService};
+use serde_json::Value;
+
+use crate::common::{eventually, sample, Process};
+
+const BIN: &str = env!("CARGO_BIN_EXE_fleetpulse");
+/// The healthz probe interval, seconds.
+const INTERVAL: f64 = 1.0;
+/// How late a transition may be recorded: one probe interval, plus the
+/// probe's own time and the historian's turn.
+const LATE: f64 = INTERVAL + 0.75;
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+fn start(config: &Path, port: u16) -> Process {
+    let child = Command::new(BIN)
+        .args(["--log.level", "warn", "serve", "--config"])
+        .arg(config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    Process::adopt(child, port)
+}
+
+async fn get_json(url: &str) -> Option<Value> {
+    let r = reqwest::get(url).await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+/// The health events of `web`, oldest first.
+async fn health_events(base: &str) -> Vec<Value> {
+    let v = get_json(&format!(
+        "{base}/api/v1/events?subject=web&kind=health&limit=1000"
+    ))
+    .await
+    .expect("events");
+    let mut e = v["events"].as_array().unwrap().clone();
+    e.reverse();
+    e
+}
+
+/// Waits until `web` has been recorded as `state` (its newest health event).
+async fn recorded(base: &str, state: &str) {
+    let base = base.to_string();
+    eventually(
+        Duration::from_secs(20),
+        &format!("web recorded {state}"),
+        || {
+            let base = base.clone();
+            async move {
+                let v = get_json(&format!(
+                    "{base}/api/v1/events?subject=web&kind=health&limit=1"
+                ))
+                .await?;
+                (v["events"][0]["to"] == state).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+/// Waits until `web`'s newest deploy is to `commit`.
+async fn deployed(base: &str, commit: &str) {
+    let base = base.to_string();
+    eventually(
+        Duration::from_secs(20),
+        &format!("web deployed {commit}"),
+        || {
+            let base = base.clone();
+            async move {
+                let v = get_json(&format!(
+                    "{base}/api/v1/events?subject=web&kind=deploy&limit=1"
+                ))
+                .await?;
+                (v["events"][0]["to"] == commit).then_some(())
+            }
+        },
+    )
+    .await;
+}
+
+async fn ready(base: &str) {
+    let url = format!("{base}/healthz");
+    eventually(Duration::from_secs(30), "fleetpulse serving", || {
+        let url = url.clone();
+        async move {
+            reqwest::get(&url)
+                .await
+                .ok()
+                .filter(|r| r.status() == 200)
+                .map(|_| ())
+        }
+    })
+    .await;
+}
+
+fn healthy(commit: &str) -> Behaviour {
+    Behaviour::Healthy {
+        commit: commit.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_since_and_availability_follow_a_scripted_schedule_across_a_sigkill() {
+    let ca = Authority::new(30).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.root_pem()).unwrap();
+    let service = SimService::start(ca.issue(&["localhost"], 30).unwrap(), healthy("aaaaaaa"))
+        .await
+        .unwrap();
+    let port = crate::common::free_port();
+    let config = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}
+state_dir: {state}
+sources:
+  healthz:
+    interval: 1s
+    timeout: 1s
+  tls:
+    ca_file: {ca}
+environments:
+  - name: other
+    services:
+      - name: web
+        healthz: https://localhost:{svc}/healthz
+",
+            state = dir.path().join("state").display(),
+            ca = ca_file.display(),
+            svc = service.port(),
+        ),
+    )
+    .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = start(&config, port);
+    ready(&base).await;
+    recorded(&base, "green").await;
+    let first_seen = health_events(&base).await[0]["at"].as_f64().unwrap();
+
+    // The schedule: (when the behaviour changed, the state it brings).
+    let mut schedule: Vec<(f64, &str)> = Vec::new();
+    fn outage(service: &SimService, bad: Behaviour, good: Behaviour) -> (f64, Behaviour) {
+        let t = now();
+        service.set(bad);
+        (t, good)
+    }
+
+    // Outage 1: 503s for about 4 s.
+    let (t, good) = outage(&service, Behaviour::Status(503), healthy("aaaaaaa"));
+    schedule.push((t, "red"));
+    recorded(&base, "red").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = now();
+    service.set(good);
+    schedule.push((t, "green"));
+    recorded(&base, "green").await;
+
+    // Deploy 1.
+    let d1 = now();
+    service.set(healthy("bbbbbbb"));
+    deployed(&base, "bbbbbbb").await;
+
+    // Outage 2: connections closed.
+    let (t, good) = outage(&service, Behaviour::Down, healthy("bbbbbbb"));
+    schedule.push((t, "red"));
+    recorded(&base, "red").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let t = now();
+    service.set(good);
+    schedule.push((t, "green"));
+    recorded(&base, "green").await;
+
+    // SIGKILL in the middle, and a restart on the same store.
+    let before_kill = get_json(&format!("{base}/api/v1/events?limit=1000"))
+        .await
+        .unwrap();
+    serve.signal("KILL");
+    assert!(serve.wait_exit(Duration::from_secs(10)), "killed");
+    let mut serve = start(&config, port);
+    ready(&base).await;
+    let after_restart = get_json(&format!("{base}/api/v1/events?limit=1000"))
+        .await
+        .unwrap();
+    let ids = |v: &Value| -> Vec<i64> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let (old, new) = (ids(&before_kill), ids(&after_restart));
+    assert!(
+        old.iter().all(|i| new.contains(i)),
+        "every event recorded before the kill is still there"
+    );
+
+    // Outage 3, after the restart: 500s.
+    let (t, good) = outage(&service, Behaviour::Status(500), healthy("bbbbbbb"));
+    schedule.push((t, "red"));
+    recorded(&base, "red").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = now();
+    service.set(good);
+    schedule.push((t, "green"));
+    recorded(&base, "green").await;
+
+    // Deploy 2.
+    let d2 = now();
+    service.set(healthy("ccccccc"));
+    deployed(&base, "ccccccc").await;
+
+    // The transitions: first seen green, then exactly the schedule's, each
+    // recorded no earlier than it happened and at most one interval late.
+    let events = health_events(&base).await;
+    assert_eq!(events.len(), 1 + schedule.len(), "{events:#?}");
+    assert!(
+        events[0]["from"].is_null(),
+        "one first sighting, not one per start"
+    );
+    for (e, (t, state)) in events[1..].iter().zip(&schedule) {
+        let at = e["at"].as_f64().unwrap();
+        assert_eq!(e["to"], *state, "{e}");
+        assert!(
+            at >= *t - 0.05 && at <= *t + LATE,
+            "{state} at {t:.2} recorded at {at:.2} ({:+.2} s)",
+            at - t
+        );
+    }
+    let deploys = get_json(&format!("{base}/api/v1/events?subject=web&kind=deploy"))
+        .await
+        .unwrap();
+    let deploys: Vec<&Value> = deploys["events"].as_array().unwrap().iter().rev().collect();
+    assert_eq!(
+        deploys.len(),
+        3,
+        "first seen, then two deploys: {deploys:#?}"
+    );
+    for (e, (t, from, to)) in deploys[1..]
+        .iter()
+        .zip([(d1, "aaaaaaa", "bbbbbbb"), (d2, "bbbbbbb", "ccccccc")])
+    {
+        let at = e["at"].as_f64().unwrap();
+        assert_eq!(
+            (e["from"].as_str(), e["to"].as_str()),
+            (Some(from), Some(to))
+        );
+        assert!(
+            at >= t - 0.05 && at <= t + LATE,
+            "deploy at {t:.2} recorded at {at:.2}"
+        );
+    }
+
+    // `since`: the last transition, in the JSON and in /metrics.
+    let last = events.last().unwrap()["at"].as_f64().unwrap();
+    let fleet = get_json(&format!("{base}/api/v1/fleet")).await.unwrap();
+    let web = &fleet["environments"][0]["services"][0];
+    assert_eq!(web["since"].as_f64(), Some(last), "{web}");
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let since = sample(
+        &metrics,
+        r#"fleet_service_health_since_timestamp_seconds{stack="other",component="web"}"#,
+    )
+    .unwrap();
+    assert!((since - last).abs() < 1e-3, "{since} vs {last}");
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"fleet_service_health_changes_total{stack="other",component="web"}"#
+        ),
+        Some(schedule.len() as f64),
+        "changes counted across the restart"
+    );
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"fleet_service_commit_changes_total{stack="other",component="web"}"#
+        ),
+        Some(2.0)
+    );
+
+    // Availability: red for the three outages as scheduled, over the time
+    // known since the first sighting; each outage edge may be off by one
+    // interval.
+    let read_at = fleet["read_at"].as_f64().unwrap();
+    let known = read_at - first_seen;
+    let red: f64 = schedule.chunks(2).map(|p| p[1].0 - p[0].0).sum();
+    let want = 1.0 - red / known;
+    let got = web["availability"]["24h"].as_f64().unwrap();
+    let slack = schedule.len() as f64 * LATE / known;
+    assert!(
+        (got - want).abs() <= slack,
+        "availability {got:.4}, schedule says {want:.4} (± {slack:.4})"
+    );
+    assert_eq!(
+        web["availability"]["30d"].as_f64(),
+        Some(got),
+        "same known window"
+    );
+    // The strip's last hour holds the outages: red.
+    assert_eq!(web["strip"].as_array().unwrap().last().unwrap(), "red");
+
+    // The page says since when.
+    let page = reqwest::get(format!("{base}/board"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("green for "), "page shows since");
+    assert!(page.contains("class=\"strip\""), "page shows the strip");
+    assert!(
+        page.contains("web deployed ccccccc (was bbbbbbb)"),
+        "recent changes"
+    );
+    serve.stop();
+}
