@@ -311,7 +311,7 @@ async fn events_handler(
                 axum::Json(api::Page {
                     schema_version: api::SCHEMA_VERSION,
                     events,
-                    next: next.map(|n| n.to_string()),
+                    next: next.map(|(at, id)| api::cursor(at, id)),
                 }),
             )
                 .into_response()

@@ -107,6 +107,18 @@ pub fn parse_time(v: &str, now: f64) -> Result<f64, String> {
     }
 }
 
+/// The cursor of the page after `(at, id)`: opaque to clients.
+pub fn cursor(at: f64, id: i64) -> String {
+    format!("{at}_{id}")
+}
+
+fn parse_cursor(v: &str) -> Option<(f64, i64)> {
+    let (at, id) = v.split_once('_')?;
+    let at: f64 = at.parse().ok().filter(|t: &f64| t.is_finite())?;
+    let id: i64 = id.parse().ok().filter(|i| *i > 0)?;
+    Some((at, id))
+}
+
 /// Reads the query string into a `Query`; every problem, not only the first.
 pub fn parse_query(query: Option<&str>, now: f64) -> Result<Query, Vec<String>> {
     let mut q = Query {
@@ -143,9 +155,9 @@ pub fn parse_query(query: Option<&str>, now: f64) -> Result<Query, Vec<String>> 
                 Ok(n) if (1..=MAX_LIMIT).contains(&n) => q.limit = n,
                 _ => bad.push(format!("limit: {v:?} is not a number from 1 to {MAX_LIMIT}")),
             },
-            "cursor" => match v.parse::<i64>() {
-                Ok(n) if n > 0 => q.before = Some(n),
-                _ => bad.push(format!("cursor: {v:?} is not a cursor this server gave")),
+            "cursor" => match parse_cursor(&v) {
+                Some(c) => q.before = Some(c),
+                None => bad.push(format!("cursor: {v:?} is not a cursor this server gave")),
             },
             other => bad.push(format!(
                 "{other}: unknown parameter (known: stack, subject, kind, since, until, limit, cursor)"

@@ -115,44 +115,100 @@ pub struct Event {
 /// A subject: what an event is about.
 pub type Key = (Kind, String, String);
 
-/// What the views read: kept current by the historian.
+/// What the views read: kept current by the historian. Shared by
+/// environment, so publishing a new view after a sweep copies only the
+/// environments whose subjects changed.
 #[derive(Debug, Clone, Default)]
 pub struct HistoryView {
     /// Whether history is kept (it is with a store).
     pub active: bool,
-    /// When each subject's current value began.
-    pub since: HashMap<Key, f64>,
-    /// Changes of each subject (not counting its first sighting).
-    pub changes: BTreeMap<Key, u64>,
-    /// Each service's health transitions, by (stack, component).
-    pub health: HashMap<(String, String), Arc<Timeline>>,
-    /// The newest events of each environment, newest first.
-    pub recent: HashMap<String, VecDeque<Arc<Event>>>,
+    /// By environment (`""`: the sources).
+    pub stacks: HashMap<Arc<str>, Arc<StackHistory>>,
+}
+
+/// One environment's history, as the views need it.
+#[derive(Debug, Clone, Default)]
+pub struct StackHistory {
+    pub subjects: Vec<Subject>,
+    /// Each service's health transitions, by component.
+    pub health: Vec<(String, Arc<Timeline>)>,
+    /// The newest events, newest first.
+    pub recent: VecDeque<Arc<Event>>,
+}
+
+/// One subject of an environment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subject {
+    pub kind: Kind,
+    pub name: String,
+    /// When its current value began.
+    pub since: f64,
+    /// Its changes (not counting its first sighting).
+    pub changes: u64,
+}
+
+impl StackHistory {
+    fn subject(&mut self, kind: Kind, name: &str) -> &mut Subject {
+        let i = match self
+            .subjects
+            .iter()
+            .position(|s| s.kind == kind && s.name == name)
+        {
+            Some(i) => i,
+            None => {
+                self.subjects.push(Subject {
+                    kind,
+                    name: name.to_string(),
+                    since: f64::NAN,
+                    changes: 0,
+                });
+                self.subjects.len() - 1
+            }
+        };
+        &mut self.subjects[i]
+    }
+
+    fn timeline(&mut self, component: &str) -> &mut Timeline {
+        let i = match self.health.iter().position(|(c, _)| c == component) {
+            Some(i) => i,
+            None => {
+                self.health.push((component.to_string(), Arc::default()));
+                self.health.len() - 1
+            }
+        };
+        Arc::make_mut(&mut self.health[i].1)
+    }
 }
 
 impl HistoryView {
+    fn stack_mut(&mut self, stack: &str) -> &mut StackHistory {
+        if !self.stacks.contains_key(stack) {
+            self.stacks.insert(Arc::from(stack), Arc::default());
+        }
+        // Present: inserted above if it was not.
+        Arc::make_mut(self.stacks.get_mut(stack).expect("inserted"))
+    }
+
     /// Builds the view from the store's contents at start-up.
     pub fn load(loaded: store::Loaded) -> HistoryView {
         let mut v = HistoryView {
             active: true,
-            changes: loaded.changes,
             ..HistoryView::default()
         };
-        for (key, at, _) in &loaded.latest {
-            v.since.insert(key.clone(), *at);
+        for ((kind, stack, subject), at, _) in &loaded.latest {
+            if *kind != Kind::Boot {
+                v.stack_mut(stack).subject(*kind, subject).since = *at;
+            }
         }
-        for e in loaded.health {
-            let t = v
-                .health
-                .entry((e.stack.clone(), e.subject.clone()))
-                .or_default();
-            Arc::make_mut(t).push(e.at, e.to.as_deref());
+        for ((kind, stack, subject), n) in &loaded.changes {
+            v.stack_mut(stack).subject(*kind, subject).changes = *n;
+        }
+        for ((stack, component), t) in loaded.health {
+            *v.stack_mut(&stack).timeline(&component) = t;
         }
         for e in loaded.recent {
-            v.recent
-                .entry(e.stack.clone())
-                .or_default()
-                .push_back(Arc::new(e));
+            let st = v.stack_mut(&e.stack);
+            st.recent.push_back(Arc::new(e));
         }
         v
     }
@@ -160,40 +216,60 @@ impl HistoryView {
     /// Applies committed events (oldest first).
     pub fn apply(&mut self, events: &[Event], now: f64) {
         for e in events {
-            let key = (e.kind, e.stack.clone(), e.subject.clone());
+            let st = self.stack_mut(&e.stack);
+            let subject = st.subject(e.kind, &e.subject);
             if e.kind != Kind::Boot {
-                self.since.insert(key.clone(), e.at);
+                subject.since = e.at;
             }
             if e.from.is_some() || e.kind == Kind::Boot {
-                *self.changes.entry(key).or_insert(0) += 1;
+                subject.changes += 1;
             }
             if e.kind == Kind::Health {
-                let t = self
-                    .health
-                    .entry((e.stack.clone(), e.subject.clone()))
-                    .or_default();
-                let t = Arc::make_mut(t);
+                let t = st.timeline(&e.subject);
                 t.push(e.at, e.to.as_deref());
                 t.forget_before(now - WINDOW_SECONDS);
             }
-            let recent = self.recent.entry(e.stack.clone()).or_default();
-            recent.push_front(Arc::new(e.clone()));
-            recent.truncate(RECENT_PER_STACK);
+            st.recent.push_front(Arc::new(e.clone()));
+            st.recent.truncate(RECENT_PER_STACK);
         }
+    }
+
+    fn find(&self, kind: Kind, stack: &str, subject: &str) -> Option<&Subject> {
+        self.stacks
+            .get(stack)?
+            .subjects
+            .iter()
+            .find(|s| s.kind == kind && s.name == subject)
     }
 
     /// When `subject`'s current value of `kind` on `stack` began.
     pub fn since(&self, kind: Kind, stack: &str, subject: &str) -> Option<f64> {
-        self.since
-            .get(&(kind, stack.to_string(), subject.to_string()))
-            .copied()
+        self.find(kind, stack, subject)
+            .map(|s| s.since)
+            .filter(|t| !t.is_nan())
+    }
+
+    /// How many times `subject`'s value of `kind` on `stack` changed.
+    pub fn changes(&self, kind: Kind, stack: &str, subject: &str) -> u64 {
+        self.find(kind, stack, subject).map_or(0, |s| s.changes)
     }
 
     /// A service's health transitions.
     pub fn health_of(&self, stack: &str, component: &str) -> Option<&Timeline> {
-        self.health
-            .get(&(stack.to_string(), component.to_string()))
-            .map(|t| &**t)
+        self.stacks
+            .get(stack)?
+            .health
+            .iter()
+            .find(|(c, _)| c == component)
+            .map(|(_, t)| &**t)
+    }
+
+    /// The newest events of `stack`, newest first.
+    pub fn recent(&self, stack: &str) -> impl Iterator<Item = &Arc<Event>> {
+        self.stacks
+            .get(stack)
+            .into_iter()
+            .flat_map(|s| s.recent.iter())
     }
 }
 

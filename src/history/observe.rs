@@ -2,6 +2,7 @@
 //! compares two of these to find what changed.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::{fmt_time, Key, Kind};
 use crate::snapshot::Snapshot;
@@ -37,11 +38,40 @@ fn put(
     );
 }
 
+/// Whether two readings are the same facts (not equal ones: the same).
+fn same<T>(a: Option<&T>, b: Option<&T>) -> bool {
+    matches!((a, b), (Some(a), Some(b)) if std::ptr::eq(a, b))
+}
+
 /// Every subject of `s` and its value.
 pub fn observe(s: &Snapshot) -> BTreeMap<Key, Observed> {
+    observe_since(s, None)
+}
+
+/// The subjects of `s` that may differ from `prev`, the snapshot observed
+/// before (all of them without one). A source's facts and the pulse are
+/// replaced, never changed in place, so facts at the same address are
+/// unchanged and skipped; a service whose probe reads as before (state,
+/// reason, commit) is skipped too. Drift flags and sources are always
+/// observed. A subject left out is no event (see `diff`), so skipping what
+/// cannot have changed is safe as long as `prev` was recorded.
+pub fn observe_since(s: &Snapshot, prev: Option<&Snapshot>) -> BTreeMap<Key, Observed> {
     let mut out = BTreeMap::new();
-    if let Some(probes) = s.facts.get::<HealthzFacts>() {
-        for p in probes {
+
+    let probes = s.facts.get::<HealthzFacts>();
+    let old = prev.and_then(|p| p.facts.get::<HealthzFacts>());
+    if let Some(probes) = probes.filter(|_| !same(probes, old)) {
+        for (i, p) in probes.iter().enumerate() {
+            let unchanged = old.and_then(|o| o.get(i)).is_some_and(|q| {
+                q.stack == p.stack
+                    && q.service == p.service
+                    && q.health == p.health
+                    && q.reason == p.reason
+                    && q.commit == p.commit
+            });
+            if unchanged {
+                continue;
+            }
             put(
                 &mut out,
                 Kind::Health,
@@ -62,25 +92,36 @@ pub fn observe(s: &Snapshot) -> BTreeMap<Key, Observed> {
             }
         }
     }
-    if let Some(probes) = s.facts.get::<TlsFacts>() {
-        for p in probes {
-            if let Some(t) = p.leaf_not_after {
-                put(
-                    &mut out,
-                    Kind::CertRotation,
-                    &p.stack,
-                    &p.host,
-                    Some(fmt_time(t as f64)),
-                    Some(format!(
-                        "leaf certificate of {} expires {}",
-                        p.service,
-                        fmt_time(t as f64)
-                    )),
-                );
+
+    let tls = s.facts.get::<TlsFacts>();
+    let old = prev.and_then(|p| p.facts.get::<TlsFacts>());
+    if let Some(probes) = tls.filter(|_| !same(tls, old)) {
+        for (i, p) in probes.iter().enumerate() {
+            let Some(t) = p.leaf_not_after else { continue };
+            let unchanged = old.and_then(|o| o.get(i)).is_some_and(|q| {
+                q.host == p.host && q.stack == p.stack && q.leaf_not_after == p.leaf_not_after
+            });
+            if unchanged {
+                continue;
             }
+            put(
+                &mut out,
+                Kind::CertRotation,
+                &p.stack,
+                &p.host,
+                Some(fmt_time(t as f64)),
+                Some(format!(
+                    "leaf certificate of {} expires {}",
+                    p.service,
+                    fmt_time(t as f64)
+                )),
+            );
         }
     }
-    if let Some(g) = s.facts.get::<GithubFacts>() {
+
+    let github = s.facts.get::<GithubFacts>();
+    let old = prev.and_then(|p| p.facts.get::<GithubFacts>());
+    if let Some(g) = github.filter(|_| !same(github, old)) {
         for slot in &g.slots {
             let (value, detail) = match &slot.holder {
                 Some(run) => (
@@ -99,6 +140,7 @@ pub fn observe(s: &Snapshot) -> BTreeMap<Key, Observed> {
             );
         }
     }
+
     for d in &s.drift {
         let value = if d.drifted { "drifted" } else { "agrees" };
         let detail = (d.drifted && !d.detail.is_empty()).then(|| d.detail.clone());
@@ -122,6 +164,10 @@ pub fn observe(s: &Snapshot) -> BTreeMap<Key, Observed> {
             Some(value.into()),
             detail,
         );
+    }
+
+    if prev.is_some_and(|p| Arc::ptr_eq(&p.pulse, &s.pulse)) {
+        return out;
     }
     for h in s.pulse.host_health.values() {
         let status = if h.fail > 0 {

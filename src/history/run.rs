@@ -4,10 +4,14 @@ use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
-use super::{diff, observe, record, HistoryView};
+use super::observe::observe_since;
+use super::{diff, record, HistoryView};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::snapshot::now_unix;
+
+/// How long the historian lets a burst of changes settle before observing.
+const COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Starts the historian: it reads what the store holds, then records the
 /// events of every change the hub announces. An event is committed before
@@ -32,24 +36,37 @@ pub fn spawn(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
         let mut view = HistoryView::load(loaded);
         hub.publish_history(Arc::new(view.clone()));
         let mut changes = hub.changes();
+        // The snapshot last observed and recorded: what has not changed
+        // since is skipped.
+        let mut seen: Option<crate::snapshot::Snapshot> = None;
         loop {
             let snapshot = hub.snapshot();
-            let events = diff(&recorded, &observe(&snapshot), snapshot.read_at);
+            let observed = observe_since(&snapshot, seen.as_ref());
+            let events = diff(&recorded, &observed, snapshot.read_at);
             if !events.is_empty() {
                 match ingest.store().record_events(events).await {
                     Ok(committed) => {
                         record(&mut recorded, &committed);
                         view.apply(&committed, snapshot.read_at);
                         hub.publish_history(Arc::new(view.clone()));
+                        seen = Some(snapshot);
                     }
                     Err(e) => {
+                        // Observed afresh at the next change.
+                        seen = None;
                         tracing::warn!(error = %e, "history events not recorded; tried again at the next change")
                     }
                 }
+            } else {
+                seen = Some(snapshot);
             }
             if changes.changed().await.is_err() {
                 break;
             }
+            // A burst of changes (a source run, the pulse it makes the
+            // store publish) is observed once.
+            tokio::time::sleep(COALESCE).await;
+            changes.mark_unchanged();
         }
     })
 }

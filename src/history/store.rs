@@ -73,9 +73,9 @@ pub struct Loaded {
     /// The newest event of each subject: its key, time and value.
     pub latest: Vec<(Key, f64, Option<String>)>,
     pub changes: BTreeMap<Key, u64>,
-    /// Health events of the availability window (and the one in force at
-    /// its start), oldest first.
-    pub health: Vec<Event>,
+    /// Each service's health transitions over the availability window (and
+    /// the one in force at its start), by (stack, component).
+    pub health: Vec<((String, String), super::Timeline)>,
     /// The newest events of each environment, newest first.
     pub recent: Vec<Event>,
 }
@@ -123,25 +123,58 @@ pub fn load(conn: &Connection, now: f64) -> rusqlite::Result<Loaded> {
         }
     }
     // Per service: the transition in force at the window's start, then the
-    // window's.
+    // window's; read row by row into each service's timeline.
     let start = now - WINDOW_SECONDS;
-    let mut st = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM events WHERE kind = 'health' AND (at >= ?1 OR id IN
+    let mut st = conn.prepare(
+        "SELECT stack, subject, at, to_value FROM events WHERE kind = 'health' AND (at >= ?1 OR id IN
            (SELECT MAX(id) FROM events WHERE kind = 'health' AND at < ?1 GROUP BY stack, subject))
-         ORDER BY at, id"
-    ))?;
-    for e in st.query_map([start], row)? {
-        if let Some(e) = e? {
-            out.health.push(e);
-        }
+         ORDER BY at, id",
+    )?;
+    let mut rows = st.query([start])?;
+    let mut index: std::collections::HashMap<(String, String), usize> = Default::default();
+    while let Some(r) = rows.next()? {
+        let stack: String = r.get(0)?;
+        let subject: String = r.get(1)?;
+        let to: Option<String> = r.get(3)?;
+        let i = match index.get(&(stack.clone(), subject.clone())) {
+            Some(i) => *i,
+            None => {
+                out.health
+                    .push(((stack.clone(), subject.clone()), Default::default()));
+                index.insert((stack, subject), out.health.len() - 1);
+                out.health.len() - 1
+            }
+        };
+        out.health[i].1.push(r.get(2)?, to.as_deref());
     }
+    // The newest events of each environment: read newest first until every
+    // environment with events has its share (or a bound is reached, so an
+    // environment with no recent events costs no full scan).
+    let stacks: std::collections::HashSet<&str> = out
+        .latest
+        .iter()
+        .map(|((_, s, _), _, _)| s.as_str())
+        .collect();
+    let mut have: std::collections::HashMap<String, usize> = Default::default();
+    let mut full = 0;
+    let bound = (stacks.len() * super::RECENT_PER_STACK * 20).max(10_000);
     let mut st = conn.prepare(&format!(
-        "SELECT {COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY stack ORDER BY id DESC) AS n
-           FROM events) WHERE n <= ?1 ORDER BY id DESC"
+        "SELECT {COLUMNS} FROM events ORDER BY id DESC LIMIT ?1"
     ))?;
-    for e in st.query_map([super::RECENT_PER_STACK as i64], row)? {
-        if let Some(e) = e? {
-            out.recent.push(e);
+    let mut rows = st.query([bound as i64])?;
+    while let Some(r) = rows.next()? {
+        let Some(e) = row(r)? else { continue };
+        let n = have.entry(e.stack.clone()).or_insert(0);
+        if *n >= super::RECENT_PER_STACK {
+            continue;
+        }
+        *n += 1;
+        if *n == super::RECENT_PER_STACK {
+            full += 1;
+        }
+        out.recent.push(e);
+        if full >= stacks.len() {
+            break;
         }
     }
     Ok(out)
@@ -157,13 +190,14 @@ pub struct Query {
     pub since: Option<f64>,
     /// Before, Unix seconds.
     pub until: Option<f64>,
-    /// Only events older than this id (the cursor of the previous page).
-    pub before: Option<i64>,
+    /// Only events before this (time, id): the cursor of the previous page.
+    pub before: Option<(f64, i64)>,
     pub limit: usize,
 }
 
-/// Events matching `q`, newest first, and the cursor of the next page.
-pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<(Vec<Event>, Option<i64>)> {
+/// Events matching `q`, newest first (by time, then by id), and the cursor
+/// of the next page.
+pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<(Vec<Event>, Option<(f64, i64)>)> {
     let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {
@@ -185,10 +219,16 @@ pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<(Vec<Event>, Opti
     if let Some(t) = q.until {
         arg(&mut sql, "at <", t.into());
     }
-    if let Some(id) = q.before {
-        arg(&mut sql, "id <", id.into());
+    if let Some((at, id)) = q.before {
+        args.push(at.into());
+        args.push(id.into());
+        sql.push_str(&format!(
+            " AND (at, id) < (?{}, ?{})",
+            args.len() - 1,
+            args.len()
+        ));
     }
-    sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", q.limit + 1));
+    sql.push_str(&format!(" ORDER BY at DESC, id DESC LIMIT {}", q.limit + 1));
     let mut st = conn.prepare_cached(&sql)?;
     let mut events = Vec::with_capacity(q.limit + 1);
     for e in st.query_map(rusqlite::params_from_iter(args), row)? {
@@ -198,7 +238,7 @@ pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<(Vec<Event>, Opti
     }
     let next = if events.len() > q.limit {
         events.truncate(q.limit);
-        events.last().map(|e| e.id)
+        events.last().map(|e| (e.at, e.id))
     } else {
         None
     };

@@ -204,10 +204,24 @@ fn the_view_counts_changes_keeps_since_and_the_newest_per_stack() {
         })
         .collect();
     v.apply(&evs, 20.0 * 60.0);
-    assert_eq!(v.changes[&key(Kind::Health, "prod", "broker")], 19);
+    assert_eq!(v.changes(Kind::Health, "prod", "broker"), 19);
     assert_eq!(v.since(Kind::Health, "prod", "broker"), Some(19.0 * 60.0));
-    assert_eq!(v.recent["prod"].len(), RECENT_PER_STACK);
-    assert_eq!(v.recent["prod"][0].at, 19.0 * 60.0, "newest first");
+    let recent: Vec<_> = v.recent("prod").collect();
+    assert_eq!(recent.len(), RECENT_PER_STACK);
+    assert_eq!(recent[0].at, 19.0 * 60.0, "newest first");
+    // Published views share the environments no event touched.
+    let published = v.clone();
+    v.apply(
+        &[event(2000.0, "test-1", Kind::Deploy, "signer", None, "abc")],
+        2000.0,
+    );
+    assert!(Arc::ptr_eq(&published.stacks["prod"], &v.stacks["prod"]));
+    assert_eq!(v.since(Kind::Deploy, "test-1", "signer"), Some(2000.0));
+    assert_eq!(
+        v.changes(Kind::Deploy, "test-1", "signer"),
+        0,
+        "a first sighting"
+    );
     let a = v
         .health_of("prod", "broker")
         .unwrap()
@@ -220,14 +234,15 @@ fn the_view_counts_changes_keeps_since_and_the_newest_per_stack() {
 fn query_parameters_are_checked_and_every_problem_named() {
     let now = 10_000.0;
     let q = api::parse_query(
-        Some("stack=prod&kind=deploy&since=2h&limit=5&cursor=9"),
+        Some("stack=prod&kind=deploy&since=2h&limit=5&cursor=1234.5_9"),
         now,
     )
     .unwrap();
     assert_eq!(q.stack.as_deref(), Some("prod"));
     assert_eq!(q.kind, Some(Kind::Deploy));
     assert_eq!(q.since, Some(now - 7200.0));
-    assert_eq!((q.limit, q.before), (5, Some(9)));
+    assert_eq!((q.limit, q.before), (5, Some((1234.5, 9))));
+    assert_eq!(api::cursor(1234.5, 9), "1234.5_9");
     let t = api::parse_query(Some("since=2026-11-26T10:00:00Z&until=1795700000"), now).unwrap();
     assert_eq!(t.since, Some(1_795_687_200.0));
     assert_eq!(t.until, Some(1_795_700_000.0));

@@ -20,12 +20,7 @@ pub(super) fn encode(s: &Snapshot, enc: &mut DescriptorEncoder) -> fmt::Result {
     if !h.active {
         return Ok(());
     }
-    let changes = |kind: Kind, stack: &str, subject: &str| {
-        h.changes
-            .get(&(kind, stack.to_string(), subject.to_string()))
-            .copied()
-            .unwrap_or(0) as f64
-    };
+    let changes = |kind: Kind, stack: &str, subject: &str| h.changes(kind, stack, subject) as f64;
     let probes: &[_] = s.facts.get::<HealthzFacts>().map_or(&[], |v| v.as_slice());
     family(
         enc,

@@ -51,6 +51,12 @@ impl Writer {
             let (history, batch): (Vec<Msg>, Vec<Msg>) = batch
                 .into_iter()
                 .partition(|m| matches!(m, Msg::Events(..) | Msg::PruneEvents(..)));
+            // Only pushes, counts and removals change the pulse; a batch of
+            // sources' state or history alone has nothing to publish.
+            let touches_pulse = !removals.is_empty()
+                || batch
+                    .iter()
+                    .any(|m| matches!(m, Msg::Write(..) | Msg::Count { .. }));
             let replies = self.apply(batch);
             for m in history {
                 match m {
@@ -71,10 +77,10 @@ impl Writer {
                     removed.push((reply, self.remove(&r)));
                 }
             }
-            self.dirty = true;
+            self.dirty |= touches_pulse;
             // A removal is shown at once: its caller is answered after it is.
             let took = removed.iter().any(|(_, r)| matches!(r, Ok(n) if *n > 0));
-            if self.publish_due(drained) || took {
+            if self.dirty && (self.publish_due(drained) || took) {
                 self.publish();
             }
             for (reply, result) in replies {

@@ -360,10 +360,7 @@ fn environment(s: &Snapshot, e: &crate::config::Environment) -> Environment {
     }
     // First sightings are not changes, but a boot is one.
     let changes = h
-        .recent
-        .get(stack)
-        .into_iter()
-        .flatten()
+        .recent(stack)
         .filter(|ev| ev.from.is_some() || ev.kind == crate::history::Kind::Boot)
         .map(|ev| Change {
             at: ev.at,

@@ -15,6 +15,9 @@ use crate::board::html::{badge, opt, state};
 /// Where the footer's documentation link goes.
 pub const DOCS_URL: &str = "https://github.com/fleetpulse/fleetpulse#readme";
 
+/// Changes listed per environment on the page (the JSON has more).
+pub const PAGE_CHANGES: usize = 5;
+
 /// How often the page fetches a fresh board, in milliseconds.
 pub const REFRESH_MS: u32 = 5000;
 
@@ -239,7 +242,7 @@ fn environment(e: &Environment) -> Markup {
                     div class="recent" {
                         b { "Recent changes (UTC)" }
                         ul class="changes" {
-                            @for c in &e.changes {
+                            @for c in e.changes.iter().take(PAGE_CHANGES) {
                                 li data-kind=(c.kind.as_str()) {
                                     time { (change_time(c.at)) } " "
                                     (crate::history::words(c.kind, &c.subject, c.from.as_deref(), c.to.as_deref(), c.detail.as_deref()))

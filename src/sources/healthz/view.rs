@@ -142,14 +142,26 @@ pub fn availability_words(a: &crate::history::Availability) -> String {
     )
 }
 
-fn strip_title(now: f64, n: usize, i: usize, st: State) -> String {
-    let from = now - (n - i) as f64 * 3600.0;
+/// The strip's tooltip: the hours it covers, and those not green.
+fn strip_title(now: f64, strip: &[State]) -> String {
+    let n = strip.len();
     let hm = |t: f64| {
         chrono::DateTime::from_timestamp(t.floor() as i64, 0)
             .map(|d| d.format("%H:%M").to_string())
             .unwrap_or_default()
     };
-    format!("{}–{} UTC: {}", hm(from), hm(from + 3600.0), st.as_str())
+    let mut title = format!(
+        "the last 24 hours, an hour a cell, {} to {} UTC",
+        hm(now - n as f64 * 3600.0),
+        hm(now)
+    );
+    for (i, st) in strip.iter().enumerate() {
+        if matches!(st, State::Red | State::Degraded) {
+            let from = now - (n - i) as f64 * 3600.0;
+            title.push_str(&format!("; {}: {}", hm(from), st.as_str()));
+        }
+    }
+    title
 }
 
 /// The services as the page's tiles, as of `now`.
@@ -171,9 +183,9 @@ pub fn page(services: &[Service], now: f64) -> Markup {
                         @if let Some(c) = &s.commit { " · " code { (c) } }
                     }
                     @if !s.strip.is_empty() {
-                        div class="strip" title="the last 24 hours, an hour a cell, oldest first" {
-                            @for (i, st) in s.strip.iter().enumerate() {
-                                i class={ "s-" (st.as_str()) } title=(strip_title(now, s.strip.len(), i, *st)) {}
+                        div class="strip" title=(strip_title(now, &s.strip)) {
+                            @for st in &s.strip {
+                                i class={ "s-" (st.as_str()) } {}
                             }
                         }
                     }
