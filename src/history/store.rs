@@ -180,6 +180,10 @@ pub fn load(conn: &Connection, now: f64) -> rusqlite::Result<Loaded> {
     Ok(out)
 }
 
+/// A page of events, newest first, and the cursor of the next: the (time,
+/// id) of its last event, or `None` on the last page.
+pub type Page = (Vec<Event>, Option<(f64, i64)>);
+
 /// Which events a query asks for.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Query {
@@ -197,7 +201,7 @@ pub struct Query {
 
 /// Events matching `q`, newest first (by time, then by id), and the cursor
 /// of the next page.
-pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<(Vec<Event>, Option<(f64, i64)>)> {
+pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<Page> {
     let mut sql = format!("SELECT {COLUMNS} FROM events WHERE 1 = 1");
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     let mut arg = |sql: &mut String, clause: &str, v: rusqlite::types::Value| {

@@ -330,7 +330,7 @@ impl Store {
     pub fn events(
         &self,
         q: &crate::history::store::Query,
-    ) -> Result<(Vec<Event>, Option<(f64, i64)>), String> {
+    ) -> Result<crate::history::store::Page, String> {
         let conn = self.reader.lock().unwrap_or_else(|e| e.into_inner());
         crate::history::store::query(&conn, q).map_err(|e| e.to_string())
     }
