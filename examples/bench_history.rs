@@ -191,6 +191,7 @@ fn prefill(state: &Path, services: usize, days: u64) {
                     from: from.map(Into::into),
                     to: Some(to.into()),
                     detail: red.then(|| "HTTP 503".to_string()),
+                    changes: h,
                 }
             })
             .collect();

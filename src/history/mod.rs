@@ -110,6 +110,18 @@ pub struct Event {
     pub to: Option<String>,
     /// Why, in words (a health reason, a run's title, a source's error).
     pub detail: Option<String>,
+    /// The subject's changes so far, this one included (first sightings do
+    /// not count): kept with the event, so the counters survive restarts and
+    /// pruning (each subject's newest event is never pruned).
+    #[serde(skip)]
+    pub changes: u64,
+}
+
+impl Event {
+    /// Whether it counts as a change (a first sighting does not; a boot does).
+    pub fn is_change(&self) -> bool {
+        self.from.is_some() || self.kind == Kind::Boot
+    }
 }
 
 /// A subject: what an event is about.
@@ -221,7 +233,7 @@ impl HistoryView {
             if e.kind != Kind::Boot {
                 subject.since = e.at;
             }
-            if e.from.is_some() || e.kind == Kind::Boot {
+            if e.is_change() {
                 subject.changes += 1;
             }
             if e.kind == Kind::Health {
@@ -301,6 +313,7 @@ pub fn diff(before: &Recorded, now: &BTreeMap<Key, Observed>, at: f64) -> Vec<Ev
                     from: None,
                     to: Some(fmt_time(*boot)),
                     detail: seen.detail.clone(),
+                    changes: 0,
                 });
             }
             continue;
@@ -317,10 +330,27 @@ pub fn diff(before: &Recorded, now: &BTreeMap<Key, Observed>, at: f64) -> Vec<Ev
             from: prev.cloned().flatten(),
             to: seen.value.clone(),
             detail: seen.detail.clone(),
+            changes: 0,
         });
     }
     out.sort_by(|a, b| a.at.total_cmp(&b.at));
     out
+}
+
+/// Gives each event the count of its subject's changes it brings the
+/// subject to, from `view`'s counts.
+pub fn number(events: &mut [Event], view: &HistoryView) {
+    let mut counts: HashMap<Key, u64> = HashMap::new();
+    for e in events.iter_mut() {
+        let key = (e.kind, e.stack.clone(), e.subject.clone());
+        let n = counts
+            .entry(key)
+            .or_insert_with(|| view.changes(e.kind, &e.stack, &e.subject));
+        if e.is_change() {
+            *n += 1;
+        }
+        e.changes = *n;
+    }
 }
 
 /// Applies `events` to the recorded values.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use super::observe::observe_since;
-use super::{diff, record, HistoryView};
+use super::{diff, number, record, HistoryView};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::snapshot::now_unix;
@@ -42,7 +42,8 @@ pub fn spawn(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
         loop {
             let snapshot = hub.snapshot();
             let observed = observe_since(&snapshot, seen.as_ref());
-            let events = diff(&recorded, &observed, snapshot.read_at);
+            let mut events = diff(&recorded, &observed, snapshot.read_at);
+            number(&mut events, &view);
             if !events.is_empty() {
                 match ingest.store().record_events(events).await {
                     Ok(committed) => {

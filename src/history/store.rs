@@ -1,5 +1,6 @@
-//! Events in the store: one row each, and a count of changes per subject
-//! that pruning never touches (the `_changes_total` counters read it).
+//! Events in the store: one row each, carrying its subject's count of
+//! changes so far. Pruning keeps each subject's newest event, so the count
+//! behind the `_changes_total` counters survives restarts and pruning.
 
 use std::collections::BTreeMap;
 
@@ -11,15 +12,13 @@ use super::{Event, Key, Kind, Recorded, WINDOW_SECONDS};
 pub const CREATE: &str = "
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY, at REAL NOT NULL, stack TEXT NOT NULL, kind TEXT NOT NULL,
-    subject TEXT NOT NULL, from_value TEXT, to_value TEXT, detail TEXT);
+    subject TEXT NOT NULL, from_value TEXT, to_value TEXT, detail TEXT,
+    changes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
 CREATE INDEX IF NOT EXISTS events_subject ON events (kind, stack, subject, id);
-CREATE TABLE IF NOT EXISTS event_changes (
-    kind TEXT NOT NULL, stack TEXT NOT NULL, subject TEXT NOT NULL, changes INTEGER NOT NULL,
-    PRIMARY KEY (kind, stack, subject));
 ";
 
-const COLUMNS: &str = "id, at, stack, kind, subject, from_value, to_value, detail";
+const COLUMNS: &str = "id, at, stack, kind, subject, from_value, to_value, detail, changes";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
     let kind: String = r.get(3)?;
@@ -36,18 +35,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Event>> {
         from: r.get(5)?,
         to: r.get(6)?,
         detail: r.get(7)?,
+        changes: r.get::<_, i64>(8)?.max(0) as u64,
     }))
 }
 
 /// Inserts `events` (inside the caller's transaction), giving each its id.
 pub fn insert(conn: &Connection, events: &mut [Event]) -> rusqlite::Result<()> {
     let mut ins = conn.prepare_cached(
-        "INSERT INTO events (at, stack, kind, subject, from_value, to_value, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?;
-    let mut count = conn.prepare_cached(
-        "INSERT INTO event_changes (kind, stack, subject, changes) VALUES (?1, ?2, ?3, 1)
-         ON CONFLICT (kind, stack, subject) DO UPDATE SET changes = changes + 1",
+        "INSERT INTO events (at, stack, kind, subject, from_value, to_value, detail, changes)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?;
     for e in events.iter_mut() {
         ins.execute(params![
@@ -57,12 +53,10 @@ pub fn insert(conn: &Connection, events: &mut [Event]) -> rusqlite::Result<()> {
             e.subject,
             e.from,
             e.to,
-            e.detail
+            e.detail,
+            i64::try_from(e.changes).unwrap_or(i64::MAX)
         ])?;
         e.id = conn.last_insert_rowid();
-        if e.from.is_some() || e.kind == Kind::Boot {
-            count.execute(params![e.kind.as_str(), e.stack, e.subject])?;
-        }
     }
     Ok(())
 }
@@ -104,22 +98,11 @@ pub fn load(conn: &Connection, now: f64) -> rusqlite::Result<Loaded> {
     ))?;
     for e in st.query_map([], row)? {
         if let Some(e) = e? {
-            out.latest.push(((e.kind, e.stack, e.subject), e.at, e.to));
-        }
-    }
-    let mut st = conn.prepare("SELECT kind, stack, subject, changes FROM event_changes")?;
-    let rows = st.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, String>(1)?,
-            r.get::<_, String>(2)?,
-            r.get::<_, i64>(3)?,
-        ))
-    })?;
-    for r in rows {
-        let (kind, stack, subject, n) = r?;
-        if let Some(kind) = Kind::parse(&kind) {
-            out.changes.insert((kind, stack, subject), n.max(0) as u64);
+            let key = (e.kind, e.stack, e.subject);
+            if e.changes > 0 {
+                out.changes.insert(key.clone(), e.changes);
+            }
+            out.latest.push((key, e.at, e.to));
         }
     }
     // Per service: the transition in force at the window's start, then the
@@ -215,7 +198,15 @@ pub fn query(conn: &Connection, q: &Query) -> rusqlite::Result<Page> {
         arg(&mut sql, "subject =", s.clone().into());
     }
     if let Some(k) = q.kind {
-        arg(&mut sql, "kind =", k.as_str().to_string().into());
+        // Without a stack or subject, the time index serves the order; `+`
+        // keeps SQLite from choosing the subject index for the kind alone
+        // and sorting everything of that kind.
+        let clause = if q.stack.is_none() && q.subject.is_none() {
+            "+kind ="
+        } else {
+            "kind ="
+        };
+        arg(&mut sql, clause, k.as_str().to_string().into());
     }
     if let Some(t) = q.since {
         arg(&mut sql, "at >=", t.into());

@@ -110,6 +110,7 @@ fn event(at: f64, stack: &str, kind: Kind, subject: &str, from: Option<&str>, to
         from: from.map(Into::into),
         to: Some(to.into()),
         detail: None,
+        changes: 0,
     }
 }
 
@@ -123,6 +124,12 @@ fn stored_events_page_newest_first_and_pruning_keeps_counts_and_the_latest() {
         event(400.0, "test-1", Kind::Deploy, "broker", None, "abc"),
         event(500.0, "test-1", Kind::Deploy, "broker", Some("abc"), "def"),
     ];
+    number(&mut evs, &HistoryView::default());
+    assert_eq!(
+        evs.iter().map(|e| e.changes).collect::<Vec<_>>(),
+        [0, 1, 2, 0, 1],
+        "each event carries its subject's count of changes"
+    );
     store::insert(&c, &mut evs).unwrap();
     assert!(evs.windows(2).all(|w| w[0].id < w[1].id));
 

@@ -33,6 +33,7 @@ impl Redactor {
                     from: c.from.take(),
                     to: c.to.take(),
                     detail: c.detail.take(),
+                    changes: 0,
                 };
                 ev.redact(self);
                 (c.subject, c.from, c.to, c.detail) = (ev.subject, ev.from, ev.to, ev.detail);
