@@ -1,6 +1,12 @@
 //! Events in the store: one row each, carrying its subject's count of
 //! changes so far. Pruning keeps each subject's newest event, so the count
 //! behind the `_changes_total` counters survives restarts and pruning.
+//!
+//! Events are appended in time order, and the only index is on time: an
+//! event costs one appended row and one appended index entry, whatever the
+//! store holds. Queries by subject filter a time range (the terminal always
+//! gives one); what only a whole scan can answer (each subject's newest
+//! event) is read at start-up, off the serving path, and by the hourly prune.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +21,7 @@ CREATE TABLE IF NOT EXISTS events (
     subject TEXT NOT NULL, from_value TEXT, to_value TEXT, detail TEXT,
     changes INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS events_at ON events (at);
-CREATE INDEX IF NOT EXISTS events_subject ON events (kind, stack, subject, id);
+DROP INDEX IF EXISTS events_subject;
 ";
 
 const COLUMNS: &str = "id, at, stack, kind, subject, from_value, to_value, detail, changes";
@@ -105,30 +111,51 @@ pub fn load(conn: &Connection, now: f64) -> rusqlite::Result<Loaded> {
             out.latest.push((key, e.at, e.to));
         }
     }
-    // Per service: the transition in force at the window's start, then the
-    // window's; read row by row into each service's timeline.
+    // Per service: its transitions in the window, read row by row in time
+    // order into its timeline; the state in force at the window's start is
+    // the first one's `from`, or, without one in the window, its newest.
     let start = now - WINDOW_SECONDS;
     let mut st = conn.prepare(
-        "SELECT stack, subject, at, to_value FROM events WHERE kind = 'health' AND (at >= ?1 OR id IN
-           (SELECT MAX(id) FROM events WHERE kind = 'health' AND at < ?1 GROUP BY stack, subject))
-         ORDER BY at, id",
+        "SELECT stack, subject, at, from_value, to_value FROM events
+         WHERE at >= ?1 AND +kind = 'health' ORDER BY at, id",
     )?;
     let mut rows = st.query([start])?;
-    let mut index: std::collections::HashMap<(String, String), usize> = Default::default();
+    let mut index: std::collections::HashMap<String, std::collections::HashMap<String, usize>> =
+        Default::default();
     while let Some(r) = rows.next()? {
-        let stack: String = r.get(0)?;
-        let subject: String = r.get(1)?;
-        let to: Option<String> = r.get(3)?;
-        let i = match index.get(&(stack.clone(), subject.clone())) {
+        let stack = r.get_ref(0)?.as_str().unwrap_or_default();
+        let subject = r.get_ref(1)?.as_str().unwrap_or_default();
+        let at: f64 = r.get(2)?;
+        let i = match index.get(stack).and_then(|m| m.get(subject)) {
             Some(i) => *i,
             None => {
+                let mut t = super::Timeline::default();
+                let from: Option<String> = r.get(3)?;
+                if from.is_some() {
+                    t.push(start, from.as_deref());
+                }
                 out.health
-                    .push(((stack.clone(), subject.clone()), Default::default()));
-                index.insert((stack, subject), out.health.len() - 1);
-                out.health.len() - 1
+                    .push(((stack.to_string(), subject.to_string()), t));
+                let i = out.health.len() - 1;
+                index
+                    .entry(stack.to_string())
+                    .or_default()
+                    .insert(subject.to_string(), i);
+                i
             }
         };
-        out.health[i].1.push(r.get(2)?, to.as_deref());
+        let to: Option<String> = r.get(4)?;
+        out.health[i].1.push(at, to.as_deref());
+    }
+    for ((kind, stack, subject), at, value) in &out.latest {
+        let seen = index
+            .get(stack.as_str())
+            .is_some_and(|m| m.contains_key(subject.as_str()));
+        if *kind == Kind::Health && !seen {
+            let mut t = super::Timeline::default();
+            t.push(*at, value.as_deref());
+            out.health.push(((stack.clone(), subject.clone()), t));
+        }
     }
     // The newest events of each environment: read newest first until every
     // environment with events has its share (or a bound is reached, so an
