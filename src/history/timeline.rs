@@ -6,10 +6,16 @@ use serde::Serialize;
 use crate::health::Health;
 
 /// Health transitions, oldest first: from each point's time on, the state
-/// it names held until the next point.
+/// it names held until the next point. Times are whole Unix seconds (u32,
+/// good until 2106), so a point takes 8 bytes: 30 days of hourly flaps of a
+/// service are under 6 KiB.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
-    points: Vec<(f64, Health)>,
+    points: Vec<(u32, Health)>,
+}
+
+fn secs(t: f64) -> u32 {
+    t.clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
 /// Share of a window a service was available (green or degraded), over the
@@ -34,12 +40,12 @@ impl Timeline {
         if self.points.last().is_some_and(|(_, last)| *last == h) {
             return;
         }
-        self.points.push((at, h));
+        self.points.push((secs(at), h));
     }
 
     /// Drops transitions before `t`, keeping the one in force at `t`.
     pub fn forget_before(&mut self, t: f64) {
-        let keep_from = self.points.partition_point(|(at, _)| *at <= t);
+        let keep_from = self.points.partition_point(|(at, _)| f64::from(*at) <= t);
         if keep_from > 1 {
             self.points.drain(..keep_from - 1);
         }
@@ -55,16 +61,28 @@ impl Timeline {
 
     /// The state at `t`, if known.
     pub fn at(&self, t: f64) -> Option<Health> {
-        let i = self.points.partition_point(|(at, _)| *at <= t);
+        let i = self.points.partition_point(|(at, _)| f64::from(*at) <= t);
         (i > 0).then(|| self.points[i - 1].1)
     }
 
     /// Seconds spent in each state (green, degraded, red) in `[from, to)`.
     pub fn durations(&self, from: f64, to: f64) -> [f64; 3] {
         let mut spent = [0.0; 3];
-        for (i, (at, h)) in self.points.iter().enumerate() {
-            let end = self.points.get(i + 1).map_or(to, |(next, _)| *next);
-            let (a, b) = (at.max(from), end.min(to));
+        // Only the points that matter: the one in force at `from`, then
+        // those before `to`.
+        let first = self
+            .points
+            .partition_point(|(at, _)| f64::from(*at) <= from)
+            .saturating_sub(1);
+        for (i, (at, h)) in self.points.iter().enumerate().skip(first) {
+            if f64::from(*at) >= to {
+                break;
+            }
+            let end = self
+                .points
+                .get(i + 1)
+                .map_or(to, |(next, _)| f64::from(*next));
+            let (a, b) = (f64::from(*at).max(from), end.min(to));
             if b > a {
                 spent[*h as usize] += b - a;
             }

@@ -238,3 +238,114 @@ fn page_loads_nothing_from_elsewhere_and_refreshes_by_script() {
     assert!(html.contains("setInterval(tick,5000)"));
     assert!(html.len() < 40_000, "small: {} bytes", html.len());
 }
+
+/// A history in which prod's broker went red an hour ago and came back ten
+/// minutes later, was deployed, and its certificate (served at an address)
+/// rotated.
+fn with_history(public: bool) -> fleetpulse::snapshot::Snapshot {
+    use fleetpulse::history::{number, Event, HistoryView, Kind};
+    let mut s = healthy(public);
+    let ev =
+        |at: f64, kind: Kind, subject: &str, from: Option<&str>, to: &str, detail: Option<&str>| {
+            Event {
+                id: 0,
+                at,
+                stack: "prod".into(),
+                kind,
+                subject: subject.into(),
+                from: from.map(Into::into),
+                to: Some(to.into()),
+                detail: detail.map(Into::into),
+                changes: 0,
+            }
+        };
+    let mut events = vec![
+        ev(NOW - 7200.0, Kind::Health, "broker", None, "green", None),
+        ev(
+            NOW - 3600.0,
+            Kind::Health,
+            "broker",
+            Some("green"),
+            "red",
+            Some("connection refused by 10.0.0.7:443"),
+        ),
+        ev(
+            NOW - 3000.0,
+            Kind::Health,
+            "broker",
+            Some("red"),
+            "green",
+            None,
+        ),
+        ev(
+            NOW - 1200.0,
+            Kind::Deploy,
+            "broker",
+            Some("4f2c9e1"),
+            "9b1d0aa",
+            None,
+        ),
+        ev(
+            NOW - 600.0,
+            Kind::CertRotation,
+            "10.0.0.7:443",
+            Some("2026-12-01T00:00:00Z"),
+            "2027-03-01T00:00:00Z",
+            None,
+        ),
+    ];
+    let mut view = HistoryView {
+        active: true,
+        ..HistoryView::default()
+    };
+    number(&mut events, &view);
+    view.apply(&events, NOW);
+    s.history = Arc::new(view);
+    s
+}
+
+#[test]
+fn the_page_says_since_when_draws_the_strip_and_lists_changes() {
+    let (html, body) = render(&with_history(false));
+    assert!(
+        html.contains("green for 50 minutes, since 11:10 UTC"),
+        "since"
+    );
+    assert!(html.contains("class=\"strip\""));
+    // 24 hourly cells, the newest holding the red ten minutes.
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let broker = &v["environments"][0]["services"][0];
+    assert_eq!(broker["name"], "broker");
+    let strip: Vec<&str> = broker["strip"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap())
+        .collect();
+    assert_eq!(strip.len(), 24);
+    assert_eq!(strip[23], "red", "{strip:?}");
+    assert_eq!(strip[22], "green");
+    assert_eq!(strip[21], "unknown", "before it was first seen");
+    // Red for 600 s of the 7200 s known.
+    let day = broker["availability"]["24h"].as_f64().unwrap();
+    assert!((day - (1.0 - 600.0 / 7200.0)).abs() < 1e-9, "{day}");
+    assert!(
+        html.contains("91.67% over 30 days · 91.67% over 24 hours"),
+        "availability words"
+    );
+    assert!(html.contains("broker deployed 9b1d0aa (was 4f2c9e1)"));
+    assert!(html.contains("broker: green → red (connection refused by 10.0.0.7:443)"));
+    // A first sighting is not a change.
+    assert!(!html.contains("first seen"));
+}
+
+#[test]
+fn public_mode_hides_addresses_in_the_changes() {
+    let (html, body) = render(&with_history(true));
+    for leak in ["10.0.0.7"] {
+        assert!(!html.contains(leak), "page leaks {leak}");
+        assert!(!body.contains(leak), "JSON leaks {leak}");
+    }
+    assert!(html.contains("broker: green → red (connection refused by [hidden]:443)"));
+    assert!(html.contains("certificate of [hidden] rotated"));
+}
