@@ -342,10 +342,8 @@ fn the_page_says_since_when_draws_the_strip_and_lists_changes() {
 #[test]
 fn public_mode_hides_addresses_in_the_changes() {
     let (html, body) = render(&with_history(true));
-    for leak in ["10.0.0.7"] {
-        assert!(!html.contains(leak), "page leaks {leak}");
-        assert!(!body.contains(leak), "JSON leaks {leak}");
-    }
+    assert!(!html.contains("10.0.0.7"), "the page leaks an address");
+    assert!(!body.contains("10.0.0.7"), "the JSON leaks an address");
     assert!(html.contains("broker: green → red (connection refused by [hidden]:443)"));
     assert!(html.contains("certificate of [hidden] rotated"));
 }
