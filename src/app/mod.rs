@@ -15,6 +15,8 @@ use crate::server::{self, AppState};
 use crate::sources::{self, Source, SourceError};
 use crate::webconfig::{SecurityCell, WebSecurity};
 
+mod historian;
+pub mod observe;
 mod reload;
 pub use reload::{Loader, Reloader};
 
@@ -152,10 +154,10 @@ pub async fn start_with(
             }
         })
     });
-    let historian = ingest
-        .as_ref()
-        .filter(|_| config.history.enabled)
-        .map(|ingest| crate::history::spawn(hub.clone(), ingest.clone()));
+    let historian = match ingest.as_ref().filter(|_| config.history.enabled) {
+        Some(ingest) => Some(historian::start(hub.clone(), ingest.clone()).await),
+        None => None,
+    };
     let planned = plan(&config, sources);
     let scheduler = Scheduler::start(hub.clone(), planned, &restored, keeper);
     let cell = Arc::new(SecurityCell::new(security.clone()));

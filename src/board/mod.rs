@@ -11,6 +11,17 @@ pub mod words;
 
 pub use scrub::{Redactor, HIDDEN};
 
+/// Share of a window a service was available (green or degraded), over the
+/// part of the window its state was known; `None` when it was not known at
+/// all.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Availability {
+    #[serde(rename = "24h")]
+    pub day: Option<f64>,
+    #[serde(rename = "30d")]
+    pub month: Option<f64>,
+}
+
 /// A state as text, worst last. `unknown` means fleetpulse has no reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,5 +1,6 @@
-//! History: what changed and when. After every source run and every pushed
-//! change, the historian compares what the fleet looks like now with what it
+//! History: what changed and when, as data. After every source run and
+//! every pushed change, the historian (`app::historian`, with
+//! `app::observe`) compares what the fleet looks like now with what it
 //! looked like before and records each difference as an event: a service's
 //! health state or commit, a certificate's expiry (a rotation), a CI slot's
 //! holder, a drift flag, a source going down or up, a host's doctor status,
@@ -14,8 +15,6 @@
 //! and the newest events of each environment.
 
 pub mod api;
-pub mod observe;
-mod run;
 pub mod store;
 mod timeline;
 
@@ -24,8 +23,6 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use observe::{observe, Observed};
-pub use run::spawn;
 pub use timeline::{Availability, Timeline};
 
 /// The longest availability window: transitions older than this (but the
@@ -126,6 +123,16 @@ impl Event {
 
 /// A subject: what an event is about.
 pub type Key = (Kind, String, String);
+
+/// One subject's value as observed now.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    pub value: Option<String>,
+    /// Why, in words; stored with the event when the value changes.
+    pub detail: Option<String>,
+    /// Boot times, for `Kind::Boot`.
+    pub boots: Vec<f64>,
+}
 
 /// What the views read: kept current by the historian. Shared by
 /// environment, so publishing a new view after a sweep copies only the

@@ -1,8 +1,6 @@
 //! A service's health over time, from its transitions: availability over a
 //! window, and the hourly strip the page draws.
 
-use serde::Serialize;
-
 use crate::health::Health;
 
 /// Health transitions, oldest first: from each point's time on, the state
@@ -18,16 +16,7 @@ fn secs(t: f64) -> u32 {
     t.clamp(0.0, f64::from(u32::MAX)) as u32
 }
 
-/// Share of a window a service was available (green or degraded), over the
-/// part of the window its health was known; `None` when it was not known at
-/// all.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
-pub struct Availability {
-    #[serde(rename = "24h")]
-    pub day: Option<f64>,
-    #[serde(rename = "30d")]
-    pub month: Option<f64>,
-}
+pub use crate::board::Availability;
 
 fn parse(state: Option<&str>) -> Option<Health> {
     Health::ALL.into_iter().find(|h| Some(h.as_str()) == state)

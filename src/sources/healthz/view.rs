@@ -27,7 +27,7 @@ pub struct Service {
     /// Available (green or degraded) share of the last 24 hours and 30
     /// days, over the time the state was known (with history kept).
     #[serde(default)]
-    pub availability: Option<crate::history::Availability>,
+    pub availability: Option<crate::board::Availability>,
     /// The worst state of each of the last 24 hours, oldest first (with
     /// history kept).
     #[serde(default)]
@@ -129,7 +129,7 @@ pub fn since_words(state: State, since: f64, now: f64) -> String {
 }
 
 /// "99.31% over 30 days · 100% over 24 hours".
-pub fn availability_words(a: &crate::history::Availability) -> String {
+pub fn availability_words(a: &crate::board::Availability) -> String {
     let pct = |x: Option<f64>| match x {
         Some(x) if x >= 1.0 => "100%".to_string(),
         Some(x) => format!("{:.2}%", (x * 100.0).min(99.99)),

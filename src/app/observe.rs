@@ -1,24 +1,14 @@
-//! What the fleet looks like now, as one value per subject: the historian
-//! compares two of these to find what changed.
+//! What the fleet looks like now, as one value per subject of the history:
+//! the historian compares two of these to find what changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{fmt_time, Key, Kind};
+use crate::history::{fmt_time, Key, Kind, Observed};
 use crate::snapshot::Snapshot;
 use crate::sources::github::GithubFacts;
 use crate::sources::healthz::HealthzFacts;
 use crate::sources::tls::TlsFacts;
-
-/// One subject's value now.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observed {
-    pub value: Option<String>,
-    /// Why, in words; stored with the event when the value changes.
-    pub detail: Option<String>,
-    /// Boot times, for `Kind::Boot`.
-    pub boots: Vec<f64>,
-}
 
 fn put(
     out: &mut BTreeMap<Key, Observed>,

@@ -1,11 +1,11 @@
-//! The historian: one task that turns changes into events.
+//! The historian: one task that turns changes into events (see `history`).
 
 use std::sync::Arc;
 
 use tokio::task::JoinHandle;
 
 use super::observe::observe_since;
-use super::{diff, number, record, HistoryView};
+use crate::history::{diff, number, record, HistoryView};
 use crate::hub::Hub;
 use crate::ingest::Ingest;
 use crate::snapshot::now_unix;
@@ -13,28 +13,30 @@ use crate::snapshot::now_unix;
 /// How long the historian lets a burst of changes settle before observing.
 const COALESCE: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// Starts the historian: it reads what the store holds, then records the
-/// events of every change the hub announces. An event is committed before
-/// the view shows it; one that cannot be committed (a full disk) is tried
-/// again at the next change, with the time it was first noticed lost.
-pub fn spawn(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
+/// Starts the historian: reads what the store holds and puts it in force
+/// (so the first scrape after a restart already has the history's
+/// families), then records the events of every change the hub announces.
+/// An event is committed before the view shows it; one that cannot be
+/// committed (a full disk) is tried again at the next change, with the
+/// time it was first noticed lost.
+pub async fn start(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
+    let now = now_unix();
+    let reading = ingest.clone();
+    let loaded = match tokio::task::spawn_blocking(move || reading.store().history(now)).await {
+        Ok(Ok(l)) => l,
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot read the history; starting it afresh");
+            Default::default()
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read the history; starting it afresh");
+            Default::default()
+        }
+    };
+    let mut recorded = loaded.recorded();
+    let mut view = HistoryView::load(loaded);
+    hub.publish_history(Arc::new(view.clone()));
     tokio::spawn(async move {
-        let now = now_unix();
-        let reading = ingest.clone();
-        let loaded = match tokio::task::spawn_blocking(move || reading.store().history(now)).await {
-            Ok(Ok(l)) => l,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read the history; starting it afresh");
-                Default::default()
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the history; starting it afresh");
-                Default::default()
-            }
-        };
-        let mut recorded = loaded.recorded();
-        let mut view = HistoryView::load(loaded);
-        hub.publish_history(Arc::new(view.clone()));
         let mut changes = hub.changes();
         // The snapshot last observed and recorded: what has not changed
         // since is skipped.
