@@ -607,6 +607,8 @@ fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let state_dir =
                 state_dir.unwrap_or_else(|| std::env::temp_dir().join("fleetpulse-demo"));
+            // Before the runtime's threads exist: the environment is the process's.
+            fleetpulse::demo::use_demo_aws_credentials();
             runtime()?.block_on(async move {
                 let options = fleetpulse::demo::DemoOptions {
                     web_config_file,

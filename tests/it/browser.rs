@@ -86,16 +86,36 @@ fn attribute(dom: &str, name: &str) -> Option<String> {
     Some(dom[start..start + len].to_string())
 }
 
+/// The text of an HTML document as a reader sees it: tags dropped, entities
+/// of the page's own escaping undone, white space collapsed.
+fn visible_text(html: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    let out = out
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_the_demo_fleet_and_the_page_refreshes_itself() {
     let bin = chromium();
     let dir = tempfile::tempdir().unwrap();
-    let demo = fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), &dir.path().join("demo"))
-        .await
-        .unwrap();
+    let demo = common::start_demo(&dir.path().join("demo")).await;
     let base = format!("http://{}", demo.exporter.addr);
 
     // Wait until every demo service has been probed and the three states show.
+    let services = demo.services.len();
     let fleet_url = format!("{base}/api/v1/fleet");
     eventually(Duration::from_secs(60), "every demo service probed", || {
         let url = fleet_url.clone();
@@ -108,7 +128,7 @@ async fn chromium_renders_the_demo_fleet_and_the_page_refreshes_itself() {
                 .flat_map(|e| e["services"].as_array().cloned().unwrap_or_default())
                 .map(|s| s["state"].as_str().unwrap_or("").to_string())
                 .collect();
-            let ready = states.len() == 15
+            let ready = states.len() == services
                 && !states.iter().any(|s| s == "unknown")
                 && ["green", "degraded", "red"]
                     .iter()
@@ -122,10 +142,36 @@ async fn chromium_renders_the_demo_fleet_and_the_page_refreshes_itself() {
     let profile = dir.path().join("chromium-profile");
     // Twelve seconds of virtual time: the script swaps the board in twice.
     let first = dump_dom(&bin, &profile, &page, 12_000).await;
-    for stack in ["prod", "test-1", "test-2"] {
+    for stack in fleetpulse::demo::STACKS {
         assert!(
             first.contains(&format!("data-stack=\"{stack}\"")),
             "{stack} missing from the DOM"
+        );
+    }
+    // The CI slots: test-2's held for hours with five queued, test-3's free.
+    let text = visible_text(&first);
+    for slot in [
+        "CI slot",
+        "held by integration “integration on test-slot-2”",
+        "; 5 queued",
+        "free; 0 queued",
+    ] {
+        assert!(
+            text.contains(slot),
+            "{slot:?} missing from the page:\n{text}"
+        );
+    }
+    // The drift flags, raised and in line.
+    for drift in [
+        "dns mismatch drifted",
+        "eip mismatch drifted",
+        "oidc issuer mismatch drifted — ",
+        "stale binary drifted — broker runs 9b1d0aa",
+        "dns mismatch in line",
+    ] {
+        assert!(
+            text.contains(drift),
+            "{drift:?} missing from the page:\n{text}"
         );
     }
     for state in ["green", "degraded", "red"] {

@@ -11,26 +11,58 @@ use common::{eventually, get, sample};
 use fleetpulse::config::Config;
 use fleetpulse::simfleet::{Authority, Behaviour, SimService};
 
-#[tokio::test]
-async fn demo_serves_every_service_and_promtool_finds_nothing() {
+/// The sample names (families with at least one series) of an exposition.
+fn sampled(body: &str) -> std::collections::BTreeSet<&str> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_serves_every_family_of_the_catalogue_every_source_up_and_promtool_finds_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), dir.path())
-        .await
-        .unwrap();
+    let demo = common::start_demo(dir.path()).await;
     let url = format!("http://{}/metrics", demo.exporter.addr);
-    let body = eventually(Duration::from_secs(30), "every demo service probed", || {
-        let url = url.clone();
-        async move {
-            let (_, body) = get(&url).await;
-            // test-2's worker-2 closes every connection: no certificate to read.
-            let count = |s: &str| body.matches(s).count();
-            let ready = count("fleet_service_health{") == 45
-                && count("fleet_tls_up{") == 15
-                && count("fleet_tls_cert_not_after_timestamp_seconds{") == 14;
-            ready.then_some(body)
+    let services = demo.services.len();
+    // test-2's worker-2 closes every connection: no certificate to read.
+    let families: Vec<&str> = fleetpulse::metrics::families().map(|f| f.name).collect();
+    // Every source this build has: the demo configures each.
+    let mut sources = vec!["healthz", "tls", "oidc"];
+    if cfg!(feature = "aws") {
+        sources.extend(["aws", "dns"]);
+    }
+    if cfg!(feature = "github") {
+        sources.push("github");
+    }
+    if cfg!(feature = "chain") {
+        sources.push("chain");
+    }
+    let up: Vec<String> = sources
+        .iter()
+        .map(|s| format!("fleet_source_up{{source=\"{s}\"}} 1"))
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let body = loop {
+        let (_, body) = get(&url).await;
+        let count = |s: &str| body.matches(s).count();
+        let sampled = sampled(&body);
+        let missing: Vec<_> = families.iter().filter(|f| !sampled.contains(*f)).collect();
+        let down: Vec<_> = up.iter().filter(|u| !body.contains(u.as_str())).collect();
+        let probed = count("fleet_service_health{") == 3 * services
+            && count("fleet_tls_up{") == services
+            && count("fleet_tls_cert_not_after_timestamp_seconds{") == services - 1;
+        if probed && missing.is_empty() && down.is_empty() && count("fleet_source_up{") == up.len()
+        {
+            break body;
         }
-    })
-    .await;
+        assert!(
+            Instant::now() < deadline,
+            "after 60 s: families without a sample {missing:?}, sources not up {down:?}, \
+             every service probed: {probed}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     for s in &demo.services {
         let port = s.service.port();
         let health = format!(

@@ -124,7 +124,9 @@ async fn facts(src: &GithubSource) -> GithubFacts {
 
 #[tokio::test]
 async fn slots_queues_head_and_rate_limit_are_read_across_pages() {
-    let gh = GithubServer::start(HEAD, runs()).await;
+    let gh = GithubServer::start(HEAD, runs())
+        .await
+        .expect("peer server");
     // One run a page, so the lists span pages through Link headers.
     gh.with(|f| f.page_cap = 1);
     let src = source(&yaml(&gh.url(), ""));
@@ -178,7 +180,9 @@ async fn slots_queues_head_and_rate_limit_are_read_across_pages() {
 
 #[tokio::test]
 async fn unchanged_answers_are_revalidated_with_etags_and_spend_no_rate_limit() {
-    let gh = GithubServer::start(HEAD, runs()).await;
+    let gh = GithubServer::start(HEAD, runs())
+        .await
+        .expect("peer server");
     let src = source(&yaml(&gh.url(), ""));
     let first = facts(&src).await;
     let spent_first = 5000 - first.rate_limit.unwrap().remaining;
@@ -226,7 +230,9 @@ async fn unchanged_answers_are_revalidated_with_etags_and_spend_no_rate_limit() 
 
 #[tokio::test]
 async fn spent_rate_limit_stops_requests_until_its_reset() {
-    let gh = GithubServer::start(HEAD, runs()).await;
+    let gh = GithubServer::start(HEAD, runs())
+        .await
+        .expect("peer server");
     let src = source(&yaml(&gh.url(), ""));
     facts(&src).await;
     let reset = fleetpulse::snapshot::now_unix() as u64 + 3;
@@ -270,7 +276,9 @@ async fn spent_rate_limit_stops_requests_until_its_reset() {
 
 #[tokio::test]
 async fn server_errors_fail_the_run_naming_the_status() {
-    let gh = GithubServer::start(HEAD, runs()).await;
+    let gh = GithubServer::start(HEAD, runs())
+        .await
+        .expect("peer server");
     gh.with(|f| f.mode = Mode::Failing);
     let src = source(&yaml(&gh.url(), ""));
     let err = src.collect().await.unwrap_err().to_string();
@@ -283,7 +291,9 @@ async fn server_errors_fail_the_run_naming_the_status() {
 
 #[tokio::test]
 async fn token_from_its_file_is_sent_on_every_page_and_never_shown() {
-    let gh = GithubServer::start(HEAD, runs()).await;
+    let gh = GithubServer::start(HEAD, runs())
+        .await
+        .expect("peer server");
     gh.with(|f| f.page_cap = 1);
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("github.token");
@@ -316,7 +326,9 @@ async fn token_from_its_file_is_sent_on_every_page_and_never_shown() {
 
 #[tokio::test]
 async fn job_names_can_name_the_slot() {
-    let gh = GithubServer::start(HEAD, runs()).await;
+    let gh = GithubServer::start(HEAD, runs())
+        .await
+        .expect("peer server");
     gh.with(|f| {
         f.jobs.insert(
             900,
@@ -343,7 +355,9 @@ async fn job_names_can_name_the_slot() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn github_answering_500_keeps_last_values_for_staleness_then_drops_them_and_recovers() {
-    let gh = GithubServer::start(HEAD, runs()).await;
+    let gh = GithubServer::start(HEAD, runs())
+        .await
+        .expect("peer server");
     let other = harness::HealthzPeer::start().await;
     let yaml = yaml(&gh.url(), "").replace(
         "environments:\n",

@@ -1873,9 +1873,7 @@ fn hash_token_prints_what_the_tokens_file_holds() {
 #[tokio::test]
 async fn the_demo_pushes_every_kind_and_its_token_works_with_curl_style_requests() {
     let dir = tempfile::tempdir().unwrap();
-    let demo = fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), dir.path())
-        .await
-        .unwrap();
+    let demo = common::start_demo(dir.path()).await;
     let base = format!("http://{}", demo.exporter.addr);
     let body = common::get(&format!("{base}/metrics")).await.1;
     for (series, want) in [

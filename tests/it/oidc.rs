@@ -58,7 +58,8 @@ async fn advertised_issuers_are_read_and_failures_kept_per_environment() {
         ("prod", "https://id.example.net"),
         ("test-1", "https://id.prod.example.net"),
     ])
-    .await;
+    .await
+    .expect("peer server");
     let cfg = Arc::new(Config::parse(&yaml(&peer, closed_port()), "oidc.yaml").unwrap());
     let src = OidcSource::from_config(cfg.clone())
         .unwrap()
@@ -92,7 +93,8 @@ async fn issuer_drift_is_served_and_follows_the_document() {
         ("prod", "https://id.example.net"),
         ("test-1", "https://id.prod.example.net"),
     ])
-    .await;
+    .await
+    .expect("peer server");
     let cfg = Arc::new(Config::parse(&yaml(&peer, closed_port()), "oidc.yaml").unwrap());
     let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
         .await

@@ -421,9 +421,7 @@ async fn active_alerts(http: &reqwest::Client, base: &str) -> Option<BTreeSet<(S
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_raises_exactly_the_alerts_it_shows_on_purpose() {
     let state = tempfile::tempdir().unwrap();
-    let demo = fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), state.path())
-        .await
-        .unwrap();
+    let demo = common::start_demo(state.path()).await;
     let dir = tempfile::tempdir().unwrap();
     let target = demo.exporter.addr.to_string();
     let prom = harness::prometheus(

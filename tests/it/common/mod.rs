@@ -242,3 +242,13 @@ pub fn spawn_listening(mut cmd: Command, marker: &'static str, what: &str) -> Pr
         }
     }
 }
+
+/// Starts `fleetpulse demo` in this process, its state in `dir`, with the
+/// static AWS credentials its simulated cloud accepts.
+pub async fn start_demo(dir: &std::path::Path) -> fleetpulse::demo::Demo {
+    // Every test sets the same values, so concurrent setting is benign.
+    fleetpulse::demo::use_demo_aws_credentials();
+    fleetpulse::demo::start("127.0.0.1:0".parse().unwrap(), dir)
+        .await
+        .expect("demo starts")
+}

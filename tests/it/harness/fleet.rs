@@ -70,12 +70,14 @@ impl FedFleet {
                 ),
             ],
         )
-        .await;
+        .await
+        .expect("peer server");
         let oidc = OidcPeer::start(&[
             ("prod", "https://id.example.net"),
             ("test-1", "https://id.prod.example.net"),
         ])
-        .await;
+        .await
+        .expect("peer server");
         let other = HealthzPeer::start().await;
 
         let dir = tempfile::tempdir().expect("temp dir");

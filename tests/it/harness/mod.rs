@@ -6,7 +6,7 @@
 pub mod chain;
 pub mod cloud;
 pub mod fleet;
-pub mod github;
+pub use fleetpulse::simfleet::github;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -216,86 +216,7 @@ impl ThrottlingProxy {
     }
 }
 
-/// A plain-HTTP server of OIDC discovery documents at
-/// `/{stack}/.well-known/openid-configuration`, advertising the issuer set
-/// for each stack (404 for a stack with none).
-pub struct OidcPeer {
-    pub addr: std::net::SocketAddr,
-    issuers: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for OidcPeer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-impl OidcPeer {
-    pub async fn start(issuers: &[(&str, &str)]) -> OidcPeer {
-        use axum::extract::{Path, State};
-        use axum::response::IntoResponse;
-        type Issuers = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, String>>>;
-        let map: Issuers = std::sync::Arc::new(std::sync::Mutex::new(
-            issuers
-                .iter()
-                .map(|(s, i)| (s.to_string(), i.to_string()))
-                .collect(),
-        ));
-        async fn discovery(
-            State(map): State<Issuers>,
-            Path(stack): Path<String>,
-        ) -> axum::response::Response {
-            let issuer = map.lock().expect("issuers").get(&stack).cloned();
-            match issuer {
-                Some(iss) => axum::Json(serde_json::json!({
-                    "issuer": iss,
-                    "authorization_endpoint": format!("{iss}/authorize"),
-                    "token_endpoint": format!("{iss}/token"),
-                    "jwks_uri": format!("{iss}/.well-known/jwks.json"),
-                    "response_types_supported": ["code"],
-                    "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["RS256"]
-                }))
-                .into_response(),
-                None => axum::http::StatusCode::NOT_FOUND.into_response(),
-            }
-        }
-        let app = axum::Router::new()
-            .route(
-                "/{stack}/.well-known/openid-configuration",
-                axum::routing::get(discovery),
-            )
-            .with_state(map.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind oidc peer");
-        let addr = listener.local_addr().expect("address");
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        OidcPeer {
-            addr,
-            issuers: map,
-            task,
-        }
-    }
-
-    /// The discovery URL of one stack.
-    pub fn url(&self, stack: &str) -> String {
-        format!(
-            "http://{}/{stack}/.well-known/openid-configuration",
-            self.addr
-        )
-    }
-
-    pub fn set(&self, stack: &str, issuer: &str) {
-        self.issuers
-            .lock()
-            .expect("issuers")
-            .insert(stack.to_string(), issuer.to_string());
-    }
-}
+pub use fleetpulse::simfleet::oidc::OidcPeer;
 
 /// Debian's prometheus on a free loopback port with `config` (YAML), its
 /// TSDB in `dir`; returns once `/-/ready` answers.

@@ -1,6 +1,13 @@
 //! A simulated fleet on loopback: TLS services answering `/healthz`, with
-//! certificates of chosen expiry from a throwaway CA. Used by `fleetpulse
-//! demo`, by the tests (as the real TLS/HTTP peer) and by the benchmarks.
+//! certificates of chosen expiry from a throwaway CA, and the peers the
+//! other sources read (EC2 and Route53, GitHub's Actions API, an Ethereum
+//! JSON-RPC node, OIDC discovery), each speaking the real protocol. Used by
+//! `fleetpulse demo`, by the tests and by the benchmarks.
+
+pub mod chain;
+pub mod cloud;
+pub mod github;
+pub mod oidc;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -235,6 +242,9 @@ pub struct BehaviourHandle(Arc<Mutex<Behaviour>>);
 impl BehaviourHandle {
     pub fn set(&self, behaviour: Behaviour) {
         *lock(&self.0) = behaviour;
+    }
+    pub fn get(&self) -> Behaviour {
+        lock(&self.0).clone()
     }
 }
 

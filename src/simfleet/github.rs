@@ -74,8 +74,8 @@ impl Drop for GithubServer {
 type Shared = Arc<Mutex<Fleet>>;
 
 impl GithubServer {
-    pub async fn start(head_sha: &str, runs: Vec<Value>) -> GithubServer {
-        let now = fleetpulse::snapshot::now_unix() as u64;
+    pub async fn start(head_sha: &str, runs: Vec<Value>) -> std::io::Result<GithubServer> {
+        let now = crate::snapshot::now_unix() as u64;
         let fleet = Arc::new(Mutex::new(Fleet {
             head_sha: head_sha.to_string(),
             head_date: "2025-01-01T09:00:00Z".into(),
@@ -88,10 +88,8 @@ impl GithubServer {
             rate_reset: now + 3600,
             hits: Vec::new(),
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind github server");
-        let addr = listener.local_addr().expect("address");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/rate_limit", get(rate_limit))
             .route("/repos/{owner}/{repo}/branches/{branch}", get(branch))
@@ -106,7 +104,7 @@ impl GithubServer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        GithubServer { addr, fleet, task }
+        Ok(GithubServer { addr, fleet, task })
     }
 
     /// The API root to configure as `sources.github.api_url`.
@@ -116,7 +114,7 @@ impl GithubServer {
 
     /// Changes what is served.
     pub fn with<T>(&self, f: impl FnOnce(&mut Fleet) -> T) -> T {
-        f(&mut self.fleet.lock().expect("fleet lock"))
+        f(&mut super::lock(&self.fleet))
     }
 
     pub fn hits(&self) -> Vec<Hit> {
@@ -206,9 +204,14 @@ pub fn job_json(id: u64, run_id: u64, name: &str, status: &str) -> Value {
     })
 }
 
+/// A header value; the values written here are ASCII, so none is lost.
+fn header(v: &str) -> HeaderValue {
+    HeaderValue::from_str(v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
 fn rate_headers(f: &Fleet, h: &mut HeaderMap) {
     let mut set = |k: &'static str, v: String| {
-        h.insert(k, HeaderValue::from_str(&v).expect("header value"));
+        h.insert(k, header(&v));
     };
     set("x-ratelimit-limit", f.rate_limit.to_string());
     set("x-ratelimit-remaining", f.rate_remaining.to_string());
@@ -228,7 +231,7 @@ fn answer(
     req: &HeaderMap,
     body: impl FnOnce(&Fleet) -> (Value, Option<String>),
 ) -> Response {
-    let mut f = fleet.lock().expect("fleet lock");
+    let mut f = super::lock(fleet);
     let if_none_match = req
         .get("if-none-match")
         .and_then(|v| v.to_str().ok())
@@ -261,10 +264,7 @@ fn answer(
             )
         }
         Mode::SecondaryLimited { retry_after } => {
-            headers.insert(
-                "retry-after",
-                HeaderValue::from_str(&retry_after.to_string()).expect("header"),
-            );
+            headers.insert("retry-after", header(&retry_after.to_string()));
             (
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({
@@ -278,9 +278,9 @@ fn answer(
             let (value, link) = body(&f);
             let text = value.to_string();
             let etag = format!("W/\"{}\"", hex::encode(Sha256::digest(text.as_bytes())));
-            headers.insert("etag", HeaderValue::from_str(&etag).expect("etag"));
+            headers.insert("etag", header(&etag));
             if let Some(link) = link {
-                headers.insert("link", HeaderValue::from_str(&link).expect("link"));
+                headers.insert("link", header(&link));
             }
             if if_none_match.as_deref() == Some(etag.as_str()) {
                 rate_headers(&f, &mut headers);
@@ -312,7 +312,7 @@ fn path_of(uri: &axum::http::Uri) -> String {
 }
 
 async fn rate_limit(State(fleet): State<Shared>, uri: axum::http::Uri) -> Response {
-    let mut f = fleet.lock().expect("fleet lock");
+    let mut f = super::lock(&fleet);
     if f.mode == Mode::Failing {
         f.hits.push(Hit {
             path: path_of(&uri),

@@ -11,6 +11,12 @@ use crate::app::{self, Running};
 use crate::config::{Config, ConfigError};
 use crate::simfleet::{self, Authority, Behaviour, SimError, SimService};
 
+pub mod peers;
+pub mod weather;
+
+use peers::{Peers, WORLD};
+use weather::AbortOnDrop;
+
 /// Why the demo could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
@@ -33,21 +39,13 @@ pub struct DemoService {
     pub service: SimService,
 }
 
-/// The running demo: the fleet and the exporter.
+/// The running demo: the fleet, its cloud, CI, chain and OIDC, and the exporter.
 pub struct Demo {
     pub exporter: Running,
     pub services: Vec<DemoService>,
+    pub peers: Arc<Peers>,
     pub state_dir: PathBuf,
-    _weather: AbortOnDrop,
-}
-
-/// Stops a background task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    _weather: Vec<AbortOnDrop>,
 }
 
 /// The demo's commit: what "main" is in the simulated world.
@@ -55,10 +53,32 @@ pub const DEMO_COMMIT: &str = "4f2c9e1";
 
 /// fleetpulse's own cargo-mutants counts (docs/mutants.md), which the demo
 /// pushes to itself: the board shows the project's own test quality.
-const OWN_MUTATION_SCORE: &str = include_str!("../docs/mutants/score.json");
+const OWN_MUTATION_SCORE: &str = include_str!("../../docs/mutants/score.json");
 
-const STACKS: [&str; 3] = ["prod", "test-1", "test-2"];
+/// The demo's environments, in order.
+pub const STACKS: [&str; 4] = ["prod", "test-1", "test-2", "test-3"];
 const SERVICES: [&str; 5] = ["broker", "signer", "worker-1", "worker-2", "nginx"];
+
+/// The services of one environment: test-3 is a smaller stack.
+fn services_of(stack: &str) -> &'static [&'static str] {
+    if stack == "test-3" {
+        &["broker", "nginx"]
+    } else {
+        &SERVICES
+    }
+}
+
+/// Sets, for this process, the static AWS credentials the demo's cloud
+/// accepts (it checks no signature), so no credentials of the user's are
+/// read or sent, and turns off the instance-metadata lookup. Call it before
+/// the async runtime starts threads, as `fleetpulse demo` does.
+pub fn use_demo_aws_credentials() {
+    std::env::set_var("AWS_ACCESS_KEY_ID", "AKIADEMO0000000000000");
+    std::env::set_var("AWS_SECRET_ACCESS_KEY", "demo-secret-not-a-real-key");
+    std::env::remove_var("AWS_SESSION_TOKEN");
+    std::env::remove_var("AWS_PROFILE");
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+}
 
 /// The alerts of `alerts/` the demo's fleet raises, each on purpose, as
 /// (alert, stack; empty for a component's mutants, which have none). Every
@@ -88,12 +108,49 @@ pub const ALERTS: &[(&str, &str)] = &[
     ("FleetTLSChainCertExpiringSoon", "test-1"),
     // test-2-host's doctor reports a failed check.
     ("FleetHostDoctorFailing", "test-2"),
+    // test-3-host's last doctor snapshot is three days old.
+    ("FleetHostDoctorStale", "test-3"),
+    // test-3's broker has had no test run for nine days.
+    ("FleetTestReceiptStale", "test-3"),
+    // test-1's instance is stopped and its Elastic IP attached to nothing.
+    ("FleetInstanceNotRunning", "test-1"),
+    ("FleetEIPNotAssociated", "test-1"),
+    // test-1's worker record points elsewhere: its names disagree, and one
+    // is not its Elastic IP.
+    ("FleetDriftDNSMismatch", "test-1"),
+    ("FleetDriftEIPMismatch", "test-1"),
+    // test-1's deployer holds 0.04 ETH.
+    ("FleetDeployerBalanceLow", "test-1"),
+    // test-2's broker advertises test-1's issuer.
+    ("FleetDriftOIDCIssuerMismatch", "test-2"),
+    // test-2's account is not in the registry.
+    ("FleetRegistrationMissing", "test-2"),
+    // test-2's broker runs 9b1d0aa, neither main's head nor its slot's run.
+    ("FleetDriftStaleBinary", "test-2"),
+    // test-2's slot is held by a run five hours old, with five queued behind it.
+    ("FleetCISlotStuck", "test-2"),
+    ("FleetCIQueueDeep", "test-2"),
+    // The simulated GitHub has 90 requests left this hour.
+    ("FleetGitHubRateLimitLow", ""),
 ];
 
-/// The alerts the demo's weather raises once it has run a while: test-2's
-/// worker-1 changes state every 20 s, so its fourth change in the hour (after
-/// about 80 s) makes it flapping.
-pub const LATER_ALERTS: &[(&str, &str)] = &[("FleetServiceFlapping", "test-2")];
+/// The alerts the demo's weather raises once it has run a while, or for a
+/// while: they may be present or not at any moment.
+pub const LATER_ALERTS: &[(&str, &str)] = &[
+    // test-2's worker-1 changes state every 20 s: its fourth change in the
+    // hour (after about 80 s) makes it flapping.
+    ("FleetServiceFlapping", "test-2"),
+    // A deploy restarts test-1's services one by one: each is down for a
+    // probe or two, and until the last is done some run the old commit.
+    ("FleetServiceRed", "test-1"),
+    ("FleetTLSHandshakeFailing", "test-1"),
+    ("FleetDriftStaleBinary", "test-1"),
+    // test-2's box reboots every 15 s, on an old client that stamps no commit.
+    ("FleetBoxRestartLoop", "test-2"),
+    ("FleetIngestHostUnstamped", "test-2"),
+    // A broken CI reporter's truncated JUnit report is refused every 30 s.
+    ("FleetIngestHostFatalOnly", ""),
+];
 
 /// How the demo's exporter serves, beyond its address.
 #[derive(Debug, Clone, Default)]
@@ -129,7 +186,7 @@ pub async fn start_with(
 
     let mut services = Vec::new();
     for stack in STACKS {
-        for name in SERVICES {
+        for &name in services_of(stack) {
             let (identity, behaviour) = demo_service(&ca, &short_ca, stack, name)?;
             let service = SimService::start(identity, behaviour).await?;
             services.push(DemoService {
@@ -139,14 +196,16 @@ pub async fn start_with(
             });
         }
     }
+    let peers = Arc::new(Peers::start().await?);
 
     let tokens_file = write_demo_token(state_dir)?;
-    let yaml = demo_config(&services, &ca_file, &tokens_file, listen, state_dir);
+    let yaml = demo_config(&services, &peers, &ca_file, &tokens_file, listen, state_dir);
     let config_path = state_dir.join("fleet.yaml");
     std::fs::write(&config_path, &yaml)?;
     let mut config = Config::parse(&yaml, &config_path.display().to_string())?;
     config.web.config_file = options.web_config_file.clone();
     config.public = options.public;
+    leave_stale_doctor_snapshot(state_dir).await?;
     let listener = crate::server::bind(listen).await?;
     let exporter = app::start(Arc::new(config), listener).await?;
     let token = std::fs::read_to_string(state_dir.join(DEMO_TOKEN_FILE))?;
@@ -157,38 +216,40 @@ pub async fn start_with(
         .served_certificate
         .clone()
         .map(crate::webconfig::pinned_client_config);
-    push_demo_reports(&exporter.base_url(), token.trim(), tls, state_dir).await?;
+    let client = |commit: Option<&str>| {
+        crate::push::PushClient::new(crate::push::ClientOptions {
+            url: exporter.base_url(),
+            token: token.trim().to_string(),
+            commit: commit.map(str::to_string),
+            attempts: 3,
+            first_backoff: Duration::from_millis(100),
+            timeout: Duration::from_secs(5),
+            tls: tls.clone(),
+        })
+    };
+    let current = client(Some(DEMO_COMMIT))?;
+    let stale = client(None)?;
+    push_demo_reports(&current, &stale, state_dir).await?;
 
-    // test-2's worker-1 flaps between healthy and slow, so the board changes
-    // while someone watches it.
-    let flapper = services
-        .iter()
-        .position(|s| s.stack == "test-2" && s.name == "worker-1");
-    let handles: Vec<_> = flapper
-        .map(|i| services[i].service.behaviour_handle())
-        .into_iter()
-        .collect();
-    let weather = tokio::spawn(async move {
-        let mut slow = false;
-        loop {
-            tokio::time::sleep(Duration::from_secs(20)).await;
-            slow = !slow;
-            for h in &handles {
-                h.set(if slow {
-                    Behaviour::Slow(Duration::from_millis(2500))
-                } else {
-                    Behaviour::Healthy {
-                        commit: DEMO_COMMIT.into(),
-                    }
-                });
-            }
-        }
-    });
+    let handles = |stack: &str, names: &[&str]| -> Vec<simfleet::BehaviourHandle> {
+        services
+            .iter()
+            .filter(|s| s.stack == stack && names.contains(&s.name))
+            .map(|s| s.service.behaviour_handle())
+            .collect()
+    };
+    let weather = vec![
+        // test-2's worker-1 flaps between healthy and slow.
+        weather::flap(handles("test-2", &["worker-1"]), DEMO_COMMIT.into()),
+        weather::pushes(stale, current),
+        weather::ci(peers.clone(), handles("test-1", &SERVICES)),
+    ];
     Ok(Demo {
         exporter,
         services,
+        peers,
         state_dir: state_dir.to_path_buf(),
-        _weather: AbortOnDrop(weather),
+        _weather: weather,
     })
 }
 
@@ -228,11 +289,17 @@ fn demo_service(
 
 fn demo_config(
     services: &[DemoService],
+    peers: &Peers,
     ca_file: &Path,
     tokens_file: &Path,
     listen: SocketAddr,
     state_dir: &Path,
 ) -> String {
+    let (aws, github, chain) = (
+        cfg!(feature = "aws"),
+        cfg!(feature = "github"),
+        cfg!(feature = "chain"),
+    );
     let mut y = String::new();
     // Writing to a String cannot fail.
     let _ = writeln!(y, "# Generated by `fleetpulse demo`.");
@@ -248,13 +315,42 @@ fn demo_config(
         "  tls:\n    interval: 10s\n    timeout: 3s\n    ca_file: {}",
         ca_file.display()
     );
+    let _ = writeln!(y, "  oidc: {{ interval: 10s, timeout: 3s }}");
+    if aws {
+        let _ = writeln!(
+            y,
+            "  aws: {{ interval: 10s, timeout: 5s, region: eu-west-1, endpoint_url: '{}', hosted_zone_id: {} }}",
+            peers.cloud.url(),
+            peers::ZONE
+        );
+    }
+    if github {
+        let _ = writeln!(
+            y,
+            "  github: {{ interval: 5s, timeout: 5s, repo: {}, api_url: '{}', stale_grace: 1h }}",
+            peers::REPO,
+            peers.github.url()
+        );
+    }
+    if chain {
+        let _ = writeln!(
+            y,
+            "  chain:\n    interval: 10s\n    timeout: 5s\n    rpc_url: '{}'\n    symbol: ETH\n    \
+             registry_address: '{}'\n    registry_function: '{}'",
+            peers.chain.url(),
+            peers::REGISTRY,
+            peers::REGISTRY_FUNCTION
+        );
+    }
     let _ = writeln!(
         y,
-        "ingest:\n  tokens_file: {}\n  services: [indexer, fleetpulse]",
-        tokens_file.display()
+        "ingest:\n  tokens_file: {}\n  services: [indexer, fleetpulse, {}]",
+        tokens_file.display(),
+        weather::BROKEN_REPORTER
     );
     let _ = writeln!(y, "environments:");
-    for stack in STACKS {
+    for w in &WORLD {
+        let stack = w.stack;
         let _ = writeln!(y, "  - name: {stack}");
         // test-2's spare box is listed but never reports.
         let spare = if stack == "test-2" {
@@ -264,6 +360,23 @@ fn demo_config(
         };
         let _ = writeln!(y, "    boxes: [{stack}-box{spare}]");
         let _ = writeln!(y, "    hosts: [{stack}-host]");
+        let _ = writeln!(
+            y,
+            "    oidc: {{ url: '{}', issuer: '{}' }}",
+            peers.oidc.url(stack),
+            w.issuer()
+        );
+        if aws {
+            let _ = writeln!(y, "    aws_tag: {{ key: Stack, value: {stack} }}");
+            let _ = writeln!(y, "    dns_names: [{}]", w.dns_names().join(", "));
+        }
+        if let (true, Some(slot)) = (github, w.ci_slot) {
+            let _ = writeln!(y, "    ci_slot: '{slot}\\b'");
+        }
+        if chain {
+            let _ = writeln!(y, "    deployer: '{}'", w.deployer);
+            let _ = writeln!(y, "    registry_account: '{}'", w.account);
+        }
         let _ = writeln!(y, "    services:");
         for s in services.iter().filter(|s| s.stack == stack) {
             let port = s.service.port();
@@ -275,6 +388,58 @@ fn demo_config(
     y
 }
 
+/// The host whose doctor timer stopped: its newest snapshot was received
+/// three days ago.
+pub const STALE_DOCTOR_HOST: &str = "test-3-host";
+
+/// Leaves in the store what an earlier run would have: test-3-host's last
+/// doctor snapshot, received three days ago. Nothing can be pushed in the
+/// past, so it is written to the store before the exporter opens it; a
+/// state directory that already holds a snapshot of that host keeps it.
+async fn leave_stale_doctor_snapshot(state_dir: &Path) -> Result<(), DemoError> {
+    use crate::store::{Store, Write, WriteRequest};
+    let store = Store::open(state_dir, 0, &|_, _| true, Box::new(|_| {}))
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if store
+        .host_health_document(STALE_DOCTOR_HOST)
+        .map_err(std::io::Error::other)?
+        .is_some()
+    {
+        return Ok(());
+    }
+    let received_at = crate::clock::now_unix() - 3.0 * 86_400.0;
+    let generated = chrono::DateTime::from_timestamp(received_at as i64, 0).unwrap_or_default();
+    let document = serde_json::json!({
+        "host": STALE_DOCTOR_HOST,
+        "generated_at": generated.to_rfc3339(),
+        "checks": [
+            {"name": "disk", "status": "ok", "detail": "22% used"},
+            {"name": "units", "status": "ok", "detail": "0 failed"},
+        ],
+    });
+    let summary = crate::pulse::HostHealth {
+        host: STALE_DOCTOR_HOST.into(),
+        stack: "test-3".into(),
+        ok: 2,
+        warn: 0,
+        fail: 0,
+        received_at,
+        commit: Some(DEMO_COMMIT.into()),
+    };
+    store
+        .write(WriteRequest {
+            write: Write::HostHealth {
+                summary,
+                document: document.to_string(),
+            },
+            known: true,
+            stamped: true,
+        })
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(())
+}
+
 /// Runs the demo until Ctrl-C or SIGTERM.
 pub async fn run(
     listen: SocketAddr,
@@ -284,13 +449,22 @@ pub async fn run(
     let demo = start_with(listen, state_dir, options).await?;
     let base = demo.exporter.base_url();
     println!(
-        "fleetpulse demo: a simulated fleet of {} TLS services in 3 environments",
-        demo.services.len()
+        "fleetpulse demo: a simulated fleet of {} TLS services in {} environments",
+        demo.services.len(),
+        STACKS.len()
     );
     println!("  status page   {base}/");
     println!("  metrics       {base}/metrics");
     println!("  fleet JSON    {base}/api/v1/fleet");
     println!("  state         {}", demo.state_dir.display());
+    let peers = &demo.peers;
+    println!(
+        "  simulated     EC2 and Route53 {} · GitHub {} · JSON-RPC {} · OIDC {}",
+        peers.cloud.url(),
+        peers.github.url(),
+        peers.chain.url(),
+        peers.oidc.url("<stack>")
+    );
     println!(
         "  push token    {} (may write every name; see README \"Ingest\")",
         demo.state_dir.join(DEMO_TOKEN_FILE).display()
@@ -375,30 +549,16 @@ fn demo_junit(started: &str) -> String {
 /// loop, on an old client that sends no commit), test runs (one suite
 /// failing, one JUnit report), mutation results and doctor snapshots.
 async fn push_demo_reports(
-    base: &str,
-    token: &str,
-    tls: Option<rustls::ClientConfig>,
+    current: &crate::push::PushClient,
+    stale: &crate::push::PushClient,
     state_dir: &Path,
 ) -> Result<(), DemoError> {
-    use crate::push::{ClientOptions, Push, PushClient, TestRunFormat};
+    use crate::push::{Push, TestRunFormat};
     use serde_json::json;
-    let client = |commit: Option<&str>| {
-        PushClient::new(ClientOptions {
-            url: base.to_string(),
-            token: token.to_string(),
-            commit: commit.map(str::to_string),
-            attempts: 3,
-            first_backoff: Duration::from_millis(100),
-            timeout: Duration::from_secs(5),
-            tls: tls.clone(),
-        })
-    };
-    let current = client(Some(DEMO_COMMIT))?;
-    let stale = client(None)?;
     let now = chrono::Utc::now();
     let ago = |minutes: i64| (now - chrono::Duration::minutes(minutes)).to_rfc3339();
 
-    for b in ["prod-box", "test-1-box"] {
+    for b in ["prod-box", "test-1-box", "test-3-box"] {
         current
             .push(&Push::Heartbeat {
                 box_name: b.into(),
@@ -422,6 +582,8 @@ async fn push_demo_reports(
         ("prod", "signer", 88, 0, 0, 61.0, 90),
         ("test-1", "signer", 41, 3, 1, 47.5, 30),
         ("test-2", "worker-1", 30, 0, 2, 22.8, 200),
+        // Nine days ago: test-3's broker suite has not run since.
+        ("test-3", "broker", 64, 0, 0, 40.2, 9 * 24 * 60),
     ];
     for (stack, service, passed, failed, skipped, duration, minutes) in runs {
         let body = json!({
