@@ -75,7 +75,7 @@ type Shared = Arc<Mutex<Fleet>>;
 
 impl GithubServer {
     pub async fn start(head_sha: &str, runs: Vec<Value>) -> std::io::Result<GithubServer> {
-        let now = crate::snapshot::now_unix() as u64;
+        let now = crate::clock::now_unix() as u64;
         let fleet = Arc::new(Mutex::new(Fleet {
             head_sha: head_sha.to_string(),
             head_date: "2025-01-01T09:00:00Z".into(),

@@ -32,6 +32,8 @@ mod aws;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod chain;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
+mod demo;
+#[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod discovery;
 #[cfg(all(feature = "aws", feature = "github", feature = "chain"))]
 mod faults;
