@@ -50,7 +50,7 @@ pub async fn start(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
                 match ingest.store().record_events(events).await {
                     Ok(committed) => {
                         record(&mut recorded, &committed);
-                        view.apply(&committed, snapshot.read_at);
+                        view.apply(committed, snapshot.read_at);
                         hub.publish_history(Arc::new(view.clone()));
                         seen = Some(snapshot);
                     }

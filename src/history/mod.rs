@@ -232,8 +232,9 @@ impl HistoryView {
         v
     }
 
-    /// Applies committed events (oldest first).
-    pub fn apply(&mut self, events: &[Event], now: f64) {
+    /// Applies committed events (oldest first), keeping them as the
+    /// environments' recent changes.
+    pub fn apply(&mut self, events: Vec<Event>, now: f64) {
         for e in events {
             let st = self.stack_mut(&e.stack);
             let subject = st.subject(e.kind, &e.subject);
@@ -248,7 +249,7 @@ impl HistoryView {
                 t.push(e.at, e.to.as_deref());
                 t.forget_before(now - WINDOW_SECONDS);
             }
-            st.recent.push_front(Arc::new(e.clone()));
+            st.recent.push_front(Arc::new(e));
             st.recent.truncate(RECENT_PER_STACK);
         }
     }

@@ -210,7 +210,7 @@ fn the_view_counts_changes_keeps_since_and_the_newest_per_stack() {
             event(i as f64 * 60.0, "prod", Kind::Health, "broker", from, to)
         })
         .collect();
-    v.apply(&evs, 20.0 * 60.0);
+    v.apply(evs.clone(), 20.0 * 60.0);
     assert_eq!(v.changes(Kind::Health, "prod", "broker"), 19);
     assert_eq!(v.since(Kind::Health, "prod", "broker"), Some(19.0 * 60.0));
     let recent: Vec<_> = v.recent("prod").collect();
@@ -219,7 +219,7 @@ fn the_view_counts_changes_keeps_since_and_the_newest_per_stack() {
     // Published views share the environments no event touched.
     let published = v.clone();
     v.apply(
-        &[event(2000.0, "test-1", Kind::Deploy, "signer", None, "abc")],
+        vec![event(2000.0, "test-1", Kind::Deploy, "signer", None, "abc")],
         2000.0,
     );
     assert!(Arc::ptr_eq(&published.stacks["prod"], &v.stacks["prod"]));

@@ -299,7 +299,7 @@ fn with_history(public: bool) -> fleetpulse::snapshot::Snapshot {
         ..HistoryView::default()
     };
     number(&mut events, &view);
-    view.apply(&events, NOW);
+    view.apply(events.clone(), NOW);
     s.history = Arc::new(view);
     s
 }
