@@ -38,13 +38,7 @@ struct Node {
 pub struct ChainServer {
     pub addr: SocketAddr,
     node: Arc<Node>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for ChainServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _serving: super::Serving,
 }
 
 impl ChainServer {
@@ -55,12 +49,12 @@ impl ChainServer {
             started: Instant::now(),
         });
         let app = Router::new().route("/", post(rpc)).with_state(node.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(ChainServer { addr, node, task })
+        let serving = super::serve(app).await?;
+        Ok(ChainServer {
+            addr: serving.addr,
+            node,
+            _serving: serving,
+        })
     }
 
     /// The URL to configure as `sources.chain.rpc_url`.

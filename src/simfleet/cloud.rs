@@ -64,13 +64,7 @@ type Shared = Arc<Mutex<Cloud>>;
 pub struct CloudServer {
     pub addr: SocketAddr,
     cloud: Shared,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for CloudServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _serving: super::Serving,
 }
 
 impl CloudServer {
@@ -81,12 +75,12 @@ impl CloudServer {
             .route("/", post(ec2))
             .route("/2013-04-01/hostedzone/{zone}/rrset", get(rrsets))
             .with_state(cloud.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(CloudServer { addr, cloud, task })
+        let serving = super::serve(app).await?;
+        Ok(CloudServer {
+            addr: serving.addr,
+            cloud,
+            _serving: serving,
+        })
     }
 
     /// The endpoint to configure as `sources.aws.endpoint_url`.
@@ -154,21 +148,19 @@ fn filters(form: &[(String, String)]) -> Vec<(String, Vec<String>)> {
     by_index.into_values().collect()
 }
 
-/// Whether tags pass every filter; only `tag:KEY` and `tag-key` are known.
-fn matches(tags: &[(String, String)], filters: &[(String, Vec<String>)]) -> Result<bool, String> {
-    for (name, values) in filters {
-        let pass = if let Some(key) = name.strip_prefix("tag:") {
-            tags.iter().any(|(k, v)| k == key && values.contains(v))
-        } else if name == "tag-key" {
-            tags.iter().any(|(k, _)| values.contains(k))
-        } else {
-            return Err(format!("The filter '{name}' is invalid"));
-        };
-        if !pass {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+/// Whether this emulator knows a filter: only `tag:KEY` and `tag-key`.
+fn known(name: &str) -> bool {
+    name.starts_with("tag:") || name == "tag-key"
+}
+
+/// Whether tags pass every (known) filter.
+fn matches(tags: &[(String, String)], filters: &[(String, Vec<String>)]) -> bool {
+    filters
+        .iter()
+        .all(|(name, values)| match name.strip_prefix("tag:") {
+            Some(key) => tags.iter().any(|(k, v)| k == key && values.contains(v)),
+            None => tags.iter().any(|(k, _)| values.contains(k)),
+        })
 }
 
 fn tag_set(tags: &[(String, String)]) -> String {
@@ -211,6 +203,13 @@ async fn ec2(State(cloud): State<Shared>, body: Bytes) -> Response {
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     let filters = filters(&form);
+    if let Some((name, _)) = filters.iter().find(|(n, _)| !known(n)) {
+        return ec2_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameterValue",
+            &format!("The filter '{name}' is invalid"),
+        );
+    }
     let cloud = super::lock(&cloud);
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
     match action.as_str() {
@@ -219,14 +218,11 @@ async fn ec2(State(cloud): State<Shared>, body: Bytes) -> Response {
                 out,
                 "<DescribeInstancesResponse xmlns=\"{EC2_NS}\"><requestId>sim</requestId><reservationSet>"
             );
-            for i in &cloud.instances {
-                match matches(&i.tags, &filters) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        return ec2_error(StatusCode::BAD_REQUEST, "InvalidParameterValue", &e)
-                    }
-                }
+            for i in cloud
+                .instances
+                .iter()
+                .filter(|i| matches(&i.tags, &filters))
+            {
                 let ip = i
                     .public_ip
                     .as_deref()
@@ -257,14 +253,11 @@ async fn ec2(State(cloud): State<Shared>, body: Bytes) -> Response {
                 out,
                 "<DescribeAddressesResponse xmlns=\"{EC2_NS}\"><requestId>sim</requestId><addressesSet>"
             );
-            for a in &cloud.addresses {
-                match matches(&a.tags, &filters) {
-                    Ok(true) => {}
-                    Ok(false) => continue,
-                    Err(e) => {
-                        return ec2_error(StatusCode::BAD_REQUEST, "InvalidParameterValue", &e)
-                    }
-                }
+            for a in cloud
+                .addresses
+                .iter()
+                .filter(|a| matches(&a.tags, &filters))
+            {
                 let association = a
                     .instance_id
                     .as_deref()
@@ -383,11 +376,12 @@ mod tests {
                 values.iter().map(|v| v.to_string()).collect(),
             )]
         };
-        assert_eq!(matches(&tags, &f("tag:Stack", &["prod"])), Ok(true));
-        assert_eq!(matches(&tags, &f("tag:Stack", &["test-1"])), Ok(false));
-        assert_eq!(matches(&tags, &f("tag:Name", &["prod"])), Ok(false));
-        assert_eq!(matches(&tags, &f("tag-key", &["Stack"])), Ok(true));
-        assert!(matches(&tags, &f("instance-state-name", &["running"])).is_err());
-        assert_eq!(matches(&tags, &[]), Ok(true));
+        assert!(matches(&tags, &f("tag:Stack", &["prod"])));
+        assert!(!matches(&tags, &f("tag:Stack", &["test-1"])));
+        assert!(!matches(&tags, &f("tag:Name", &["prod"])));
+        assert!(matches(&tags, &f("tag-key", &["Stack"])));
+        assert!(!matches(&tags, &f("tag-key", &["Name"])));
+        assert!(matches(&tags, &[]));
+        assert!(known("tag:Stack") && known("tag-key") && !known("instance-state-name"));
     }
 }

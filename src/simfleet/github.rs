@@ -62,13 +62,7 @@ pub struct Fleet {
 pub struct GithubServer {
     pub addr: SocketAddr,
     fleet: Arc<Mutex<Fleet>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for GithubServer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _serving: super::Serving,
 }
 
 type Shared = Arc<Mutex<Fleet>>;
@@ -88,8 +82,6 @@ impl GithubServer {
             rate_reset: now + 3600,
             hits: Vec::new(),
         }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
         let app = Router::new()
             .route("/rate_limit", get(rate_limit))
             .route("/repos/{owner}/{repo}/branches/{branch}", get(branch))
@@ -101,10 +93,12 @@ impl GithubServer {
                 get(jobs),
             )
             .with_state(fleet.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(GithubServer { addr, fleet, task })
+        let serving = super::serve(app).await?;
+        Ok(GithubServer {
+            addr: serving.addr,
+            fleet,
+            _serving: serving,
+        })
     }
 
     /// The API root to configure as `sources.github.api_url`.

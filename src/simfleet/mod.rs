@@ -248,6 +248,28 @@ impl BehaviourHandle {
     }
 }
 
+/// A peer's server on a loopback port, stopped when dropped.
+pub struct Serving {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Serves `app` on a free loopback port.
+pub async fn serve(app: axum::Router) -> std::io::Result<Serving> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(Serving { addr, task })
+}
+
 // Plain values, always consistent: a poisoned lock is still readable.
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())

@@ -15,13 +15,7 @@ type Issuers = Arc<Mutex<HashMap<String, String>>>;
 pub struct OidcPeer {
     pub addr: SocketAddr,
     issuers: Issuers,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for OidcPeer {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
+    _serving: super::Serving,
 }
 
 async fn discovery(
@@ -59,15 +53,11 @@ impl OidcPeer {
                 axum::routing::get(discovery),
             )
             .with_state(map.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let serving = super::serve(app).await?;
         Ok(OidcPeer {
-            addr,
+            addr: serving.addr,
             issuers: map,
-            task,
+            _serving: serving,
         })
     }
 
