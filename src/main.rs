@@ -187,8 +187,14 @@ enum Command {
 #[derive(clap::Args)]
 struct PushArgs {
     /// Base URL of the exporter, e.g. https://fleetpulse.example.com.
-    #[arg(long, env = "FLEETPULSE_URL")]
-    url: String,
+    /// Repeat it (or list several, comma-separated, in FLEETPULSE_URL) to
+    /// push to every replica of an HA pair: each is tried on its own.
+    #[arg(long, env = "FLEETPULSE_URL", value_delimiter = ',', required = true)]
+    url: Vec<String>,
+    /// Succeed once this many replicas acknowledged (default: every one).
+    /// Every replica is still offered the push.
+    #[arg(long, value_name = "N")]
+    min_acks: Option<usize>,
     /// File holding the ingest token; without it the token is read from
     /// the FLEETPULSE_TOKEN environment variable.
     #[arg(long, env = "FLEETPULSE_TOKEN_FILE")]
@@ -315,17 +321,69 @@ fn push(command: PushCommand) -> anyhow::Result<ExitCode> {
             },
         ),
     };
-    let client = push::PushClient::new(push::ClientOptions {
-        token: push::read_token(args.token_file.as_deref())?,
-        url: args.url,
-        commit: args.commit,
-        attempts: args.attempts,
-        first_backoff: args.backoff.0,
-        timeout: args.timeout.0,
-        tls: None,
-    })?;
-    let ack = runtime()?.block_on(client.push(&what))?;
-    println!("{}", ack.body.trim());
+    let urls: Vec<String> = args
+        .url
+        .iter()
+        .map(|u| u.trim().to_string())
+        .filter(|u| !u.is_empty())
+        .collect();
+    let needed = args.min_acks.unwrap_or(urls.len());
+    if urls.is_empty() {
+        anyhow::bail!("no --url given");
+    }
+
+    if needed == 0 || needed > urls.len() {
+        anyhow::bail!(
+            "--min-acks must be between 1 and the number of URLs ({}), not {needed}",
+            urls.len()
+        );
+    }
+    let token = push::read_token(args.token_file.as_deref())?;
+    let clients = urls
+        .into_iter()
+        .map(|url| {
+            push::PushClient::new(push::ClientOptions {
+                token: token.clone(),
+                url,
+                commit: args.commit.clone(),
+                attempts: args.attempts,
+                first_backoff: args.backoff.0,
+                timeout: args.timeout.0,
+                tls: None,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let shown: Vec<String> = clients.iter().map(push::PushClient::base_url).collect();
+    if let Some(twice) = shown
+        .iter()
+        .enumerate()
+        .find_map(|(i, u)| shown[..i].contains(u).then_some(u))
+    {
+        // A replica pushed to twice would count a heartbeat twice.
+        anyhow::bail!("the URL {twice} is given twice");
+    }
+    let delivery = runtime()?.block_on(push::deliver(&clients, &what));
+    let acks = delivery.acks();
+    let mut replicas = delivery.replicas;
+    if replicas.len() == 1 {
+        // One exporter: its answer as it is, or its error.
+        if let Some((_, outcome)) = replicas.pop() {
+            println!("{}", outcome?.body.trim());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (url, outcome) in &replicas {
+        match outcome {
+            Ok(ack) => println!("{url}: {}", ack.body.trim()),
+            Err(e) => eprintln!("fleetpulse: {url}: {e}"),
+        }
+    }
+    if acks < needed {
+        anyhow::bail!(
+            "{acks} of {} replicas acknowledged; {needed} needed",
+            replicas.len()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

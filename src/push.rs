@@ -122,6 +122,35 @@ pub struct PushClient {
     http: reqwest::Client,
 }
 
+/// What became of one push to each of several replicas, in the order the
+/// clients were given.
+#[derive(Debug)]
+pub struct Delivery {
+    pub replicas: Vec<(String, Result<Acknowledged, PushError>)>,
+}
+
+impl Delivery {
+    /// How many replicas acknowledged.
+    pub fn acks(&self) -> usize {
+        self.replicas.iter().filter(|(_, r)| r.is_ok()).count()
+    }
+}
+
+/// Sends `push` to every replica at once, each retried on its own (a
+/// replica that is down does not hold up the others' attempts), and waits
+/// for every replica's outcome: a push is offered to each replica, whatever
+/// the others answered.
+pub async fn deliver(clients: &[PushClient], push: &Push) -> Delivery {
+    let outcomes = futures::future::join_all(clients.iter().map(|c| c.push(push))).await;
+    Delivery {
+        replicas: clients
+            .iter()
+            .map(PushClient::base_url)
+            .zip(outcomes)
+            .collect(),
+    }
+}
+
 /// Reads the token: from `file` when given, else from `FLEETPULSE_TOKEN`.
 pub fn read_token(file: Option<&Path>) -> Result<String, PushError> {
     let token = match file {
@@ -205,6 +234,15 @@ impl PushClient {
             first_backoff: options.first_backoff,
             http,
         })
+    }
+
+    /// The exporter's base URL as output may name it: without a user name
+    /// or password it may carry.
+    pub fn base_url(&self) -> String {
+        let mut shown = self.base.clone();
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.to_string()
     }
 
     /// Sends one push, retrying as described in the module docs.

@@ -41,9 +41,9 @@ pub fn observe(s: &Snapshot) -> BTreeMap<Key, Observed> {
 /// The subjects of `s` that may differ from `prev`, the snapshot observed
 /// before (all of them without one). A source's facts and the pulse are
 /// replaced, never changed in place, so facts at the same address are
-/// unchanged and skipped; a service whose probe reads as before (state,
-/// reason, commit) is skipped too. Drift flags and sources are always
-/// observed. A subject left out is no event (see `diff`), so skipping what
+/// unchanged and skipped; of a service probed before, only the state or the
+/// commit that differs is observed, and a drift flag is observed only when
+/// it differs from the one before it. Sources are always observed. A subject left out is no event (see `diff`), so skipping what
 /// cannot have changed is safe as long as `prev` was recorded.
 pub fn observe_since(s: &Snapshot, prev: Option<&Snapshot>) -> BTreeMap<Key, Observed> {
     let mut out = BTreeMap::new();
@@ -52,25 +52,25 @@ pub fn observe_since(s: &Snapshot, prev: Option<&Snapshot>) -> BTreeMap<Key, Obs
     let old = prev.and_then(|p| p.facts.get::<HealthzFacts>());
     if let Some(probes) = probes.filter(|_| !same(probes, old)) {
         for (i, p) in probes.iter().enumerate() {
-            let unchanged = old.and_then(|o| o.get(i)).is_some_and(|q| {
-                q.stack == p.stack
-                    && q.service == p.service
-                    && q.health == p.health
-                    && q.reason == p.reason
-                    && q.commit == p.commit
-            });
-            if unchanged {
-                continue;
+            // The same service probed before: only what differs is observed.
+            let was = old
+                .and_then(|o| o.get(i))
+                .filter(|q| q.stack == p.stack && q.service == p.service);
+            if was.is_none_or(|q| q.health != p.health || q.reason != p.reason) {
+                put(
+                    &mut out,
+                    Kind::Health,
+                    &p.stack,
+                    &p.service,
+                    Some(p.health.as_str().into()),
+                    p.reason.clone(),
+                );
             }
-            put(
-                &mut out,
-                Kind::Health,
-                &p.stack,
-                &p.service,
-                Some(p.health.as_str().into()),
-                p.reason.clone(),
-            );
-            if let Some(c) = &p.commit {
+            if let Some(c) = p
+                .commit
+                .as_ref()
+                .filter(|_| was.is_none_or(|q| q.commit != p.commit))
+            {
                 put(
                     &mut out,
                     Kind::Deploy,
@@ -131,7 +131,10 @@ pub fn observe_since(s: &Snapshot, prev: Option<&Snapshot>) -> BTreeMap<Key, Obs
         }
     }
 
-    for d in &s.drift {
+    for (i, d) in s.drift.iter().enumerate() {
+        if prev.and_then(|p| p.drift.get(i)).is_some_and(|q| q == d) {
+            continue;
+        }
         let value = if d.drifted { "drifted" } else { "agrees" };
         let detail = (d.drifted && !d.detail.is_empty()).then(|| d.detail.clone());
         put(

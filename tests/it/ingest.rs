@@ -2030,3 +2030,211 @@ async fn push_comes_back_when_retry_after_says_not_after_its_backoff() {
         "no retry into a wait that long"
     );
 }
+
+/// An HA pair: every box pushes to two replicas, each a whole fleetpulse
+/// with a store of its own. One replica is SIGKILLed under the push load and
+/// started again. The other has every push it acknowledged, the restarted
+/// one has every push it acknowledged before and after (and misses those
+/// made while it was down), and `fleetpulse push` exits as `--min-acks`
+/// says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ha_pair_keeps_every_acknowledged_push_while_one_replica_is_killed() {
+    use fleetpulse::push::{self, ClientOptions, Push, PushClient};
+    const BOXES: usize = 8;
+    let boxes: Vec<String> = (0..BOXES).map(|i| format!("ha-box-{i}")).collect();
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let listen_a = format!("127.0.0.1:{}", free_port());
+    let listen_b = format!("127.0.0.1:{}", free_port());
+    let config_a = write_config(dir_a.path(), &listen_a, "", &boxes);
+    let config_b = write_config(dir_b.path(), &listen_b, "", &boxes);
+    let mut a = serve(&config_a).await;
+    let _b = serve(&config_b).await;
+    let (url_a, url_b) = (format!("http://{listen_a}"), format!("http://{listen_b}"));
+
+    let clients: Arc<Vec<PushClient>> = Arc::new(
+        [&url_a, &url_b]
+            .iter()
+            .map(|url| {
+                PushClient::new(ClientOptions {
+                    url: url.to_string(),
+                    token: FLEET_TOKEN.into(),
+                    commit: None,
+                    attempts: 2,
+                    first_backoff: Duration::from_millis(20),
+                    timeout: Duration::from_secs(5),
+                    tls: None,
+                })
+                .unwrap()
+            })
+            .collect(),
+    );
+    // Per box and replica: the highest heartbeat count acknowledged.
+    let acked: Arc<Vec<[AtomicU64; 2]>> = Arc::new(
+        (0..BOXES)
+            .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+            .collect(),
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for (i, b) in boxes.iter().enumerate() {
+        let (clients, acked, stop) = (clients.clone(), acked.clone(), stop.clone());
+        let heartbeat = Push::Heartbeat {
+            box_name: b.clone(),
+            version: None,
+            boot_time: None,
+        };
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let delivery = push::deliver(&clients, &heartbeat).await;
+                for (r, (_, outcome)) in delivery.replicas.iter().enumerate() {
+                    if let Ok(ack) = outcome {
+                        let n = serde_json::from_str::<Value>(&ack.body).unwrap()["heartbeats"]
+                            .as_u64()
+                            .unwrap();
+                        acked[i][r].fetch_max(n, Ordering::SeqCst);
+                    }
+                }
+            }
+        }));
+    }
+    let counts =
+        |r: usize| -> Vec<u64> { acked.iter().map(|a| a[r].load(Ordering::SeqCst)).collect() };
+    let all_past = |r: usize, floor: Vec<u64>| {
+        let acked = acked.clone();
+        move || {
+            let done = acked
+                .iter()
+                .zip(&floor)
+                .all(|(a, f)| a[r].load(Ordering::SeqCst) >= f + 5);
+            async move { done.then_some(()) }
+        }
+    };
+    eventually(
+        Duration::from_secs(30),
+        "both replicas acknowledging",
+        all_past(0, vec![0; BOXES]),
+    )
+    .await;
+    eventually(
+        Duration::from_secs(30),
+        "both replicas acknowledging",
+        all_past(1, vec![0; BOXES]),
+    )
+    .await;
+
+    a.stop(); // SIGKILL, and wait for it
+    let a_at_kill = counts(0);
+    let b_at_kill = counts(1);
+    let cli = |extra: &'static [&'static str], env: Vec<(&'static str, String)>| {
+        let (url_a, url_b) = (url_a.clone(), url_b.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut args = vec!["push", "heartbeat", "--box", "prod-box", "--attempts", "2"];
+            args.extend(["--backoff", "50ms"]);
+            let urls = ["--url", url_a.as_str(), "--url", url_b.as_str()];
+            if env.iter().all(|(k, _)| *k != "FLEETPULSE_URL") {
+                args.extend(urls);
+            }
+            args.extend(extra);
+            let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            env.push(("FLEETPULSE_TOKEN", FLEET_TOKEN));
+            run_cli(&args, None, &env)
+        })
+    };
+    // One replica down: every replica is needed by default, so the push
+    // fails, naming the one that did not acknowledge; one is enough with
+    // --min-acks 1. The list in FLEETPULSE_URL works as --url does.
+    let (code, out, err) = cli(&[], vec![]).await.unwrap();
+    assert_eq!(code, 1, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(&url_a) && err.contains("1 of 2 replicas acknowledged; 2 needed"),
+        "{err}"
+    );
+    assert!(
+        out.contains(&url_b) && out.contains("\"heartbeats\""),
+        "{out}"
+    );
+    let (code, out, err) = cli(&["--min-acks", "1"], vec![]).await.unwrap();
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert!(
+        err.contains(&url_a),
+        "the replica that did not answer is named: {err}"
+    );
+    let list = format!("{url_a},{url_b}");
+    let (code, _, err) = cli(&[], vec![("FLEETPULSE_URL", list)]).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    let (code, _, err) = cli(&["--min-acks", "3"], vec![]).await.unwrap();
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("--min-acks must be between 1 and the number of URLs (2)"),
+        "{err}"
+    );
+
+    // The other replica goes on acknowledging while this one is down.
+    eventually(
+        Duration::from_secs(30),
+        "replica B acknowledging alone",
+        all_past(1, b_at_kill.clone()),
+    )
+    .await;
+    assert_eq!(
+        counts(0),
+        a_at_kill,
+        "nothing is acknowledged by a dead replica"
+    );
+    a = serve(&config_a).await;
+    eventually(
+        Duration::from_secs(30),
+        "replica A back",
+        all_past(0, a_at_kill.clone()),
+    )
+    .await;
+    let (code, out, err) = cli(&[], vec![]).await.unwrap();
+    assert_eq!(code, 0, "stdout: {out}\nstderr: {err}");
+    assert_eq!(out.lines().count(), 2, "one answer per replica: {out}");
+
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let stored = |url: String| async move {
+        let body = common::get(&format!("{url}/metrics")).await.1;
+        move |b: &str| {
+            sample(
+                &body,
+                &format!(r#"fleet_heartbeats_total{{stack="prod",box="{b}"}}"#),
+            )
+            .unwrap_or(0.0) as u64
+        }
+    };
+    let (on_a, on_b) = (stored(url_a.clone()).await, stored(url_b.clone()).await);
+    let (acked_a, acked_b) = (counts(0), counts(1));
+    for (i, b) in boxes.iter().enumerate() {
+        // Every acknowledged push is there; at most the one in flight at
+        // the kill may have been committed without its answer arriving.
+        assert!(
+            on_b(b) == acked_b[i],
+            "{b}: replica B acknowledged {} and holds {}",
+            acked_b[i],
+            on_b(b)
+        );
+        assert!(
+            on_a(b) >= acked_a[i] && on_a(b) <= acked_a[i] + 1,
+            "{b}: replica A acknowledged {} and holds {}",
+            acked_a[i],
+            on_a(b)
+        );
+        // What A missed while it was down, B has.
+        assert!(
+            on_b(b) >= on_a(b) + 4,
+            "{b}: A holds {}, B {}",
+            on_a(b),
+            on_b(b)
+        );
+    }
+    // The command line's pushes: B acknowledged the three made while A was
+    // down (two of them failed for want of A's acknowledgement: B still has
+    // them; the one asking for three was refused before it was sent) and
+    // the last; A only the last.
+    assert_eq!((on_a("prod-box"), on_b("prod-box")), (1, 4));
+    drop(a);
+}
