@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST heartbeats/{box}` | a box booted; optional JSON `{commit, version, boot_time}` |
+//! | `POST heartbeats/{box}` | a box booted; optional JSON `{commit, version, boot_time}` (the same `boot_time` again is not another boot) |
 //! | `PUT test-runs/{service}` | newest test run: JSON counts or JUnit XML; optional `stack` (body or `?stack=`) |
 //! | `PUT mutants/{service}` | cargo-mutants `outcomes.json` or plain counts |
 //! | `PUT host-health/{host}` | a doctor snapshot, stored whole |

@@ -259,24 +259,34 @@ impl Writer {
         match write {
             Write::Heartbeat(push) => {
                 let prev = self.pulse.heartbeats.get(push.box_name.as_str());
-                let mut recent: Vec<f64> = prev
-                    .map(|p| {
-                        p.recent
-                            .iter()
-                            .copied()
-                            .filter(|t| push.received_at - t <= RESTART_WINDOW_SECONDS)
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                recent.push(push.received_at);
-                if recent.len() > RECENT_BOOTS_CAP {
-                    recent.drain(..recent.len() - RECENT_BOOTS_CAP);
-                }
+                // The same boot again (a retried push, or one resent until
+                // every replica acknowledged): heard, not counted.
+                let repeat = push.booted_at.is_some()
+                    && prev.is_some_and(|p| p.booted_at == push.booted_at && p.stack == push.stack);
+                let recent: Vec<f64> = match prev {
+                    Some(p) if repeat => p.recent.clone(),
+                    _ => {
+                        let mut recent: Vec<f64> = prev
+                            .map(|p| {
+                                p.recent
+                                    .iter()
+                                    .copied()
+                                    .filter(|t| push.received_at - t <= RESTART_WINDOW_SECONDS)
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        recent.push(push.received_at);
+                        if recent.len() > RECENT_BOOTS_CAP {
+                            recent.drain(..recent.len() - RECENT_BOOTS_CAP);
+                        }
+                        recent
+                    }
+                };
                 let hb = Heartbeat {
                     stack: push.stack.clone(),
                     box_name: push.box_name.clone(),
                     timestamp: push.received_at,
-                    count: prev.map_or(0, |p| p.count) + 1,
+                    count: prev.map_or(0, |p| p.count) + u64::from(!repeat),
                     recent,
                     commit: push.commit.clone(),
                     version: push.version.clone(),

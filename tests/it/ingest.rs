@@ -2238,3 +2238,38 @@ async fn an_ha_pair_keeps_every_acknowledged_push_while_one_replica_is_killed() 
     assert_eq!((on_a("prod-box"), on_b("prod-box")), (1, 4));
     drop(a);
 }
+
+/// A heartbeat that repeats the boot time the box last reported (a retried
+/// push, or one resent until every replica acknowledged) is heard but not
+/// counted as a boot; a new boot time is; a heartbeat without one always is.
+#[tokio::test]
+async fn a_heartbeat_repeating_its_boot_is_heard_not_counted_again() {
+    let fleet = Fleet::start("").await;
+    let boot = |t: u64| json!({"boot_time": t});
+    for (body, want) in [
+        (boot(1_700_000_000), 1),
+        (boot(1_700_000_000), 1),
+        (boot(1_700_000_000), 1),
+        (boot(1_700_000_600), 2),
+        (boot(1_700_000_600), 2),
+        (json!({}), 3),
+        (json!({}), 4),
+    ] {
+        let (s, v) = fleet.heartbeat("prod-box", body.clone()).await;
+        assert_eq!((s, &v["heartbeats"]), (200, &json!(want)), "{body}: {v}");
+    }
+    let (_, v) = fleet.heartbeat("prod-box", boot(1_700_000_600)).await;
+    assert_eq!(
+        v["heartbeats"],
+        json!(5),
+        "after a heartbeat without a boot time, any boot time is new: {v}"
+    );
+    let (_, v) = fleet.heartbeat("prod-box", boot(1_700_000_600)).await;
+    assert_eq!(v["heartbeats"], json!(5), "{v}");
+    fleet
+        .metrics_showing(&[(
+            r#"fleet_heartbeats_total{stack="prod",box="prod-box"}"#,
+            5.0,
+        )])
+        .await;
+}
