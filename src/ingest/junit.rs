@@ -4,7 +4,9 @@
 //! `<testsuite>`s need no special case): with an `<error>` child it errored,
 //! with a `<failure>` child it failed, with a `<skipped>` child it was
 //! skipped, otherwise it passed. The report's own `tests=`/`failures=`
-//! attributes are not trusted.
+//! attributes are not trusted, with one exception: skipped tests a writer
+//! left out of the cases but declared in the root's `tests` and `skipped`
+//! (the cases missing being exactly the skipped ones missing) count skipped.
 //!
 //! Hostile input: a DOCTYPE is refused outright, so no entity is ever
 //! declared, let alone expanded (no "billion laughs"); entity references in
@@ -71,6 +73,9 @@ pub fn count(xml: &[u8]) -> Result<JunitSummary, JunitError> {
     let mut case: Option<(usize, Verdict)> = None;
     let mut root_time: Option<f64> = None;
     let mut child_suites_time: Option<f64> = None;
+    // The root's declared `tests` and `skipped`, read as whole numbers when
+    // they are (a declaration is never a reason to refuse a report).
+    let mut declared: (Option<u64>, Option<u64>) = (None, None);
 
     loop {
         let position = reader.buffer_position();
@@ -104,6 +109,13 @@ pub fn count(xml: &[u8]) -> Result<JunitSummary, JunitError> {
                         ));
                     }
                     root_time = seconds_attr(e, "time")?;
+                    let whole = |a| {
+                        raw_attr(e, a)
+                            .ok()
+                            .flatten()
+                            .and_then(|v| v.parse::<u64>().ok())
+                    };
+                    declared = (whole("tests"), whole("skipped"));
                 }
                 match name.as_slice() {
                     b"testsuite" => {
@@ -175,6 +187,17 @@ pub fn count(xml: &[u8]) -> Result<JunitSummary, JunitError> {
         return Err(JunitError::Empty);
     }
     summary.duration_seconds = root_time.or(child_suites_time);
+    // Some writers leave skipped tests out of the cases but count them in
+    // the root's totals (mocha-junit-reporter without `includePending`):
+    // when the cases missing from the declared `tests` are exactly the
+    // skipped ones missing from the declared `skipped`, they count skipped.
+    if let (Some(tests), Some(skipped)) = declared {
+        let cases = summary.passed + summary.failed + summary.errored + summary.skipped;
+        let missing = tests.saturating_sub(cases);
+        if missing > 0 && skipped.saturating_sub(summary.skipped) == missing {
+            summary.skipped += missing;
+        }
+    }
     Ok(summary)
 }
 
@@ -353,6 +376,34 @@ mod tests {
     </testsuite>
   </testsuite>
 </testsuites>"#;
+
+    #[test]
+    fn skipped_tests_left_out_of_the_cases_but_declared_count_skipped() {
+        // mocha-junit-reporter's default: pending tests only in the totals.
+        let s = count(
+            br#"<testsuites tests="4" failures="1" skipped="2"><testsuite name="s" tests="4">
+            <testcase name="a"/><testcase name="b"><failure/></testcase></testsuite></testsuites>"#,
+        )
+        .unwrap();
+        assert_eq!((s.passed, s.failed, s.skipped), (1, 1, 2));
+        // The totals disagree with the cases in some other way: the cases win.
+        for xml in [
+            &br#"<testsuites tests="5" skipped="2"><testcase name="a"/><testcase name="b"/></testsuites>"#[..],
+            br#"<testsuites tests="4" skipped="1"><testcase name="a"/><testcase name="b"/></testsuites>"#,
+            br#"<testsuites tests="1" skipped="3"><testcase name="a"/><testcase name="b"/></testsuites>"#,
+            br#"<testsuites tests="x" skipped="2"><testcase name="a"/><testcase name="b"/></testsuites>"#,
+            br#"<testsuites skipped="2"><testcase name="a"/><testcase name="b"/></testsuites>"#,
+        ] {
+            let s = count(xml).unwrap();
+            assert_eq!((s.passed, s.skipped), (2, 0), "{}", String::from_utf8_lossy(xml));
+        }
+        // Skipped cases written out are not counted twice.
+        let s = count(
+            br#"<testsuite tests="2" skipped="1"><testcase name="a"/><testcase name="b"><skipped/></testcase></testsuite>"#,
+        )
+        .unwrap();
+        assert_eq!((s.passed, s.skipped), (1, 1));
+    }
 
     #[test]
     fn counts_every_outcome_including_nested_suites() {

@@ -2273,3 +2273,161 @@ async fn a_heartbeat_repeating_its_boot_is_heard_not_counted_again() {
         )])
         .await;
 }
+
+/// What a runner's console summary says: (passed, failed, errored, skipped),
+/// with the runner's own words mapped onto fleetpulse's four outcomes as
+/// the runner's JUnit writer maps them (an expected failure, a pending, a
+/// todo test is written as `<skipped>`).
+fn console_counts(runner: &str, console: &str) -> (u64, u64, u64, u64) {
+    // "N word" pairs of a line, as (word, N).
+    fn pairs(line: &str) -> Vec<(String, u64)> {
+        let words: Vec<&str> = line
+            .split(|c: char| c.is_whitespace() || c == ',')
+            .filter(|w| !w.is_empty())
+            .collect();
+        words
+            .windows(2)
+            .filter_map(|w| Some((w[1].to_string(), w[0].parse().ok()?)))
+            .collect()
+    }
+    fn get(p: &[(String, u64)], words: &[&str]) -> u64 {
+        p.iter()
+            .filter(|(w, _)| words.contains(&w.as_str()))
+            .map(|(_, n)| n)
+            .sum()
+    }
+    let last = |prefix: &str| -> &str {
+        console
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with(prefix))
+            .unwrap_or_else(|| panic!("{runner}: no line starting {prefix:?} in the console"))
+    };
+    match runner {
+        "pytest" => {
+            // "== 2 failed, 3 passed, 1 skipped, 1 xfailed, 1 error in 0.12s =="
+            let p = pairs(last("=").trim_matches('='));
+            (
+                get(&p, &["passed", "xpassed"]),
+                get(&p, &["failed"]),
+                get(&p, &["error", "errors"]),
+                get(&p, &["skipped", "xfailed"]),
+            )
+        }
+        "node" => {
+            // "ℹ pass 3" … one line each, the word first.
+            let n = |w: &str| -> u64 {
+                last(&format!("ℹ {w} "))
+                    .trim()
+                    .rsplit(' ')
+                    .next()
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
+            (
+                n("pass"),
+                n("fail") + n("cancelled"),
+                0,
+                n("skipped") + n("todo"),
+            )
+        }
+        "mocha-junit" | "mocha-xunit" => {
+            let n = |w: &str| -> u64 {
+                console
+                    .lines()
+                    .find_map(|l| {
+                        let p = pairs(l);
+                        p.iter().find(|(x, _)| x == w).map(|(_, n)| *n)
+                    })
+                    .unwrap_or(0)
+            };
+            (n("passing"), n("failing"), 0, n("pending"))
+        }
+        "jest" => {
+            // "Tests:       2 failed, 1 skipped, 1 todo, 3 passed, 7 total"
+            // jest-junit writes a todo test as a bare <testcase>: passed.
+            let p = pairs(last("Tests:"));
+            (
+                get(&p, &["passed", "todo"]),
+                get(&p, &["failed"]),
+                0,
+                get(&p, &["skipped"]),
+            )
+        }
+        "go" => {
+            // gotestsum: "DONE 8 tests, 1 skipped, 3 failures in 2.718s"
+            let p = pairs(last("DONE"));
+            let (tests, skipped) = (get(&p, &["tests"]), get(&p, &["skipped"]));
+            let (failed, errors) = (
+                get(&p, &["failure", "failures"]),
+                get(&p, &["error", "errors"]),
+            );
+            (tests - skipped - failed - errors, failed, errors, skipped)
+        }
+        "nextest" => {
+            // "Summary [   0.005s] 5 tests run: 4 passed, 1 failed, 1 skipped"
+            let line = last("Summary");
+            let p = pairs(line.split(']').nth(1).unwrap_or(line));
+            (
+                get(&p, &["passed"]),
+                get(&p, &["failed", "timed"]),
+                0,
+                get(&p, &["skipped"]),
+            )
+        }
+        other => panic!("no reading of {other}'s console"),
+    }
+}
+
+/// Every report in tests/fixtures/junit/ was written by a real runner
+/// (scripts/junit-fixtures); pushed as the runner wrote it, fleetpulse
+/// counts what the runner's own console summary says.
+#[tokio::test]
+async fn junit_reports_of_real_runners_count_as_their_consoles_say() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/junit");
+    let mut runners: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| dir.join(n).is_dir())
+        .collect();
+    runners.sort();
+    for want in ["go", "jest", "mocha-junit", "mocha-xunit", "node", "pytest"] {
+        assert!(
+            runners.iter().any(|r| r == want),
+            "no fixture of {want}: {runners:?}"
+        );
+    }
+    for runner in &runners {
+        let report = std::fs::read(dir.join(runner).join("report.xml")).unwrap();
+        let console = std::fs::read_to_string(dir.join(runner).join("console.txt")).unwrap();
+        let want = console_counts(runner, &console);
+        assert!(
+            want.0 > 0 && want.1 > 0 && want.3 > 0,
+            "{runner}: the suite passes, fails and skips: {want:?}"
+        );
+        // A fleet of its own per report: each is the newest run there.
+        let fleet = Fleet::start("").await;
+        let (s, v) = fleet
+            .send(
+                Method::PUT,
+                "/api/v1/test-runs/broker?stack=test-1",
+                Some(FLEET_TOKEN),
+                &[],
+                Some("application/xml"),
+                report,
+            )
+            .await;
+        assert_eq!((s, &v["newest"]), (200, &json!(true)), "{runner}: {v}");
+        let got = (
+            v["passed"].as_u64().unwrap(),
+            v["failed"].as_u64().unwrap(),
+            v["errored"].as_u64().unwrap(),
+            v["skipped"].as_u64().unwrap(),
+        );
+        assert_eq!(
+            got, want,
+            "{runner}: fleetpulse counted (passed, failed, errored, skipped) = {got:?}, its console says {want:?}"
+        );
+    }
+}
