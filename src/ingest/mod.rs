@@ -279,6 +279,7 @@ impl From<WriteError> for Refusal {
         let (status, counted) = match e {
             WriteError::UnknownNamesCapReached(_) => (StatusCode::NOT_FOUND, true),
             WriteError::Commit(_) => (StatusCode::INTERNAL_SERVER_ERROR, true),
+            WriteError::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, true),
             WriteError::Stopped => (StatusCode::SERVICE_UNAVAILABLE, false),
         };
         Refusal {

@@ -89,10 +89,23 @@ pub enum StoreError {
 pub enum WriteError {
     #[error("the push could not be committed ({0}); retry later")]
     Commit(String),
+    #[error("the state disk is full: the push was not kept; retry later")]
+    DiskFull,
     #[error("not in the inventory, and the cap of {0} names outside it is reached")]
     UnknownNamesCapReached(usize),
     #[error("the store is shutting down")]
     Stopped,
+}
+
+impl WriteError {
+    /// The error of a failed write: `DiskFull` when the disk (or the
+    /// database's size limit) is full, else `Commit`.
+    pub fn of(e: &rusqlite::Error) -> WriteError {
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DiskFull) => WriteError::DiskFull,
+            _ => WriteError::Commit(e.to_string()),
+        }
+    }
 }
 
 /// What a name is pushed as.

@@ -110,7 +110,7 @@ impl Writer {
             Err(e) => {
                 tracing::error!(error = %e, "store removal failed");
                 let _ = self.conn.execute_batch("ROLLBACK");
-                Err(WriteError::Commit(e.to_string()))
+                Err(WriteError::of(&e))
             }
         }
     }

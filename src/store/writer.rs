@@ -65,7 +65,7 @@ impl Writer {
                     }
                     Msg::PruneEvents(cutoff, reply) => {
                         let pruned = crate::history::store::prune(&self.conn, cutoff)
-                            .map_err(|e| WriteError::Commit(e.to_string()));
+                            .map_err(|e| WriteError::of(&e));
                         let _ = reply.send(pruned);
                     }
                     _ => {}
@@ -168,7 +168,7 @@ impl Writer {
                 self.unknown.remove(name);
             }
             self.reload();
-            let err = WriteError::Commit(e.to_string());
+            let err = WriteError::of(&e);
             results = vec![Err(err); writes.len()];
         }
         for ((req, reply), result) in writes.into_iter().zip(results) {
@@ -176,8 +176,14 @@ impl Writer {
             let (label, code) = match &result {
                 Ok(_) => (name, 200),
                 Err(WriteError::UnknownNamesCapReached(_)) => (UNKNOWN_NAME_LABEL, 404),
-                Err(_) if req.known || self.unknown.contains(name) => (name, 500),
-                Err(_) => (UNKNOWN_NAME_LABEL, 500),
+                Err(e) => {
+                    let code = if *e == WriteError::DiskFull { 507 } else { 500 };
+                    if req.known || self.unknown.contains(name) {
+                        (name, code)
+                    } else {
+                        (UNKNOWN_NAME_LABEL, code)
+                    }
+                }
             };
             let label = label.to_string();
             self.count(&label, code, req.stamped);
@@ -201,7 +207,7 @@ impl Writer {
             Err(e) => {
                 let _ = self.conn.execute_batch("ROLLBACK");
                 tracing::warn!(error = %e, events = events.len(), "cannot record history events");
-                Err(WriteError::Commit(e.to_string()))
+                Err(WriteError::of(&e))
             }
         }
     }

@@ -2431,3 +2431,175 @@ async fn junit_reports_of_real_runners_count_as_their_consoles_say() {
         );
     }
 }
+
+/// A tmpfs of `size` mounted at `dir`, unmounted when dropped: a disk that
+/// can fill up. Needs root (CI runs as root); fails loudly otherwise.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .output()
+            .expect("mount: the disk-full test mounts a small tmpfs (it needs root)");
+        assert!(
+            out.status.success(),
+            "cannot mount a {size} tmpfs at {} (the disk-full test needs root): {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallDisk(dir.to_path_buf())
+    }
+
+    /// Writes a file until the disk is full; returns its path.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).unwrap();
+        let chunk = vec![0u8; 64 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The state disk fills up under push load: pushes are refused with 507 and
+/// a message that says so (scrapes are still served), nothing acknowledged
+/// is lost, and pushes are kept again as soon as there is room — and across
+/// a SIGKILL and restart afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_state_disk_refuses_pushes_clearly_loses_nothing_and_recovers() {
+    const WRITERS: usize = 8;
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::mount(&dir.path().join("state"), "24m");
+    let boxes: Vec<String> = (0..WRITERS).map(|i| format!("full-box-{i}")).collect();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = write_config(dir.path(), &listen, "", &boxes);
+    let mut child = serve(&config).await;
+
+    let http = reqwest::Client::new();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..WRITERS).map(|_| AtomicU64::new(0)).collect());
+    let full = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(std::sync::Mutex::new(Vec::<(u16, String)>::new()));
+    let mut tasks = Vec::new();
+    for (i, b) in boxes.iter().enumerate() {
+        let (http, stop, acked, full, other) = (
+            http.clone(),
+            stop.clone(),
+            acked.clone(),
+            full.clone(),
+            other.clone(),
+        );
+        let url = format!("http://{listen}/api/v1/heartbeats/{b}");
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(r) = http.post(&url).bearer_auth(FLEET_TOKEN).send().await else {
+                    break;
+                };
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                match status {
+                    200 => {
+                        acked[i].fetch_max(v["heartbeats"].as_u64().unwrap(), Ordering::SeqCst);
+                    }
+                    507 => {
+                        let msg = v["error"].as_str().unwrap_or_default().to_string();
+                        assert!(
+                            msg.contains("disk is full") && msg.contains("retry later"),
+                            "{msg}"
+                        );
+                        full.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    s => other.lock().unwrap().push((s, v.to_string())),
+                }
+            }
+        }));
+    }
+    let counts = || -> Vec<u64> { acked.iter().map(|a| a.load(Ordering::SeqCst)).collect() };
+    let all_past = |floor: Vec<u64>| {
+        let acked = acked.clone();
+        move || {
+            let done = acked
+                .iter()
+                .zip(&floor)
+                .all(|(a, f)| a.load(Ordering::SeqCst) >= f + 5);
+            async move { done.then_some(()) }
+        }
+    };
+    eventually(
+        Duration::from_secs(30),
+        "pushes kept",
+        all_past(vec![0; WRITERS]),
+    )
+    .await;
+
+    let filler = disk.fill();
+    eventually(
+        Duration::from_secs(60),
+        "pushes refused for a full disk",
+        || {
+            let full = full.clone();
+            async move { (full.load(Ordering::SeqCst) >= 50).then_some(()) }
+        },
+    )
+    .await;
+    // Full: scrapes are served; what was acknowledged stays acknowledged.
+    let (status, _) = common::get(&format!("http://{listen}/metrics")).await;
+    assert_eq!(status, 200);
+    let at_full = counts();
+
+    std::fs::remove_file(&filler).unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "pushes kept again",
+        all_past(at_full),
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(
+        other.lock().unwrap().is_empty(),
+        "answers other than 200 and 507: {:?}",
+        other.lock().unwrap()
+    );
+
+    let body = common::get(&format!("http://{listen}/metrics")).await.1;
+    let refused = sample(
+        &body,
+        r#"fleet_ingest_requests_total{stack="prod",pusher="full-box-0",code="507"}"#,
+    )
+    .unwrap_or(0.0);
+    assert!(refused > 0.0, "the refusals are counted with their code");
+
+    // Nothing acknowledged is lost, not even to a SIGKILL after the fact.
+    child.stop();
+    let _restarted = serve(&config).await;
+    let body = common::get(&format!("http://{listen}/metrics")).await.1;
+    for (i, b) in boxes.iter().enumerate() {
+        let acked = acked[i].load(Ordering::SeqCst) as f64;
+        let stored = sample(
+            &body,
+            &format!(r#"fleet_heartbeats_total{{stack="prod",box="{b}"}}"#),
+        )
+        .unwrap_or(0.0);
+        assert_eq!(stored, acked, "{b}: {acked} acknowledged, {stored} stored");
+    }
+    let db = dir.path().join("state").join(DB_FILE);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+}
