@@ -368,13 +368,109 @@ pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
+/// The connections holding a place in `max_connections`, oldest first. A
+/// connection not in a request (through its TLS handshake or headers not
+/// yet, or idle between requests) is idle: when every place is taken, the
+/// oldest idle connection is closed to make room for a new one, so idle or
+/// slow clients, however many, cannot lock scrapes and pushes out.
+#[derive(Default)]
+struct Places {
+    held: std::sync::Mutex<std::collections::VecDeque<std::sync::Weak<Place>>>,
+}
+
+/// One connection's place.
+#[derive(Default)]
+struct Place {
+    /// Requests in progress on the connection.
+    busy: std::sync::atomic::AtomicUsize,
+    /// Told when the connection is to be closed for a newer one.
+    close: tokio::sync::Notify,
+}
+
+impl Places {
+    fn held(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::VecDeque<std::sync::Weak<Place>>> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A place for a new connection, held while the returned `Arc` lives.
+    fn admit(&self) -> Arc<Place> {
+        let place = Arc::new(Place::default());
+        let mut held = self.held();
+        held.retain(|p| p.strong_count() > 0);
+        held.push_back(Arc::downgrade(&place));
+        place
+    }
+
+    /// Asks the oldest idle connection to close; false when every
+    /// connection is in a request.
+    fn close_oldest_idle(&self) -> bool {
+        let mut held = self.held();
+        let idle = held.iter().position(|p| {
+            p.upgrade()
+                .is_some_and(|p| p.busy.load(std::sync::atomic::Ordering::SeqCst) == 0)
+        });
+        match idle.and_then(|i| held.remove(i)).and_then(|p| p.upgrade()) {
+            Some(place) => {
+                place.close.notify_one();
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A connection's service, marking its place busy while a request is in
+/// progress.
+#[derive(Clone)]
+struct Marked<S> {
+    inner: S,
+    place: Arc<Place>,
+}
+
+/// Marks a place not busy when the request's future ends or is dropped.
+struct InRequest(Arc<Place>);
+
+impl Drop for InRequest {
+    fn drop(&mut self) {
+        self.0
+            .busy
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for Marked<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.place
+            .busy
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let in_request = InRequest(self.place.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let _in_request = in_request;
+            answer.await
+        })
+    }
+}
+
 /// Serves until `shutdown` completes, within the limits of `config.web`:
-/// at most `max_connections` connections at once (more are closed on
-/// accept), the TLS handshake (when serving TLS) within `request_timeout` of
-/// connecting, request headers within `request_timeout` after that, and
-/// every request — its body included — answered within `request_timeout` or
-/// answered 408. A slow client cannot pin a connection forever: a connection
-/// holds its place in `max_connections` from accept, handshake included.
+/// at most `max_connections` connections at once, the TLS handshake (when
+/// serving TLS) within `request_timeout` of connecting, request headers
+/// within `request_timeout` after that, and every request — its body
+/// included — answered within `request_timeout` or answered 408. A
+/// connection holds its place from accept, handshake included; with every
+/// place taken, a new connection takes the place of the oldest idle one
+/// (see `Places`), and is closed only when every connection is in a request.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
@@ -388,6 +484,7 @@ pub async fn serve(
         request_deadline,
     ));
     let permits = Arc::new(tokio::sync::Semaphore::new(web.max_connections.max(1)));
+    let places = Places::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -403,13 +500,35 @@ pub async fn serve(
                 }
             },
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            tracing::debug!("connection limit reached; closing a new connection");
-            drop(tcp);
-            continue;
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) if places.close_oldest_idle() => {
+                // The closed connection's task gives its place back at once.
+                match tokio::time::timeout(
+                    std::time::Duration::from_secs(1),
+                    permits.clone().acquire_owned(),
+                )
+                .await
+                {
+                    Ok(Ok(permit)) => permit,
+                    _ => {
+                        drop(tcp);
+                        continue;
+                    }
+                }
+            }
+            Err(_) => {
+                tracing::debug!("every connection is in a request; closing a new connection");
+                drop(tcp);
+                continue;
+            }
         };
+        let place = places.admit();
         let _ = tcp.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let service = Marked {
+            inner: hyper_util::service::TowerToHyperService::new(app.clone()),
+            place: place.clone(),
+        };
         let http = {
             let mut b = hyper::server::conn::http1::Builder::new();
             b.timer(hyper_util::rt::TokioTimer::new())
@@ -421,7 +540,10 @@ pub async fn serve(
                 let conn = graceful
                     .watch(http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service));
                 tokio::spawn(async move {
-                    let _ = conn.await;
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = place.close.notified() => {}
+                    }
                     drop(permit);
                 });
             }
@@ -431,7 +553,11 @@ pub async fn serve(
                 tokio::spawn(async move {
                     // The permit is held from accept: a stalled handshake
                     // counts against the cap until the deadline drops it.
-                    let tls = match tokio::time::timeout(deadline, handshake).await {
+                    let handshake = tokio::select! {
+                        done = tokio::time::timeout(deadline, handshake) => done,
+                        _ = place.close.notified() => return,
+                    };
+                    let tls = match handshake {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => {
                             tracing::debug!(error = %e, "TLS handshake failed");
@@ -444,7 +570,10 @@ pub async fn serve(
                     };
                     let conn = watcher
                         .watch(http.serve_connection(hyper_util::rt::TokioIo::new(tls), service));
-                    let _ = conn.await;
+                    tokio::select! {
+                        _ = conn => {}
+                        _ = place.close.notified() => {}
+                    }
                     drop(permit);
                 });
             }
@@ -475,6 +604,36 @@ async fn request_deadline(
 mod tests {
     use super::*;
     use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn the_oldest_idle_connection_makes_room_and_a_busy_one_never_does() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let places = Places::default();
+        let (a, b, c) = (places.admit(), places.admit(), places.admit());
+        b.busy.fetch_add(1, SeqCst);
+        // a is the oldest idle one.
+        assert!(places.close_oldest_idle());
+        tokio::time::timeout(std::time::Duration::from_secs(1), a.close.notified())
+            .await
+            .expect("the oldest idle connection is told to close");
+        // Next, c: b is in a request.
+        assert!(places.close_oldest_idle());
+        tokio::time::timeout(std::time::Duration::from_secs(1), c.close.notified())
+            .await
+            .expect("the next idle connection is told to close");
+        // Only b is left, in a request; and a closed connection's place is
+        // not asked again.
+        assert!(!places.close_oldest_idle());
+        drop(a);
+        let d = places.admit();
+        assert!(places.close_oldest_idle());
+        tokio::time::timeout(std::time::Duration::from_secs(1), d.close.notified())
+            .await
+            .expect("a new idle connection can make room too");
+        // A request that ends makes its connection idle again.
+        b.busy.fetch_sub(1, SeqCst);
+        assert!(places.close_oldest_idle());
+    }
 
     async fn status_of(app: &Router, path: &str) -> (StatusCode, String) {
         let req = axum::http::Request::get(path)

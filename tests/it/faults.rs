@@ -79,20 +79,6 @@ async fn scrape_load(base: String, load: Arc<Load>) {
     }
 }
 
-/// Open file descriptors and resident memory (KiB) of a process.
-fn resources(pid: u32) -> (usize, u64) {
-    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
-        .expect("/proc/PID/fd")
-        .count();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
-    let rss = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    (fds, rss)
-}
-
 /// The largest fd count and RSS seen by a sampler every 200 ms.
 #[derive(Default)]
 struct Peak {
@@ -102,7 +88,7 @@ struct Peak {
 
 async fn sample_resources(pid: u32, peak: Arc<Peak>, stop: Arc<Load>) {
     while !stop.stop.load(Ordering::SeqCst) {
-        let (fds, rss) = resources(pid);
+        let (fds, rss) = common::resources(pid);
         peak.fds.fetch_max(fds as u64, Ordering::SeqCst);
         peak.rss_kib.fetch_max(rss, Ordering::SeqCst);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -201,7 +187,7 @@ async fn every_peer_fails_and_recovers_under_load_without_losing_a_push() {
     let scraper = tokio::spawn(scrape_load(fleet.base(), load.clone()));
     // Let the load settle before taking the baseline.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (base_fds, base_rss) = resources(fleet.pid());
+    let (base_fds, base_rss) = common::resources(fleet.pid());
     let sampler = tokio::spawn(sample_resources(fleet.pid(), peak.clone(), load.clone()));
 
     // 1. The service hangs: it accepts connections and never answers, not
@@ -315,7 +301,7 @@ async fn every_peer_fails_and_recovers_under_load_without_losing_a_push() {
     );
 
     // Bounded: the faults left no descriptors or memory behind.
-    let (fds, rss) = resources(fleet.pid());
+    let (fds, rss) = common::resources(fleet.pid());
     let (peak_fds, peak_rss) = (
         peak.fds.load(Ordering::SeqCst),
         peak.rss_kib.load(Ordering::SeqCst),

@@ -2603,3 +2603,114 @@ async fn a_full_state_disk_refuses_pushes_clearly_loses_nothing_and_recovers() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+/// 10,000 idle connections and a few hundred slowloris clients on the
+/// listening port: the exporter's descriptors and memory stay bounded (its
+/// connections by `web.max_connections`, 1,024 by default), and scrapes and
+/// pushes are still served, taking the places of the oldest idle
+/// connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_and_slowloris_leave_scrapes_and_pushes_served() {
+    use tokio::io::AsyncWriteExt;
+    use tokio::net::TcpStream;
+    const IDLE: usize = 10_000;
+    const SLOW: usize = 200;
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let config = write_config(dir.path(), &listen, "", &[]);
+    let child = serve(&config).await;
+    let pid = child.pid();
+    let (fds_before, rss_before) = common::resources(pid);
+
+    // Slowloris: request headers one byte at a time, never finished.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut slow = Vec::new();
+    for _ in 0..SLOW {
+        let (listen, stop) = (listen.clone(), stop.clone());
+        slow.push(tokio::spawn(async move {
+            let Ok(mut s) = TcpStream::connect(&listen).await else {
+                return;
+            };
+            let head = b"POST /api/v1/heartbeats/prod-box HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+            if s.write_all(head).await.is_err() {
+                return;
+            }
+            while !stop.load(Ordering::Relaxed) {
+                if s.write_all(b"a").await.is_err() {
+                    return; // closed by the server
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        }));
+    }
+    // 10,000 idle connections, held open on this side.
+    let mut idle = Vec::with_capacity(IDLE);
+    for batch in 0..IDLE / 500 {
+        let connects = (0..500).map(|_| {
+            let listen = listen.clone();
+            async move {
+                tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(listen))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
+        });
+        let opened: Vec<TcpStream> = futures::future::join_all(connects)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert!(
+            opened.len() >= 450,
+            "batch {batch}: only {} connected",
+            opened.len()
+        );
+        idle.extend(opened);
+    }
+    assert!(idle.len() >= IDLE * 9 / 10, "{} connected", idle.len());
+
+    // Under the flood: every scrape and push is answered.
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let mut peak = (0usize, 0u64);
+    for i in 0..20u64 {
+        let r = http
+            .get(format!("http://{listen}/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scrape {i} under the flood: {e}"));
+        assert_eq!(r.status(), 200);
+        let r = http
+            .post(format!("http://{listen}/api/v1/heartbeats/prod-box"))
+            .bearer_auth(FLEET_TOKEN)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("push {i} under the flood: {e}"));
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["heartbeats"], json!(i + 1));
+        let (fds, rss) = common::resources(pid);
+        peak = (peak.0.max(fds), peak.1.max(rss));
+    }
+    // Bounded: the connections' descriptors by max_connections, memory by
+    // what 1,024 idle connections cost.
+    assert!(
+        peak.0 <= fds_before + 1024 + 16,
+        "{} descriptors open under the flood ({fds_before} before)",
+        peak.0
+    );
+    assert!(
+        peak.1 <= rss_before + 128 * 1024,
+        "RSS {} KiB under the flood ({rss_before} KiB before)",
+        peak.1
+    );
+    stop.store(true, Ordering::Relaxed);
+    for s in slow {
+        s.await.unwrap();
+    }
+    drop(idle);
+    drop(child);
+}

@@ -252,3 +252,17 @@ pub async fn start_demo(dir: &std::path::Path) -> fleetpulse::demo::Demo {
         .await
         .expect("demo starts")
 }
+
+/// Open file descriptors and resident memory (VmRSS, KiB) of a process.
+pub fn resources(pid: u32) -> (usize, u64) {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .expect("/proc/PID/fd")
+        .count();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc/PID/status");
+    let rss = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    (fds, rss)
+}
