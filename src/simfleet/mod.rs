@@ -47,6 +47,8 @@ pub enum Behaviour {
     Slow(Duration),
     /// Accepts the connection and then says nothing, ever.
     Hang,
+    /// 200 with a health answer padded to this many bytes.
+    Huge(usize),
     /// Closes every connection at once.
     Down,
 }
@@ -303,6 +305,13 @@ async fn answer(
         Behaviour::Slow(d) => {
             tokio::time::sleep(d).await;
             json(200, r#"{"status":"ok"}"#.into())
+        }
+        Behaviour::Huge(n) => {
+            let mut body = String::with_capacity(n + 32);
+            body.push_str(r#"{"status":"ok","pad":""#);
+            body.extend(std::iter::repeat_n('x', n.saturating_sub(body.len() + 2)));
+            body.push_str(r#""}"#);
+            json(200, body)
         }
         // Handled at accept time; a connection already open when the
         // behaviour changed just gets an error.

@@ -77,6 +77,8 @@ async fn healthz_classifies_each_kind_of_answer() {
         ("slow", 30, Behaviour::Slow(Duration::from_millis(1500))),
         ("hung", 30, Behaviour::Hang),
         ("closed", 30, Behaviour::Down),
+        // 50 MB: read no further than 64 KiB.
+        ("huge", 30, Behaviour::Huge(50 * 1024 * 1024)),
     ])
     .await;
     // Handshakes that fail on the certificate: said in words, not as the
@@ -126,6 +128,18 @@ async fn healthz_classifies_each_kind_of_answer() {
     assert_eq!(by("refused").health, Health::Red);
     assert_eq!(by("refused").reason.as_deref(), Some("connection refused"));
     assert_eq!(by("hung").reason.as_deref(), Some("timed out after 2 s"));
+    assert_eq!(
+        (
+            by("huge").health,
+            by("huge").status_code,
+            by("huge").reason.as_deref()
+        ),
+        (
+            Health::Red,
+            Some(200),
+            Some("answered with more than 64 KiB; a health answer is small")
+        )
+    );
     // The simulated self-signed certificate's signature does not match its
     // key, as the demo's bad-certificate service's.
     assert_eq!(
@@ -144,7 +158,7 @@ async fn healthz_classifies_each_kind_of_answer() {
             p.service
         );
     }
-    assert_eq!(probes.iter().filter(|p| p.stack == "test-1").count(), 9);
+    assert_eq!(probes.iter().filter(|p| p.stack == "test-1").count(), 10);
 }
 
 #[tokio::test]

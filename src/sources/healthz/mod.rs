@@ -299,7 +299,17 @@ async fn probe(
             tracing::debug!(stack = %t.stack, service = %t.service, error = %chain(e), "healthz probe failed");
             (None, classify(&ProbeOutcome::Failed(&words), rules))
         }
-        Ok(Ok((status, body))) => (
+        Ok(Ok((status, None))) => (
+            Some(*status),
+            classify(
+                &ProbeOutcome::Failed(&format!(
+                    "answered with more than {} KiB; a health answer is small",
+                    MAX_BODY / 1024
+                )),
+                rules,
+            ),
+        ),
+        Ok(Ok((status, Some(body)))) => (
             Some(*status),
             classify(
                 &ProbeOutcome::Answered {
@@ -322,18 +332,25 @@ async fn probe(
     }
 }
 
-async fn fetch(client: &reqwest::Client, url: &url::Url) -> Result<(u16, Vec<u8>), reqwest::Error> {
+/// The status and body of a health answer; `None` for a body longer than
+/// `MAX_BODY`, of which no more than that is read.
+async fn fetch(
+    client: &reqwest::Client,
+    url: &url::Url,
+) -> Result<(u16, Option<Vec<u8>>), reqwest::Error> {
     let mut resp = client.get(url.clone()).send().await?;
     let status = resp.status().as_u16();
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Ok((status, None));
+    }
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await? {
-        let room = MAX_BODY.saturating_sub(body.len());
-        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-        if body.len() >= MAX_BODY {
-            break;
+        if body.len() + chunk.len() > MAX_BODY {
+            return Ok((status, None));
         }
+        body.extend_from_slice(&chunk);
     }
-    Ok((status, body))
+    Ok((status, Some(body)))
 }
 
 /// The innermost cause, which says the most (refused, certificate, ...).
