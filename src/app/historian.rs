@@ -34,6 +34,16 @@ pub async fn start(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
         }
     };
     let mut recorded = loaded.recorded();
+    // The time of the newest change recorded: a change is never dated
+    // before it, so the history stays in the order things happened when the
+    // wall clock is set back (until the clock passes it again, changes carry
+    // that time).
+    let mut last_at = loaded
+        .latest
+        .iter()
+        .filter(|(key, _, _)| key.0 != crate::history::Kind::Boot)
+        .map(|(_, at, _)| *at)
+        .fold(f64::NEG_INFINITY, f64::max);
     let mut view = HistoryView::load(loaded);
     hub.publish_history(Arc::new(view.clone()));
     tokio::spawn(async move {
@@ -44,13 +54,15 @@ pub async fn start(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
         loop {
             let snapshot = hub.snapshot();
             let observed = observe_since(&snapshot, seen.as_ref());
-            let mut events = diff(&recorded, &observed, snapshot.read_at);
+            let at = snapshot.read_at.max(last_at);
+            let mut events = diff(&recorded, &observed, at);
             number(&mut events, &view);
             if !events.is_empty() {
                 match ingest.store().record_events(events).await {
                     Ok(committed) => {
                         record(&mut recorded, &committed);
-                        view.apply(committed, snapshot.read_at);
+                        last_at = at;
+                        view.apply(committed, at);
                         hub.publish_history(Arc::new(view.clone()));
                         seen = Some(snapshot);
                     }

@@ -94,6 +94,34 @@ fn availability_and_strip_follow_the_transitions() {
     assert_eq!(Timeline::default().availability(h, now), None);
 }
 
+#[test]
+fn a_wall_clock_set_back_keeps_the_transitions_in_order_and_the_figures_in_bounds() {
+    let h = 3600.0;
+    let mut t = Timeline::default();
+    t.push(10.0 * h, Some("green"));
+    t.push(12.0 * h, Some("red"));
+    // The clock is set back two hours: the next transitions are noticed
+    // "before" the last one.
+    t.push(10.5 * h, Some("green"));
+    t.push(11.0 * h, Some("red"));
+    assert_eq!(t.at(12.0 * h + 1.0), Some(Health::Red));
+    for now in [10.6 * h, 11.5 * h, 12.5 * h, 30.0 * h] {
+        for window in [h, 24.0 * h, 30.0 * 86400.0] {
+            let spent = t.durations(now - window, now);
+            assert!(spent.iter().all(|s| *s >= 0.0), "{spent:?}");
+            assert!(spent.iter().sum::<f64>() <= window + 1e-9, "{spent:?}");
+            if let Some(a) = t.availability(window, now) {
+                assert!((0.0..=1.0).contains(&a), "{a} at {now} over {window}");
+            }
+        }
+        assert_eq!(t.strip(now, 24, h).len(), 24);
+    }
+    // And a jump forward is just a long state.
+    t.push(1000.0 * h, Some("green"));
+    let a = t.availability(24.0 * h, 1001.0 * h).unwrap();
+    assert!((0.0..=1.0).contains(&a), "{a}");
+}
+
 fn conn() -> rusqlite::Connection {
     let c = rusqlite::Connection::open_in_memory().unwrap();
     c.execute_batch(store::CREATE).unwrap();

@@ -23,13 +23,17 @@ fn parse(state: Option<&str>) -> Option<Health> {
 }
 
 impl Timeline {
-    /// Adds a transition at `at` (not older than the last) to `state`.
+    /// Adds a transition at `at` to `state`. A time older than the last
+    /// transition's (the wall clock was set back) is taken as the last's, so
+    /// the transitions stay in order and every figure stays within bounds.
     pub fn push(&mut self, at: f64, state: Option<&str>) {
         let Some(h) = parse(state) else { return };
-        if self.points.last().is_some_and(|(_, last)| *last == h) {
+        let last = self.points.last().copied();
+        if last.is_some_and(|(_, s)| s == h) {
             return;
         }
-        self.points.push((secs(at), h));
+        let at = secs(at).max(last.map_or(0, |(t, _)| t));
+        self.points.push((at, h));
     }
 
     /// Drops transitions before `t`, keeping the one in force at `t`.

@@ -307,11 +307,14 @@ async fn answer(
             json(200, r#"{"status":"ok"}"#.into())
         }
         Behaviour::Huge(n) => {
-            let mut body = String::with_capacity(n + 32);
-            body.push_str(r#"{"status":"ok","pad":""#);
-            body.extend(std::iter::repeat_n('x', n.saturating_sub(body.len() + 2)));
-            body.push_str(r#""}"#);
-            json(200, body)
+            let (head, tail) = (br#"{"status":"ok","pad":""#, br#""}"#);
+            let mut body = vec![b'x'; n.max(head.len() + tail.len())];
+            body[..head.len()].copy_from_slice(head);
+            let end = body.len() - tail.len();
+            body[end..].copy_from_slice(tail);
+            let mut r = json(200, String::new());
+            *r.body_mut() = Full::new(Bytes::from(body));
+            r
         }
         // Handled at accept time; a connection already open when the
         // behaviour changed just gets an error.

@@ -343,3 +343,180 @@ environments:
     );
     serve.stop();
 }
+
+/// The wall clock jumps an hour back, then a day forward, under a running
+/// `fleetpulse serve` (libfaketime sets the clock it reads; its timers run
+/// on the monotonic clock, untouched): the transitions are recorded in
+/// order, every availability figure stays a share, no age or duration is
+/// negative on the page, the `since` of each state is no later than the
+/// clock, and the sources stay up and fresh on the clock as it now reads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wall_clock_jumping_back_and_forward_leaves_every_figure_sane() {
+    let faketime = crate::common::libfaketime();
+    let ca = Authority::new(30).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca.root_pem()).unwrap();
+    let service = SimService::start(ca.issue(&["localhost"], 30).unwrap(), healthy("aaaaaaa"))
+        .await
+        .unwrap();
+    let port = crate::common::free_port();
+    let config = dir.path().join("fleet.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen: 127.0.0.1:{port}
+state_dir: {state}
+sources:
+  healthz:
+    interval: 1s
+    timeout: 1s
+  tls:
+    ca_file: {ca}
+environments:
+  - name: other
+    services:
+      - name: web
+        healthz: https://localhost:{svc}/healthz
+",
+            state = dir.path().join("state").display(),
+            ca = ca_file.display(),
+            svc = service.port(),
+        ),
+    )
+    .unwrap();
+    let clock = dir.path().join("clock");
+    std::fs::write(&clock, "+0\n").unwrap();
+    let child = Command::new(BIN)
+        .args(["--log.level", "warn", "serve", "--config"])
+        .arg(&config)
+        .env("LD_PRELOAD", &faketime)
+        .env("FAKETIME_TIMESTAMP_FILE", &clock)
+        .env("FAKETIME_NO_CACHE", "1")
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let _serve = Process::adopt(child, port);
+    let base = format!("http://127.0.0.1:{port}");
+    ready(&base).await;
+    recorded(&base, "green").await;
+
+    // Every figure the exporter shows, checked against its own clock.
+    let sane = |when: &'static str, latest: f64| {
+        let base = base.clone();
+        async move {
+            let fleet = get_json(&format!("{base}/api/v1/fleet"))
+                .await
+                .expect("fleet");
+            let read_at = fleet["read_at"].as_f64().expect("read_at");
+            let web = &fleet["environments"][0]["services"][0];
+            for w in ["24h", "30d"] {
+                if let Some(a) = web["availability"][w].as_f64() {
+                    assert!((0.0..=1.0).contains(&a), "{when}: availability {w} {a}");
+                }
+            }
+            // A change is never dated before the one recorded before it:
+            // after the clock is set back, no later than the latest time
+            // the clock read.
+            let since = web["since"].as_f64().expect("since");
+            let latest = read_at.max(latest);
+            assert!(
+                since <= latest + 1.0,
+                "{when}: since {since} after the clock {latest}"
+            );
+            let page = reqwest::get(&base).await.unwrap().text().await.unwrap();
+            if let Some(bad) = negative_duration(&page) {
+                panic!("{when}: a negative duration on the page: {bad:?}");
+            }
+            let metrics = reqwest::get(format!("{base}/metrics"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let up = sample(&metrics, r#"fleet_source_up{source="healthz"}"#);
+            assert_eq!(up, Some(1.0), "{when}: healthz source up");
+            let last = sample(
+                &metrics,
+                r#"fleet_source_last_success_timestamp_seconds{source="healthz"}"#,
+            )
+            .expect("last success");
+            assert!(
+                (read_at - last).abs() < 30.0,
+                "{when}: the last success {last} is not near the clock {read_at}"
+            );
+            let since_metric = sample(
+                &metrics,
+                r#"fleet_service_health_since_timestamp_seconds{stack="other",component="web"}"#,
+            )
+            .expect("since metric");
+            assert!(
+                since_metric <= latest + 1.0,
+                "{when}: since {since_metric}, clock {latest}"
+            );
+            read_at
+        }
+    };
+    let outage = || {
+        let (base, service) = (base.clone(), &service);
+        async move {
+            service.set(Behaviour::Status(503));
+            recorded(&base, "red").await;
+            service.set(healthy("aaaaaaa"));
+            recorded(&base, "green").await;
+        }
+    };
+    outage().await;
+    let t0 = sane("before the jumps", 0.0).await;
+
+    // An hour back.
+    std::fs::write(&clock, "-3600\n").unwrap();
+    outage().await;
+    let t1 = sane("an hour back", t0).await;
+    assert!(
+        t1 < t0 - 3000.0,
+        "the exporter's clock went back: {t0} then {t1}"
+    );
+
+    // A day forward.
+    std::fs::write(&clock, "+1d\n").unwrap();
+    outage().await;
+    let t2 = sane("a day forward", t0).await;
+    assert!(
+        t2 > t0 + 80_000.0,
+        "the exporter's clock went forward: {t0} then {t2}"
+    );
+
+    // The transitions are listed in the order they happened, whatever the
+    // clock said: a first sighting, then red and green three times over.
+    let states: Vec<String> = health_events(&base)
+        .await
+        .iter()
+        .map(|e| e["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        states,
+        ["green", "red", "green", "red", "green", "red", "green"],
+        "the recorded health transitions"
+    );
+}
+
+/// A duration written with a minus sign ("-3 minutes"), if the page has one.
+fn negative_duration(page: &str) -> Option<String> {
+    for unit in [" second", " minute", " hour", " day"] {
+        for (i, _) in page.match_indices(unit) {
+            let digits = page[..i]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_ascii_digit())
+                .count();
+            if digits > 0 && page[..i - digits].ends_with('-') {
+                let from = i - digits - 1;
+                return Some(page[from..(i + unit.len()).min(page.len())].to_string());
+            }
+        }
+    }
+    None
+}

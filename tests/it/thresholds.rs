@@ -56,7 +56,9 @@ fn restart_loop_alert_uses_the_views_boot_count_and_window() {
         s if s % 3600 == 0 => format!("{}h", s / 3600),
         s => format!("{s}s"),
     };
-    let want = format!("increase(fleet_heartbeats_total[{window}]) > {RESTART_LOOP_BOOTS}");
+    let want = format!(
+        "max without (instance) (increase(fleet_heartbeats_total[{window}]) > {RESTART_LOOP_BOOTS})"
+    );
     let expr = expr_of(&rules, "FleetBoxRestartLoop");
     assert_eq!(expr, want);
 }

@@ -33,6 +33,16 @@ pub fn require_peer(env_var: &str, fallbacks: &[&str], install_hint: &str) -> Pa
     );
 }
 
+/// libfaketime from Debian's libfaketime package (LD_PRELOADed to run a
+/// process on a wall clock of the test's choosing).
+pub fn libfaketime() -> PathBuf {
+    require_peer(
+        "FLEETPULSE_LIBFAKETIME",
+        &["/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"],
+        "apt-get install libfaketime",
+    )
+}
+
 /// promtool from Debian's prometheus package.
 pub fn promtool() -> PathBuf {
     require_peer(
