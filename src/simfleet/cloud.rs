@@ -56,6 +56,9 @@ pub struct Cloud {
     pub addresses: Vec<Address>,
     /// Hosted zone id (without `/hostedzone/`) → its A records.
     pub zones: BTreeMap<String, Vec<Record>>,
+    /// Bytes of XML comment added to each DescribeInstances page: an
+    /// answer as large as a misbehaving endpoint's.
+    pub padding: usize,
 }
 
 type Shared = Arc<Mutex<Cloud>>;
@@ -246,7 +249,13 @@ async fn ec2(State(cloud): State<Shared>, body: Bytes) -> Response {
                     tags = tag_set(&i.tags),
                 );
             }
-            out.push_str("</reservationSet></DescribeInstancesResponse>");
+            out.push_str("</reservationSet>");
+            if cloud.padding > 0 {
+                out.push_str("<!--");
+                out.extend(std::iter::repeat_n(' ', cloud.padding));
+                out.push_str("-->");
+            }
+            out.push_str("</DescribeInstancesResponse>");
         }
         "DescribeAddresses" => {
             let _ = write!(

@@ -572,3 +572,55 @@ async fn instances_and_eips_are_found_by_their_own_tags_matched_exactly() {
     want.sort();
     assert_eq!(eips, want, "staging's {staging_ip} must not match prod");
 }
+
+/// An EC2 endpoint answering a 10 MB page (the simulated cloud pads its
+/// DescribeInstances answer): the aws source reports an error that says
+/// so, without reading the page, and is back once the answers are sized as
+/// EC2's are.
+#[tokio::test]
+async fn an_ec2_page_of_ten_megabytes_is_refused_unread_and_said_so() {
+    use fleetpulse::simfleet::cloud::{Cloud, CloudServer, Instance};
+    harness::aws_test_credentials();
+    let cloud = CloudServer::start(Cloud {
+        instances: vec![Instance {
+            id: "i-0123456789abcdef0".into(),
+            tags: vec![("Stack".into(), "prod".into())],
+            state: "running".into(),
+            instance_type: "t3.micro".into(),
+            zone: "eu-west-1a".into(),
+            launch_time: 1_700_000_000,
+            public_ip: None,
+        }],
+        ..Cloud::default()
+    })
+    .await
+    .unwrap();
+    let yaml = format!(
+        "sources:
+  aws:
+    region: eu-west-1
+    endpoint_url: {}
+environments:
+  - name: prod
+    aws_tag: {{ key: Stack, value: prod }}
+",
+        cloud.url()
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "aws.yaml").unwrap());
+    let f = aws_facts(&cfg).await;
+    assert_eq!(f.instances.len(), 1);
+
+    cloud.with(|c| c.padding = 10 * 1024 * 1024);
+    let src = AwsSource::from_config(cfg.clone()).unwrap().unwrap();
+    let err = match src.collect().await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("a 10 MB page was accepted"),
+    };
+    assert!(
+        err.contains("DescribeInstances") && err.contains("over the 8 MiB fleetpulse reads"),
+        "{err}"
+    );
+
+    cloud.with(|c| c.padding = 0);
+    assert_eq!(aws_facts(&cfg).await.instances.len(), 1);
+}

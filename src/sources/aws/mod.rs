@@ -144,7 +144,7 @@ impl AwsFacts {
 #[cfg(feature = "aws")]
 pub use client::AwsSource;
 #[cfg(feature = "aws")]
-pub(crate) use client::{sdk_config, sdk_error};
+pub(crate) use client::{sdk_config, sdk_error, AnswerLimit};
 
 /// The source itself, in builds with the `aws` feature (the AWS SDK).
 #[cfg(feature = "aws")]
@@ -167,6 +167,8 @@ mod client {
     const MAX_ATTEMPTS: u32 = 4;
     /// Values per EC2 filter: the API accepts up to 200.
     const FILTER_VALUES: usize = 200;
+    /// Instances per DescribeInstances page (the API takes 5 to 1,000).
+    const PAGE_SIZE: i32 = 200;
 
     impl InstanceState {
         fn from_sdk(s: &InstanceStateName) -> Option<Self> {
@@ -209,7 +211,12 @@ mod client {
 
         async fn client(&self) -> &aws_sdk_ec2::Client {
             self.client
-                .get_or_init(|| async { aws_sdk_ec2::Client::new(&sdk_config(&self.aws).await) })
+                .get_or_init(|| async {
+                    let conf = aws_sdk_ec2::config::Builder::from(&sdk_config(&self.aws).await)
+                        .interceptor(AnswerLimit)
+                        .build();
+                    aws_sdk_ec2::Client::from_conf(conf)
+                })
                 .await
         }
 
@@ -221,6 +228,7 @@ mod client {
                 let mut pages = ec2
                     .describe_instances()
                     .filters(filter(key, &chunk))
+                    .max_results(PAGE_SIZE)
                     .into_paginator()
                     .send();
                 while let Some(page) = pages.next().await {
@@ -377,6 +385,46 @@ mod client {
             loader = loader.endpoint_url(url.0.as_str().trim_end_matches('/'));
         }
         loader.load().await
+    }
+
+    /// The largest answer read from the AWS APIs. A page of 200 instances
+    /// (the page size asked for) is a few hundred KiB; an answer over this
+    /// is refused before its body is read, so a misbehaving endpoint cannot
+    /// make the exporter hold it.
+    pub(crate) const MAX_ANSWER_BYTES: u64 = 8 * 1024 * 1024;
+
+    /// Refuses an answer whose declared length is over `MAX_ANSWER_BYTES`.
+    #[derive(Debug)]
+    pub(crate) struct AnswerLimit;
+
+    impl aws_sdk_ec2::config::Intercept for AnswerLimit {
+        fn name(&self) -> &'static str {
+            "fleetpulse answer limit"
+        }
+
+        fn read_after_transmit(
+            &self,
+            context: &aws_sdk_ec2::config::interceptors::BeforeDeserializationInterceptorContextRef<
+                '_,
+            >,
+            _components: &aws_sdk_ec2::config::RuntimeComponents,
+            _cfg: &mut aws_sdk_ec2::config::ConfigBag,
+        ) -> Result<(), aws_sdk_ec2::error::BoxError> {
+            let declared = context
+                .response()
+                .headers()
+                .get("content-length")
+                .and_then(|v| v.trim().parse::<u64>().ok());
+            match declared {
+                Some(n) if n > MAX_ANSWER_BYTES => Err(format!(
+                    "the answer is {:.1} MiB, over the {} MiB fleetpulse reads",
+                    n as f64 / (1024.0 * 1024.0),
+                    MAX_ANSWER_BYTES / (1024 * 1024)
+                )
+                .into()),
+                _ => Ok(()),
+            }
+        }
     }
 
     /// Turns an SDK error into a message that says what to fix.

@@ -92,7 +92,11 @@ mod client {
             let r53 = self
                 .client
                 .get_or_init(|| async {
-                    aws_sdk_route53::Client::new(&sdk_config(&self.aws).await)
+                    aws_sdk_route53::Client::from_conf(
+                        aws_sdk_route53::config::Builder::from(&sdk_config(&self.aws).await)
+                            .interceptor(crate::sources::aws::AnswerLimit)
+                            .build(),
+                    )
                 })
                 .await;
             let wanted: BTreeSet<String> = self
