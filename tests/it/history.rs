@@ -120,8 +120,10 @@ fn healthy(commit: &str) -> Behaviour {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn transitions_since_and_availability_follow_a_scripted_schedule_across_a_sigkill() {
+/// A simulated service `web` (healthy, commit aaaaaaa) behind a fresh CA,
+/// and a config that probes it every second with history kept: the
+/// service, the config's directory and path, and the exporter's port.
+async fn one_service() -> (SimService, tempfile::TempDir, std::path::PathBuf, u16) {
     let ca = Authority::new(30).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let ca_file = dir.path().join("ca.pem");
@@ -154,6 +156,12 @@ environments:
         ),
     )
     .unwrap();
+    (service, dir, config, port)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transitions_since_and_availability_follow_a_scripted_schedule_across_a_sigkill() {
+    let (service, _dir, config, port) = one_service().await;
     let base = format!("http://127.0.0.1:{port}");
     let mut serve = start(&config, port);
     ready(&base).await;
@@ -353,38 +361,7 @@ environments:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wall_clock_jumping_back_and_forward_leaves_every_figure_sane() {
     let faketime = crate::common::libfaketime();
-    let ca = Authority::new(30).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let ca_file = dir.path().join("ca.pem");
-    std::fs::write(&ca_file, ca.root_pem()).unwrap();
-    let service = SimService::start(ca.issue(&["localhost"], 30).unwrap(), healthy("aaaaaaa"))
-        .await
-        .unwrap();
-    let port = crate::common::free_port();
-    let config = dir.path().join("fleet.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen: 127.0.0.1:{port}
-state_dir: {state}
-sources:
-  healthz:
-    interval: 1s
-    timeout: 1s
-  tls:
-    ca_file: {ca}
-environments:
-  - name: other
-    services:
-      - name: web
-        healthz: https://localhost:{svc}/healthz
-",
-            state = dir.path().join("state").display(),
-            ca = ca_file.display(),
-            svc = service.port(),
-        ),
-    )
-    .unwrap();
+    let (service, dir, config, port) = one_service().await;
     let clock = dir.path().join("clock");
     std::fs::write(&clock, "+0\n").unwrap();
     let child = Command::new(BIN)
