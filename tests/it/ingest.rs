@@ -2629,6 +2629,7 @@ async fn ten_thousand_idle_connections_and_slowloris_leave_scrapes_and_pushes_se
     use tokio::net::TcpStream;
     const IDLE: usize = 10_000;
     const SLOW: usize = 200;
+    let _alone = common::machine_alone().await;
     let dir = tempfile::tempdir().unwrap();
     let listen = format!("127.0.0.1:{}", free_port());
     let config = write_config(dir.path(), &listen, "", &[]);

@@ -420,6 +420,8 @@ async fn active_alerts(http: &reqwest::Client, base: &str) -> Option<BTreeSet<(S
 /// be there or not yet.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_raises_exactly_the_alerts_it_shows_on_purpose() {
+    // Every source must stay up throughout: not beside a machine-wide load.
+    let _alone = common::machine_alone().await;
     let state = tempfile::tempdir().unwrap();
     let demo = common::start_demo(state.path()).await;
     let dir = tempfile::tempdir().unwrap();

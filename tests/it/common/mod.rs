@@ -276,3 +276,11 @@ pub fn resources(pid: u32) -> (usize, u64) {
         .expect("VmRSS");
     (fds, rss)
 }
+
+/// Held by a test that loads the whole machine (10,000 connections), and by
+/// the tests whose deadlines such load would break (a demo whose sources
+/// must all stay up to the second): they never run at the same time.
+pub async fn machine_alone() -> tokio::sync::MutexGuard<'static, ()> {
+    static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    ALONE.lock().await
+}
