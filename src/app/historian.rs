@@ -41,7 +41,6 @@ pub async fn start(hub: Arc<Hub>, ingest: Arc<Ingest>) -> JoinHandle<()> {
     let mut last_at = loaded
         .latest
         .iter()
-        .filter(|(key, _, _)| key.0 != crate::history::Kind::Boot)
         .map(|(_, at, _)| *at)
         .fold(f64::NEG_INFINITY, f64::max);
     let mut view = HistoryView::load(loaded);
