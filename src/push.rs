@@ -536,4 +536,118 @@ mod tests {
             "502 Bad Gateway"
         );
     }
+
+    fn client(url: &str, attempts: u32, first_backoff: Duration) -> PushClient {
+        PushClient::new(ClientOptions {
+            url: url.into(),
+            token: "t".into(),
+            commit: None,
+            attempts,
+            first_backoff,
+            timeout: Duration::from_secs(5),
+            tls: None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn tokens_and_inputs_are_read_from_their_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "  s3cret-token\n").unwrap();
+        assert_eq!(read_token(Some(&token)).unwrap(), "s3cret-token");
+        std::fs::write(&token, " \n").unwrap();
+        assert!(matches!(read_token(Some(&token)), Err(PushError::NoToken)));
+        let missing = dir.path().join("missing");
+        assert!(matches!(
+            read_token(Some(&missing)),
+            Err(PushError::TokenFile { .. })
+        ));
+
+        let report = dir.path().join("report.xml");
+        std::fs::write(&report, b"<testsuite tests=\"2\"/>").unwrap();
+        let read = read_input(report.to_str().unwrap()).unwrap();
+        assert_eq!(read, b"<testsuite tests=\"2\"/>");
+        let err = read_input(missing.to_str().unwrap()).unwrap_err();
+        assert!(matches!(err, PushError::Input { .. }), "{err}");
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn the_boot_time_is_this_machines() {
+        // /proc/uptime: seconds since boot, the other way to the same time.
+        let uptime: f64 = std::fs::read_to_string("/proc/uptime")
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        let booted = boot_time().expect("Linux has /proc/stat btime") as f64;
+        assert!(
+            (booted - (now - uptime)).abs() < 5.0,
+            "btime {booted}, now - uptime {}",
+            now - uptime
+        );
+    }
+
+    #[test]
+    fn replicas_are_named_without_credentials_and_acks_counted() {
+        let c = client("https://pusher:pw@fleet.example:8937/fp", 1, Duration::ZERO);
+        assert_eq!(c.base_url(), "https://fleet.example:8937/fp/");
+        let refused = || PushError::Refused {
+            status: 403,
+            message: "no".into(),
+        };
+        let ok = || Acknowledged {
+            status: 202,
+            body: String::new(),
+        };
+        let d = Delivery {
+            replicas: vec![
+                ("a".into(), Ok(ok())),
+                ("b".into(), Err(refused())),
+                ("c".into(), Ok(ok())),
+            ],
+        };
+        assert_eq!(d.acks(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_retry_waits_its_backoff_and_the_first_attempt_does_not() {
+        // Nothing listens on a port just released: every attempt fails at
+        // once, so the time taken is the waits between attempts.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let url = format!("http://127.0.0.1:{port}");
+        let push = Push::Mutants {
+            service: "broker".into(),
+            body: b"{}".to_vec(),
+        };
+        let start = std::time::Instant::now();
+        let once = client(&url, 1, Duration::from_secs(60)).push(&push).await;
+        assert!(matches!(once, Err(PushError::GaveUp { attempts: 1, .. })));
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the first attempt waited"
+        );
+        let start = std::time::Instant::now();
+        let twice = client(&url, 2, Duration::from_millis(400))
+            .push(&push)
+            .await;
+        assert!(matches!(twice, Err(PushError::GaveUp { attempts: 2, .. })));
+        // backoff(1): 400 ms, give or take a quarter
+        assert!(
+            start.elapsed() >= Duration::from_millis(300),
+            "{:?}",
+            start.elapsed()
+        );
+    }
 }
