@@ -642,12 +642,106 @@ mod tests {
         let twice = client(&url, 2, Duration::from_millis(400))
             .push(&push)
             .await;
-        assert!(matches!(twice, Err(PushError::GaveUp { attempts: 2, .. })));
+        // The transport error is named down to its cause.
+        match &twice {
+            Err(PushError::GaveUp { attempts: 2, last }) => {
+                assert!(last.contains("onnection refused"), "{last}")
+            }
+            other => panic!("{other:?}"),
+        }
         // backoff(1): 400 ms, give or take a quarter
         assert!(
             start.elapsed() >= Duration::from_millis(300),
             "{:?}",
             start.elapsed()
         );
+    }
+
+    /// A server that answers every request with `status` and `headers`.
+    async fn answering(status: &'static str, headers: &'static str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    // The request head (its small body may follow; unread).
+                    let mut buf = vec![0; 65536];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let body = r#"{"error":"scripted"}"#;
+                    let answer = format!(
+                        "HTTP/1.1 {status}\r\n{headers}content-type: application/json\r\n\
+                         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn client_errors_are_final_and_server_errors_retried() {
+        let push = Push::Mutants {
+            service: "broker".into(),
+            body: b"{}".to_vec(),
+        };
+        // A long backoff: a push refused for good returns without waiting.
+        let wait = Duration::from_secs(120);
+        for status in ["400 Bad Request", "403 Forbidden", "413 Payload Too Large"] {
+            let url = answering(status, "").await;
+            match client(&url, 3, wait).push(&push).await {
+                Err(PushError::Refused { status: s, message }) => {
+                    assert_eq!(s.to_string(), status[..3]);
+                    assert_eq!(message, "scripted");
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        for status in [
+            "429 Too Many Requests",
+            "503 Service Unavailable",
+            "500 Internal Server Error",
+        ] {
+            let url = answering(status, "").await;
+            match client(&url, 1, wait).push(&push).await {
+                Err(PushError::GaveUp { attempts: 1, last }) => {
+                    assert_eq!(last, format!("{}: scripted", &status[..3]))
+                }
+                other => panic!("{status}: {other:?}"),
+            }
+        }
+        let url = answering("202 Accepted", "").await;
+        let got = client(&url, 1, wait).push(&push).await.unwrap();
+        assert_eq!(
+            (got.status, got.body.as_str()),
+            (202, r#"{"error":"scripted"}"#)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_server_asking_for_more_than_five_minutes_is_given_up_on() {
+        let push = Push::Mutants {
+            service: "broker".into(),
+            body: b"{}".to_vec(),
+        };
+        let last = |got: Result<Acknowledged, PushError>| match got {
+            Err(PushError::GaveUp { attempts: 1, last }) => last,
+            other => panic!("{other:?}"),
+        };
+        // One attempt: nothing is waited for either way.
+        let url = answering("503 Service Unavailable", "retry-after: 301\r\n").await;
+        let said = last(client(&url, 1, Duration::ZERO).push(&push).await);
+        assert!(said.contains("asks to come back in 301 s"), "{said}");
+        let url = answering("503 Service Unavailable", "retry-after: 300\r\n").await;
+        let said = last(client(&url, 1, Duration::ZERO).push(&push).await);
+        assert_eq!(said, "503: scripted");
     }
 }
