@@ -403,6 +403,19 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.passed, s.skipped), (1, 1));
+        // Every outcome among the cases, and two skipped ones left out.
+        let s = count(
+            br#"<testsuites tests="7" failures="1" errors="1" skipped="3"><testsuite name="s">
+            <testcase name="a"/><testcase name="b"/><testcase name="c"><failure/></testcase>
+            <testcase name="d"><error/></testcase><testcase name="e"><skipped/></testcase>
+            </testsuite></testsuites>"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (s.passed, s.failed, s.errored, s.skipped),
+            (2, 1, 1, 3),
+            "{s:?}"
+        );
     }
 
     #[test]
