@@ -533,6 +533,11 @@ mod tests {
                 "malformed XML at byte 18: character reference &#x1F;",
             ),
             (
+                // Past allowed references: the offset is the whole document's.
+                b"<testsuite name=\"&#65;&#x42;&#12;\"/>",
+                "malformed XML at byte 28: character reference &#12;",
+            ),
+            (
                 b"<testsuite time=\"-1.5\"/>",
                 "time=\"-1.5\" of <testsuite> is not a non-negative number",
             ),
