@@ -346,3 +346,96 @@ fn changes_read_as_sentences() {
         "CI slot released by run 42"
     );
 }
+
+#[test]
+fn the_view_is_rebuilt_from_the_store_as_the_historian_left_it() {
+    let c = conn();
+    let day = 86400.0;
+    let mut evs = vec![
+        event(0.0, "prod", Kind::Health, "broker", None, "green"),
+        event(day, "prod", Kind::Health, "broker", Some("green"), "red"),
+        event(2.0 * day, "prod", Kind::Deploy, "broker", None, "abc"),
+        event(
+            40.0 * day,
+            "prod",
+            Kind::Health,
+            "broker",
+            Some("red"),
+            "green",
+        ),
+        event(
+            41.0 * day,
+            "prod",
+            Kind::Deploy,
+            "broker",
+            Some("abc"),
+            "def",
+        ),
+        event(42.0 * day, "prod", Kind::Boot, "box-1", None, "42"),
+    ];
+    number(&mut evs, &HistoryView::default());
+    store::insert(&c, &mut evs).unwrap();
+    let now = 45.0 * day;
+    let v = HistoryView::load(store::load(&c, now).unwrap());
+    assert!(v.active, "a view read from a store keeps history");
+    // A service's health and its commit are two subjects of one name.
+    assert_eq!(v.since(Kind::Health, "prod", "broker"), Some(40.0 * day));
+    assert_eq!(v.since(Kind::Deploy, "prod", "broker"), Some(41.0 * day));
+    assert_eq!(v.changes(Kind::Health, "prod", "broker"), 2);
+    assert_eq!(v.changes(Kind::Deploy, "prod", "broker"), 1);
+    // A boot is an event, not a state that began.
+    assert_eq!(v.since(Kind::Boot, "prod", "box-1"), None);
+    // Over the last 30 days: red from day 15 (in force since day 1) to
+    // day 40, then green: 5 of 30 days.
+    let t = v.health_of("prod", "broker").unwrap();
+    let a = t.availability(WINDOW_SECONDS, now).unwrap();
+    assert!((a - 5.0 / 30.0).abs() < 1e-9, "{a}");
+    assert_eq!(v.recent("prod").count(), 6);
+}
+
+#[test]
+fn transitions_older_than_the_window_leave_memory_but_the_one_in_force() {
+    let day = 86400.0;
+    let mut v = HistoryView {
+        active: true,
+        ..HistoryView::default()
+    };
+    let evs = vec![
+        event(0.0, "prod", Kind::Health, "broker", None, "green"),
+        event(day, "prod", Kind::Health, "broker", Some("green"), "red"),
+        event(
+            2.0 * day,
+            "prod",
+            Kind::Health,
+            "broker",
+            Some("red"),
+            "green",
+        ),
+        event(
+            20.0 * day,
+            "prod",
+            Kind::Health,
+            "broker",
+            Some("green"),
+            "red",
+        ),
+    ];
+    v.apply(evs, 20.0 * day);
+    // All within 30 days of day 20.
+    assert_eq!(v.health_of("prod", "broker").unwrap().len(), 4);
+    v.apply(
+        vec![event(
+            40.0 * day,
+            "prod",
+            Kind::Health,
+            "broker",
+            Some("red"),
+            "green",
+        )],
+        40.0 * day,
+    );
+    // Day 10 is the window's start: the green of day 2 is in force then.
+    let t = v.health_of("prod", "broker").unwrap();
+    assert_eq!(t.len(), 3, "{t:?}");
+    assert_eq!(t.at(10.0 * day), Some(crate::health::Health::Green));
+}
