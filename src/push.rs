@@ -254,8 +254,7 @@ impl PushClient {
         let mut last = String::new();
         let mut asked: Option<Duration> = None;
         for attempt in 1..=self.attempts {
-            if attempt > 1 {
-                let wait = asked.take().unwrap_or_else(|| self.backoff(attempt - 1));
+            if let Some(wait) = self.wait_before(attempt, asked.take()) {
                 tokio::time::sleep(wait).await;
             }
             let mut req = self
@@ -385,6 +384,13 @@ impl PushClient {
 
     /// Wait before retry `n` (1-based): doubling from the first backoff,
     /// capped, with ±25 % jitter.
+    /// How long to wait before attempt `attempt` (from 1): nothing before
+    /// the first; before a retry, what the server asked for (`Retry-After`)
+    /// or else the backoff of the retry's number.
+    fn wait_before(&self, attempt: u32, asked: Option<Duration>) -> Option<Duration> {
+        (attempt > 1).then(|| asked.unwrap_or_else(|| self.backoff(attempt - 1)))
+    }
+
     fn backoff(&self, n: u32) -> Duration {
         let base = self
             .first_backoff
@@ -479,6 +485,18 @@ mod tests {
         assert!((0.75..=1.25).contains(&b1), "{b1}");
         assert!((3.0..=5.0).contains(&b3), "{b3}");
         assert!(c.backoff(20) <= MAX_BACKOFF.mul_f64(1.25));
+        // Nothing before the first attempt; the n-th retry waits backoff(n)
+        // unless the server said how long.
+        assert_eq!(c.wait_before(1, None), None);
+        assert_eq!(c.wait_before(1, Some(Duration::from_secs(9))), None);
+        let w2 = c.wait_before(2, None).unwrap().as_secs_f64();
+        let w3 = c.wait_before(3, None).unwrap().as_secs_f64();
+        assert!((0.75..=1.25).contains(&w2), "{w2}");
+        assert!((1.5..=2.5).contains(&w3), "{w3}");
+        assert_eq!(
+            c.wait_before(3, Some(Duration::from_secs(9))),
+            Some(Duration::from_secs(9))
+        );
     }
 
     #[test]
