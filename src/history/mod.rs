@@ -150,7 +150,7 @@ pub struct HistoryView {
 pub struct StackHistory {
     pub subjects: Vec<Subject>,
     /// Each service's health transitions, by component.
-    pub health: Vec<(String, Arc<Timeline>)>,
+    pub health: Vec<(Arc<str>, Arc<Timeline>)>,
     /// The newest events, newest first.
     pub recent: VecDeque<Arc<Event>>,
 }
@@ -159,7 +159,7 @@ pub struct StackHistory {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subject {
     pub kind: Kind,
-    pub name: String,
+    pub name: Arc<str>,
     /// When its current value began.
     pub since: f64,
     /// Its changes (not counting its first sighting).
@@ -171,13 +171,13 @@ impl StackHistory {
         let i = match self
             .subjects
             .iter()
-            .position(|s| s.kind == kind && s.name == name)
+            .position(|s| s.kind == kind && *s.name == *name)
         {
             Some(i) => i,
             None => {
                 self.subjects.push(Subject {
                     kind,
-                    name: name.to_string(),
+                    name: Arc::from(name),
                     since: f64::NAN,
                     changes: 0,
                 });
@@ -188,10 +188,10 @@ impl StackHistory {
     }
 
     fn timeline(&mut self, component: &str) -> &mut Timeline {
-        let i = match self.health.iter().position(|(c, _)| c == component) {
+        let i = match self.health.iter().position(|(c, _)| **c == *component) {
             Some(i) => i,
             None => {
-                self.health.push((component.to_string(), Arc::default()));
+                self.health.push((Arc::from(component), Arc::default()));
                 self.health.len() - 1
             }
         };
@@ -222,7 +222,8 @@ impl HistoryView {
         for ((kind, stack, subject), n) in &loaded.changes {
             v.stack_mut(stack).subject(*kind, subject).changes = *n;
         }
-        for ((stack, component), t) in loaded.health {
+        for ((stack, component), mut t) in loaded.health {
+            t.settle();
             *v.stack_mut(&stack).timeline(&component) = t;
         }
         for e in loaded.recent {
@@ -248,6 +249,7 @@ impl HistoryView {
                 let t = st.timeline(&e.subject);
                 t.push(e.at, e.to.as_deref());
                 t.forget_before(now - WINDOW_SECONDS);
+                t.settle_when_full();
             }
             st.recent.push_front(Arc::new(e));
             st.recent.truncate(RECENT_PER_STACK);
@@ -259,7 +261,7 @@ impl HistoryView {
             .get(stack)?
             .subjects
             .iter()
-            .find(|s| s.kind == kind && s.name == subject)
+            .find(|s| s.kind == kind && *s.name == *subject)
     }
 
     /// When `subject`'s current value of `kind` on `stack` began.
@@ -280,7 +282,7 @@ impl HistoryView {
             .get(stack)?
             .health
             .iter()
-            .find(|(c, _)| c == component)
+            .find(|(c, _)| **c == *component)
             .map(|(_, t)| &**t)
     }
 
