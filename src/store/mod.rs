@@ -446,3 +446,70 @@ fn count_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
 fn int(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{store::Query, Kind};
+
+    fn open(dir: &Path) -> Store {
+        Store::open(dir, 0, &|_, _| true, Box::new(|_| {})).unwrap()
+    }
+
+    #[test]
+    fn its_debug_form_names_the_database_file_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        assert_eq!(
+            format!("{store:?}"),
+            format!("Store {{ path: {:?} }}", dir.path().join(DB_FILE))
+        );
+    }
+
+    #[tokio::test]
+    async fn recorded_events_come_back_with_their_ids_and_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        let event = |at: f64, to: &str| Event {
+            id: 0,
+            at,
+            stack: "prod".into(),
+            kind: Kind::Health,
+            subject: "broker".into(),
+            from: None,
+            to: Some(to.into()),
+            detail: None,
+            changes: 0,
+        };
+        let committed = store
+            .record_events(vec![event(10.0, "green"), event(20.0, "red")])
+            .await
+            .unwrap();
+        let ids: Vec<i64> = committed.iter().map(|e| e.id).collect();
+        assert_eq!(ids.len(), 2);
+        assert!(ids[0] > 0 && ids[1] > ids[0], "{ids:?}");
+        drop(store);
+        let store = open(dir.path());
+        let (kept, _) = store
+            .events(&Query {
+                limit: 10,
+                ..Query::default()
+            })
+            .unwrap();
+        // Newest first.
+        let read: Vec<(i64, Option<&str>)> = kept.iter().map(|e| (e.id, e.to.as_deref())).collect();
+        assert_eq!(read, [(ids[1], Some("red")), (ids[0], Some("green"))]);
+
+        // Pruning before 15 s drops the first; the subject's newest stays
+        // even when it is older than the cut.
+        assert_eq!(store.prune_events(15.0).await.unwrap(), 1);
+        assert_eq!(store.prune_events(100.0).await.unwrap(), 0);
+        let (kept, _) = store
+            .events(&Query {
+                limit: 10,
+                ..Query::default()
+            })
+            .unwrap();
+        assert_eq!(kept.iter().map(|e| e.id).collect::<Vec<_>>(), [ids[1]]);
+    }
+}

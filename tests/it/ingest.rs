@@ -1349,6 +1349,24 @@ async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
 }
 
 #[tokio::test]
+async fn an_unknown_services_stored_results_count_against_the_cap_after_a_restart() {
+    let mut fleet = Fleet::start("  unknown_names_cap: 1").await;
+    let outcomes = json!({"outcomes": [
+        {"scenario": "Baseline", "summary": "Success"},
+        {"scenario": {"Mutant": {}}, "summary": "CaughtMutant"}]});
+    let (s, v) = fleet.put_json("/api/v1/mutants/guest-svc", outcomes).await;
+    assert_eq!(s, 200, "{v}");
+
+    fleet.restart().await;
+    let (s, v) = fleet.heartbeat("guest-x", json!({})).await;
+    assert_eq!(
+        s, 404,
+        "the service read back from the store holds the one place: {v}"
+    );
+    assert!(v["error"].as_str().unwrap().contains("cap of 1"), "{v}");
+}
+
+#[tokio::test]
 async fn the_pulse_is_reloaded_from_the_store_on_start() {
     let mut fleet = Fleet::start("").await;
     for _ in 0..3 {
