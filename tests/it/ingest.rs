@@ -1314,6 +1314,19 @@ async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
             .0,
         200
     );
+    // Admitted outside the inventory, the host is in the aggregate, as on
+    // the board.
+    let (s, v) = fleet
+        .send(
+            Method::GET,
+            "/api/v1/host-health",
+            Some(FLEET_TOKEN),
+            &[],
+            None,
+            "",
+        )
+        .await;
+    assert_eq!((s, &v["hosts"][0]["host"]), (200, &json!("guest-b")), "{v}");
     let before = dump(&fleet.db());
     let (s, v) = fleet.heartbeat("guest-c", json!({})).await;
     assert_eq!(s, 404, "{v}");
