@@ -114,10 +114,13 @@ pub struct TestRunCounts {
 }
 
 /// How a test run is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum TestRunFormat {
     /// JSON counts.
+    #[default]
     Json,
     /// JUnit XML.
     Junit,

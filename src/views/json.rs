@@ -5,6 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::pulse::TestRunFormat;
 use crate::snapshot::Snapshot;
 pub use crate::sources::Parts;
 
@@ -126,6 +127,9 @@ pub struct TestReceipt {
     /// When the run started (as reported), else when it was received.
     pub ran_at: f64,
     pub commit: Option<String>,
+    /// How the run was reported: JSON counts or a JUnit XML report.
+    #[serde(default)]
+    pub format: TestRunFormat,
 }
 
 /// The newest mutation-testing result of a service.
@@ -252,6 +256,7 @@ pub fn fleet(s: &Snapshot) -> Fleet {
             duration_seconds: r.duration_seconds,
             ran_at: r.timestamp(),
             commit: r.commit.clone(),
+            format: r.format,
         })
         .collect();
 

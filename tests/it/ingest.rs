@@ -1409,6 +1409,20 @@ async fn the_pulse_is_reloaded_from_the_store_on_start() {
         fleet
             .send(
                 Method::PUT,
+                "/api/v1/test-runs/broker?stack=test-1",
+                Some(FLEET_TOKEN),
+                &[],
+                Some("application/json"),
+                r#"{"passed": 4, "failed": 0, "skipped": 0}"#
+            )
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        fleet
+            .send(
+                Method::PUT,
                 "/api/v1/host-health/test-1-host",
                 Some(FLEET_TOKEN),
                 &[],
@@ -1420,6 +1434,26 @@ async fn the_pulse_is_reloaded_from_the_store_on_start() {
         200
     );
     fleet.restart().await;
+    // Each run read back says how it was reported.
+    let (s, v) = fleet
+        .send(Method::GET, "/api/v1/fleet", None, &[], None, "")
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let formats: Vec<(&str, &str)> = v["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["service"].as_str().unwrap(),
+                t["format"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        formats.contains(&("signer", "junit")) && formats.contains(&("broker", "json")),
+        "{formats:?}"
+    );
     let body = fleet.metrics().await;
     assert_eq!(
         sample(
