@@ -377,6 +377,19 @@ async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one
             .unwrap()
     };
     assert!(aggregate().await.contains("slot-host"));
+    // broker's test runs: on prod, listed throughout, and on test-1, whose
+    // retirement takes its run with it though prod still lists broker.
+    for stack in ["prod", "test-1"] {
+        let run = reqwest::Client::new()
+            .put(format!("{}/api/v1/test-runs/broker?stack={stack}", s.url))
+            .bearer_auth(OLD_TOKEN)
+            .header("content-type", "application/json")
+            .body(r#"{"passed": 3, "failed": 0, "skipped": 0}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(run.status(), 200, "{stack}");
+    }
 
     // Retired: gone from the views at once, kept in the store.
     s.rewrite("box-a", "");
@@ -433,6 +446,11 @@ async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one
     assert_eq!(sample(&m, &hb("box-b")), None, "{m}");
     assert!(m.contains(r#"fleet_box_expected{stack="prod",box="box-b"} 1"#));
     assert_eq!(s.delete(OLD_TOKEN, "/api/v1/heartbeats/box-b").await.0, 404);
+    // broker's run on test-1 was pruned with its stack: one run is left.
+    let (code, body) = s.delete(OLD_TOKEN, "/api/v1/test-runs/broker").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains(r#""removed":1"#), "{body}");
+    assert_eq!(s.delete(OLD_TOKEN, "/api/v1/test-runs/broker").await.0, 404);
     let log = s.process.log();
     assert!(
         log.lines().any(|l| l.contains("stored pushes removed")
