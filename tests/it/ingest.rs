@@ -1361,6 +1361,77 @@ async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
     .is_some());
 }
 
+/// A name outside the inventory holds its place under the cap while any of
+/// its rows (heartbeats, test runs, mutation results, a doctor snapshot)
+/// is left, and gives it up when DELETE removes the last.
+#[tokio::test]
+async fn an_unknown_name_holds_its_place_until_its_last_row_is_removed() {
+    let fleet = Fleet::start("  unknown_names_cap: 1").await;
+    let put = |kind: &'static str, name: &'static str| {
+        let body = match kind {
+            "test-runs" => json!({"passed": 2, "failed": 0, "skipped": 0}),
+            "mutants" => json!({"caught": 3}),
+            _ => json!({"checks": [{"name": "disk", "status": "ok"}]}),
+        };
+        let fleet = &fleet;
+        async move {
+            let (s, v) = fleet
+                .put_json(&format!("/api/v1/{kind}/{name}"), body)
+                .await;
+            assert_eq!(s, 200, "{kind}/{name}: {v}");
+        }
+    };
+    let delete = |kind: &'static str, name: &'static str| {
+        let fleet = &fleet;
+        async move {
+            let (s, v) = fleet
+                .send(
+                    Method::DELETE,
+                    &format!("/api/v1/{kind}/{name}"),
+                    Some(FLEET_TOKEN),
+                    &[],
+                    None,
+                    "",
+                )
+                .await;
+            assert_eq!((s, &v["removed"]), (200, &json!(1)), "{kind}/{name}: {v}");
+        }
+    };
+    // Whether the one place is taken: a new unknown name is refused.
+    let place_taken = || async {
+        let (s, v) = fleet.heartbeat("other", json!({})).await;
+        match s {
+            404 => true,
+            200 => false,
+            _ => panic!("{s} {v}"),
+        }
+    };
+    // A run of an inventory service, which removing ghost's leaves alone.
+    put("test-runs", "broker?stack=prod").await;
+    assert_eq!(fleet.heartbeat("ghost", json!({})).await.0, 200);
+    for kind in ["test-runs", "mutants", "host-health"] {
+        put(kind, "ghost").await;
+    }
+    assert!(place_taken().await);
+    for kind in ["heartbeats", "host-health", "mutants"] {
+        delete(kind, "ghost").await;
+        assert!(place_taken().await, "ghost still has rows after {kind}");
+    }
+    delete("test-runs", "ghost").await;
+    assert!(!place_taken().await, "ghost's last row is gone");
+    let broker = r#"fleet_test_run_tests{stack="prod",component="broker",outcome="passed"}"#;
+    assert_eq!(sample(&fleet.metrics().await, broker), Some(2.0));
+
+    // Again with a mutation result and a snapshot, the snapshot removed first.
+    delete("heartbeats", "other").await;
+    put("mutants", "ghost").await;
+    put("host-health", "ghost").await;
+    delete("host-health", "ghost").await;
+    assert!(place_taken().await, "ghost's mutation result is left");
+    delete("mutants", "ghost").await;
+    assert!(!place_taken().await);
+}
+
 #[tokio::test]
 async fn an_unknown_services_stored_results_count_against_the_cap_after_a_restart() {
     let mut fleet = Fleet::start("  unknown_names_cap: 1").await;

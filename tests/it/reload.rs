@@ -390,6 +390,18 @@ async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one
             .unwrap();
         assert_eq!(run.status(), 200, "{stack}");
     }
+    // Mutation results of broker (listed throughout) and of slot-broker.
+    for service in ["broker", "slot-broker"] {
+        let put = reqwest::Client::new()
+            .put(format!("{}/api/v1/mutants/{service}", s.url))
+            .bearer_auth(OLD_TOKEN)
+            .header("content-type", "application/json")
+            .body(r#"{"caught": 5, "missed": 1, "timeout": 0, "unviable": 0}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200, "{service}");
+    }
 
     // Retired: gone from the views at once, kept in the store.
     s.rewrite("box-a", "");
@@ -427,6 +439,32 @@ async fn a_retired_name_is_kept_for_retention_then_pruned_and_delete_removes_one
         sample(&m, &hb("box-b")),
         Some(1.0),
         "box-b was listed again in time"
+    );
+    // The retired host's snapshot and service's results went with it; what
+    // prod still lists stayed.
+    assert!(
+        !aggregate().await.contains("slot-host"),
+        "the pruned host's snapshot"
+    );
+    assert!(
+        !m.contains(r#"component="slot-broker",outcome="caught""#),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"fleet_test_mutants{stack="prod",component="broker",outcome="caught"}"#
+        ),
+        Some(5.0),
+        "{m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            r#"fleet_test_run_tests{stack="prod",component="broker",outcome="passed"}"#
+        ),
+        Some(3.0),
+        "{m}"
     );
 
     // DELETE: outside the token's names it is refused and changes nothing.
