@@ -466,6 +466,56 @@ mod tests {
         );
     }
 
+    /// Group commit: pushes that wait while a commit is under way go into
+    /// the next transaction together, which publishes the pulse once.
+    #[tokio::test]
+    async fn pushes_waiting_together_are_committed_and_published_together() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let published = Arc::new(AtomicUsize::new(0));
+        let counter = published.clone();
+        let store = Store::open(
+            dir.path(),
+            0,
+            &|_, _| true,
+            Box::new(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        let at_open = published.load(Ordering::SeqCst);
+        const PUSHES: usize = 200;
+        let writes = (0..PUSHES).map(|i| {
+            store.write(WriteRequest {
+                write: Write::Heartbeat(HeartbeatPush {
+                    box_name: format!("box-{i}"),
+                    stack: "prod".into(),
+                    received_at: 1.0,
+                    commit: None,
+                    version: None,
+                    booted_at: None,
+                }),
+                known: true,
+                stamped: false,
+            })
+        });
+        // Every write is queued before the first is answered.
+        for w in futures::future::join_all(writes).await {
+            w.unwrap();
+        }
+        drop(store);
+        let publishes = published.load(Ordering::SeqCst) - at_open;
+        assert!(
+            (1..=PUSHES / 10).contains(&publishes),
+            "{PUSHES} pushes queued together were published {publishes} times"
+        );
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        let kept: i64 = conn
+            .query_row("SELECT COUNT(*) FROM heartbeats", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, PUSHES as i64);
+    }
+
     #[tokio::test]
     async fn recorded_events_come_back_with_their_ids_and_are_kept() {
         let dir = tempfile::tempdir().unwrap();
