@@ -10,8 +10,9 @@
 //!
 //! After a commit the writer publishes the pulse (a cheap clone: entries are
 //! `Arc`s) before it answers, so an acknowledged push is already visible to
-//! every view. Only when publishing would take more than a tenth of the
-//! writer's time (tens of thousands of entries under a flood of pushes) is it
+//! every view. Only when the pulse is large (more than
+//! `SMALL_PULSE_ENTRIES`) and publishing would take more than a tenth of the
+//! writer's time (thousands of names under a flood of pushes) is it
 //! deferred, by at most `MAX_PUBLISH_LAG`.
 //!
 //! Durability: WAL journal, `synchronous=FULL` — a commit is on disk before
@@ -52,6 +53,10 @@ const SCHEMA_VERSION: i64 = 2;
 const MAX_BATCH: usize = 4096;
 /// Longest a committed change waits to be published.
 const MAX_PUBLISH_LAG: Duration = Duration::from_millis(200);
+/// Up to this many entries (heartbeats, test runs, mutation results, doctor
+/// snapshots and ingest counters) the pulse is published after every commit,
+/// before its answers; above, publishing is throttled.
+const SMALL_PULSE_ENTRIES: usize = 1024;
 
 /// Counter label for a name that is not a valid name.
 pub const INVALID_NAME_LABEL: &str = "_invalid";
@@ -514,6 +519,46 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM heartbeats", [], |r| r.get(0))
             .unwrap();
         assert_eq!(kept, PUSHES as i64);
+    }
+
+    /// The pulse is published before a push is acknowledged, so a view read
+    /// right after the answer already shows the push.
+    #[tokio::test]
+    async fn an_acknowledged_push_is_already_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let latest: Arc<Mutex<Arc<Pulse>>> = Arc::default();
+        let slot = latest.clone();
+        let store = Store::open(
+            dir.path(),
+            0,
+            &|_, _| true,
+            Box::new(move |p| *slot.lock().unwrap() = p),
+        )
+        .unwrap();
+        for i in 0..100 {
+            let name = format!("box-{i}");
+            store
+                .write(WriteRequest {
+                    write: Write::Heartbeat(HeartbeatPush {
+                        box_name: name.clone(),
+                        stack: "prod".into(),
+                        received_at: 1.0,
+                        commit: None,
+                        version: None,
+                        booted_at: None,
+                    }),
+                    known: true,
+                    stamped: false,
+                })
+                .await
+                .unwrap();
+            let shown = latest
+                .lock()
+                .unwrap()
+                .heartbeats
+                .contains_key(name.as_str());
+            assert!(shown, "{name} acknowledged but not yet published");
+        }
     }
 
     #[tokio::test]

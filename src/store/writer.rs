@@ -44,7 +44,6 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let drained = batch.len() < MAX_BATCH;
             let (removals, batch): (Vec<Msg>, Vec<Msg>) = batch
                 .into_iter()
                 .partition(|m| matches!(m, Msg::Remove(..)));
@@ -80,7 +79,7 @@ impl Writer {
             self.dirty |= touches_pulse;
             // A removal is shown at once: its caller is answered after it is.
             let took = removed.iter().any(|(_, r)| matches!(r, Ok(n) if *n > 0));
-            if self.dirty && (self.publish_due(drained) || took) {
+            if self.dirty && (self.publish_due() || took) {
                 self.publish();
             }
             for (reply, result) in replies {
@@ -102,9 +101,20 @@ impl Writer {
         (self.publish_cost * 10).min(MAX_PUBLISH_LAG)
     }
 
-    fn publish_due(&self, drained: bool) -> bool {
-        let since = self.last_publish.elapsed();
-        since >= MAX_PUBLISH_LAG || (drained && since >= self.throttle())
+    fn publish_due(&self) -> bool {
+        // A small pulse is cheap to copy: it is always published before the
+        // answers go out.
+        self.pulse_entries() <= SMALL_PULSE_ENTRIES
+            || self.last_publish.elapsed() >= self.throttle()
+    }
+
+    fn pulse_entries(&self) -> usize {
+        let p = &self.pulse;
+        p.heartbeats.len()
+            + p.test_runs.len()
+            + p.mutants.len()
+            + p.host_health.len()
+            + p.ingest.len()
     }
 
     fn publish_wait(&self) -> Duration {
