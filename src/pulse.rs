@@ -161,6 +161,15 @@ impl Pulse {
     pub fn heartbeat(&self, box_name: &str) -> Option<&Heartbeat> {
         self.heartbeats.get(box_name).map(|h| &**h)
     }
+
+    /// How many entries it holds, of every kind: what a copy of it costs.
+    pub fn entries(&self) -> usize {
+        self.heartbeats.len()
+            + self.test_runs.len()
+            + self.mutants.len()
+            + self.host_health.len()
+            + self.ingest.len()
+    }
 }
 
 /// Serializes a map as the list of its values (each value names its key).
@@ -209,6 +218,55 @@ mod tests {
         // Without a reported start, the receipt orders runs.
         assert!(run(None, 2500.0).supersedes(&newer));
         assert!(!run(None, 1500.0).supersedes(&newer));
+    }
+
+    #[test]
+    fn entries_of_every_kind_are_counted() {
+        let mut p = Pulse::default();
+        assert_eq!(p.entries(), 0);
+        for s in ["a", "b"] {
+            p.test_runs
+                .insert(("prod".into(), s.into()), Arc::new(run(None, 1.0)));
+        }
+        for s in ["a", "b", "c"] {
+            let m = Mutants {
+                service: s.into(),
+                caught: 1,
+                missed: 0,
+                timeout: 0,
+                unviable: 0,
+                received_at: 1.0,
+                commit: None,
+            };
+            p.mutants.insert(s.into(), Arc::new(m));
+        }
+        for h in ["a", "b", "c", "d"] {
+            let health = HostHealth {
+                host: h.into(),
+                stack: "prod".into(),
+                ok: 1,
+                warn: 0,
+                fail: 0,
+                received_at: 1.0,
+                commit: None,
+            };
+            p.host_health.insert(h.into(), Arc::new(health));
+        }
+        for c in ["a", "b", "c", "d", "e"] {
+            p.ingest.insert(c.into(), Arc::default());
+        }
+        let hb = Heartbeat {
+            stack: "prod".into(),
+            box_name: "a".into(),
+            timestamp: 1.0,
+            count: 1,
+            recent: vec![1.0],
+            commit: None,
+            version: None,
+            booted_at: None,
+        };
+        p.heartbeats.insert("a".into(), Arc::new(hb));
+        assert_eq!(p.entries(), 15);
     }
 
     #[test]

@@ -23,7 +23,7 @@ impl Writer {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
             let first = if self.dirty {
-                match rx.recv_timeout(self.publish_wait()) {
+                match rx.recv_timeout(publish_wait(self.throttle(), self.last_publish.elapsed())) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => {
                         self.publish();
@@ -79,7 +79,13 @@ impl Writer {
             self.dirty |= touches_pulse;
             // A removal is shown at once: its caller is answered after it is.
             let took = removed.iter().any(|(_, r)| matches!(r, Ok(n) if *n > 0));
-            if self.dirty && (self.publish_due() || took) {
+            if self.dirty
+                && (publish_due(
+                    self.pulse.entries(),
+                    self.last_publish.elapsed(),
+                    self.throttle(),
+                ) || took)
+            {
                 self.publish();
             }
             for (reply, result) in replies {
@@ -96,29 +102,8 @@ impl Writer {
         }
     }
 
-    /// Cost-bounded publishing: at most a tenth of the writer's time.
     fn throttle(&self) -> Duration {
-        (self.publish_cost * 10).min(MAX_PUBLISH_LAG)
-    }
-
-    fn publish_due(&self) -> bool {
-        // A small pulse is cheap to copy: it is always published before the
-        // answers go out.
-        self.pulse_entries() <= SMALL_PULSE_ENTRIES
-            || self.last_publish.elapsed() >= self.throttle()
-    }
-
-    fn pulse_entries(&self) -> usize {
-        let p = &self.pulse;
-        p.heartbeats.len()
-            + p.test_runs.len()
-            + p.mutants.len()
-            + p.host_health.len()
-            + p.ingest.len()
-    }
-
-    fn publish_wait(&self) -> Duration {
-        self.throttle().saturating_sub(self.last_publish.elapsed())
+        throttle(self.publish_cost)
     }
 
     fn publish(&mut self) {
@@ -420,5 +405,53 @@ impl Writer {
                 Ok(Written::HostHealth(h))
             }
         }
+    }
+}
+
+/// Cost-bounded publishing: a publication costing `cost` waits ten times
+/// that after the last (at most `MAX_PUBLISH_LAG`), so publishing takes at
+/// most a tenth of the writer's time.
+fn throttle(cost: Duration) -> Duration {
+    (cost * 10).min(MAX_PUBLISH_LAG)
+}
+
+/// Whether a commit publishes the pulse before its answers: always when it
+/// holds at most `SMALL_PULSE_ENTRIES` (cheap to copy), else once the last
+/// publication is `throttle` ago.
+fn publish_due(entries: usize, since_last: Duration, throttle: Duration) -> bool {
+    entries <= SMALL_PULSE_ENTRIES || since_last >= throttle
+}
+
+/// How long an idle writer with an unpublished change waits to publish it.
+fn publish_wait(throttle: Duration, since_last: Duration) -> Duration {
+    throttle.saturating_sub(since_last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn publishing_takes_at_most_a_tenth_of_the_time_up_to_the_lag() {
+        assert_eq!(throttle(MS * 3), MS * 30);
+        assert_eq!(throttle(MS * 50), MAX_PUBLISH_LAG);
+        assert_eq!(throttle(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_small_pulse_is_always_published_and_a_large_one_when_its_time_is_up() {
+        let large = SMALL_PULSE_ENTRIES + 1;
+        assert!(publish_due(SMALL_PULSE_ENTRIES, Duration::ZERO, MS * 30));
+        assert!(!publish_due(large, MS * 29, MS * 30));
+        assert!(publish_due(large, MS * 30, MS * 30));
+        assert!(publish_due(large, MS * 31, MS * 30));
+    }
+
+    #[test]
+    fn an_idle_writer_waits_out_the_rest_of_the_throttle() {
+        assert_eq!(publish_wait(MS * 30, MS * 12), MS * 18);
+        assert_eq!(publish_wait(MS * 30, MS * 40), Duration::ZERO);
     }
 }
