@@ -561,6 +561,60 @@ mod tests {
         }
     }
 
+    /// Only pushes, counts and removals change the pulse: a batch of a
+    /// source's state and history events is committed without publishing it.
+    #[tokio::test]
+    async fn sources_state_and_history_alone_publish_nothing() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let dir = tempfile::tempdir().unwrap();
+        let published = Arc::new(AtomicUsize::new(0));
+        let counter = published.clone();
+        let store = Store::open(
+            dir.path(),
+            0,
+            &|_, _| true,
+            Box::new(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        let before = published.load(Ordering::SeqCst);
+        store.keep_source(
+            SourceRecord {
+                source: "healthz".into(),
+                up: true,
+                last_success: Some(5.0),
+                last_error: None,
+                ran_at: 5.0,
+                duration_seconds: 0.5,
+                facts: None,
+            },
+            FactsWrite::Set("{}".into()),
+        );
+        let event = Event {
+            id: 0,
+            at: 5.0,
+            stack: "prod".into(),
+            kind: Kind::Health,
+            subject: "broker".into(),
+            from: None,
+            to: Some("green".into()),
+            detail: None,
+            changes: 0,
+        };
+        // Answered after the source's state, which was sent first.
+        store.record_events(vec![event]).await.unwrap();
+        assert_eq!(published.load(Ordering::SeqCst), before);
+        drop(store);
+        let store = open(dir.path());
+        let kept: Vec<&str> = store
+            .restored_sources()
+            .iter()
+            .map(|r| r.source.as_str())
+            .collect();
+        assert_eq!(kept, ["healthz"]);
+    }
+
     #[tokio::test]
     async fn recorded_events_come_back_with_their_ids_and_are_kept() {
         let dir = tempfile::tempdir().unwrap();

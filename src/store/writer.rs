@@ -23,7 +23,10 @@ impl Writer {
     pub(super) fn run(mut self, rx: mpsc::Receiver<Msg>) {
         loop {
             let first = if self.dirty {
-                match rx.recv_timeout(publish_wait(self.throttle(), self.last_publish.elapsed())) {
+                match rx.recv_timeout(publish_wait(
+                    throttle(self.publish_cost),
+                    self.last_publish.elapsed(),
+                )) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => {
                         self.publish();
@@ -83,7 +86,7 @@ impl Writer {
                 && (publish_due(
                     self.pulse.entries(),
                     self.last_publish.elapsed(),
-                    self.throttle(),
+                    throttle(self.publish_cost),
                 ) || took)
             {
                 self.publish();
@@ -100,10 +103,6 @@ impl Writer {
         if self.dirty {
             self.publish();
         }
-    }
-
-    fn throttle(&self) -> Duration {
-        throttle(self.publish_cost)
     }
 
     fn publish(&mut self) {

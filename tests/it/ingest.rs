@@ -2704,9 +2704,23 @@ async fn a_full_state_disk_refuses_pushes_clearly_loses_nothing_and_recovers() {
     )
     .await;
     // Full: scrapes are served; what was acknowledged stays acknowledged.
-    let (status, _) = common::get(&format!("http://{listen}/metrics")).await;
+    let (status, body) = common::get(&format!("http://{listen}/metrics")).await;
     assert_eq!(status, 200);
     let at_full = counts();
+    // A refused push left no trace in what is shown: each box's count is
+    // what it was acknowledged (or one ahead, committed and not yet answered).
+    for (i, b) in boxes.iter().enumerate() {
+        let shown = sample(
+            &body,
+            &format!(r#"fleet_heartbeats_total{{stack="prod",box="{b}"}}"#),
+        )
+        .unwrap();
+        assert!(
+            shown <= (at_full[i] + 1) as f64,
+            "{b}: {shown} shown, {} acknowledged",
+            at_full[i]
+        );
+    }
 
     std::fs::remove_file(&filler).unwrap();
     eventually(
