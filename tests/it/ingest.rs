@@ -1361,6 +1361,82 @@ async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
     .is_some());
 }
 
+/// A heartbeat is a boot: the same boot sent again (a retry, or a push
+/// resent to every replica) is heard but neither counted nor taken for a new
+/// boot; the boots kept per box are the last hour's, at most 16.
+#[tokio::test]
+async fn a_boot_sent_again_is_not_counted_and_the_boots_kept_are_the_last_hours() {
+    let mut fleet = Fleet::start("").await;
+    let boot = |t: u64| json!({"boot_time": t});
+    let (s, v) = fleet.heartbeat("prod-box", boot(1_700_000_000)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (&v["heartbeats"], &v["boots_in_last_hour"]),
+        (&json!(1), &json!(1))
+    );
+    let (_, v) = fleet.heartbeat("prod-box", boot(1_700_000_000)).await;
+    assert_eq!(
+        (&v["heartbeats"], &v["boots_in_last_hour"]),
+        (&json!(1), &json!(1)),
+        "the same boot again: {v}"
+    );
+    let mut last = Value::Null;
+    for i in 1..=20 {
+        last = fleet.heartbeat("prod-box", boot(1_700_000_000 + i)).await.1;
+    }
+    assert_eq!(
+        (&last["heartbeats"], &last["boots_in_last_hour"]),
+        (&json!(21), &json!(16)),
+        "{last}"
+    );
+
+    // Boots older than an hour are forgotten at the next one, and a longer
+    // list (kept by a build with a larger cap) is cut to the newest 16.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    // Stops the exporter, stores `list` as the box's boots, starts it again
+    // and sends a new boot; returns the answer and the boots then stored.
+    async fn after_storing(fleet: &mut Fleet, list: &[f64], boot: Value) -> (Value, Vec<f64>) {
+        if let Some(r) = fleet.running.take() {
+            r.shutdown().await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        rusqlite::Connection::open(fleet.db())
+            .unwrap()
+            .execute(
+                "UPDATE heartbeats SET recent = ?1 WHERE box = 'prod-box'",
+                [serde_json::to_string(list).unwrap()],
+            )
+            .unwrap();
+        fleet.up().await;
+        let (_, v) = fleet.heartbeat("prod-box", boot).await;
+        let conn = rusqlite::Connection::open(fleet.db()).unwrap();
+        let json: String = conn
+            .query_row(
+                "SELECT recent FROM heartbeats WHERE box = 'prod-box'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        (v, serde_json::from_str(&json).unwrap())
+    }
+    let old_and_new = [now - 7200.0, now - 60.0];
+    let (v, kept) = after_storing(&mut fleet, &old_and_new, boot(1_700_000_100)).await;
+    assert_eq!(v["boots_in_last_hour"], json!(2), "{v}");
+    assert_eq!((kept.len(), kept[0]), (2, now - 60.0), "{kept:?}");
+    let within: Vec<f64> = (0..30).map(|i| now - 600.0 + f64::from(i)).collect();
+    let (v, kept) = after_storing(&mut fleet, &within, boot(1_700_000_200)).await;
+    assert_eq!(v["boots_in_last_hour"], json!(16), "{v}");
+    assert_eq!(kept.len(), 16, "{kept:?}");
+    assert_eq!(
+        kept[..15],
+        within[15..],
+        "the newest 15 stored, then this boot"
+    );
+}
+
 /// A name outside the inventory holds its place under the cap while any of
 /// its rows (heartbeats, test runs, mutation results, a doctor snapshot)
 /// is left, and gives it up when DELETE removes the last.
