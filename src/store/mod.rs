@@ -456,9 +456,42 @@ fn int(n: u64) -> i64 {
 mod tests {
     use super::*;
     use crate::history::{store::Query, Kind};
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     fn open(dir: &Path) -> Store {
         Store::open(dir, 0, &|_, _| true, Box::new(|_| {})).unwrap()
+    }
+
+    /// A heartbeat of a box in the inventory.
+    fn heartbeat(name: &str) -> WriteRequest {
+        WriteRequest {
+            write: Write::Heartbeat(HeartbeatPush {
+                box_name: name.to_string(),
+                stack: "prod".into(),
+                received_at: 1.0,
+                commit: None,
+                version: None,
+                booted_at: None,
+            }),
+            known: true,
+            stamped: false,
+        }
+    }
+
+    /// A store that counts its publications.
+    fn open_counting(dir: &Path) -> (Store, Arc<AtomicUsize>) {
+        let published = Arc::new(AtomicUsize::new(0));
+        let counter = published.clone();
+        let store = Store::open(
+            dir,
+            0,
+            &|_, _| true,
+            Box::new(move |_| {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }),
+        )
+        .unwrap();
+        (store, published)
     }
 
     #[test]
@@ -475,35 +508,11 @@ mod tests {
     /// the next transaction together, which publishes the pulse once.
     #[tokio::test]
     async fn pushes_waiting_together_are_committed_and_published_together() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let published = Arc::new(AtomicUsize::new(0));
-        let counter = published.clone();
-        let store = Store::open(
-            dir.path(),
-            0,
-            &|_, _| true,
-            Box::new(move |_| {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }),
-        )
-        .unwrap();
+        let (store, published) = open_counting(dir.path());
         let at_open = published.load(Ordering::SeqCst);
         const PUSHES: usize = 200;
-        let writes = (0..PUSHES).map(|i| {
-            store.write(WriteRequest {
-                write: Write::Heartbeat(HeartbeatPush {
-                    box_name: format!("box-{i}"),
-                    stack: "prod".into(),
-                    received_at: 1.0,
-                    commit: None,
-                    version: None,
-                    booted_at: None,
-                }),
-                known: true,
-                stamped: false,
-            })
-        });
+        let writes = (0..PUSHES).map(|i| store.write(heartbeat(&format!("box-{i}"))));
         // Every write is queued before the first is answered.
         for w in futures::future::join_all(writes).await {
             w.unwrap();
@@ -537,21 +546,7 @@ mod tests {
         .unwrap();
         for i in 0..100 {
             let name = format!("box-{i}");
-            store
-                .write(WriteRequest {
-                    write: Write::Heartbeat(HeartbeatPush {
-                        box_name: name.clone(),
-                        stack: "prod".into(),
-                        received_at: 1.0,
-                        commit: None,
-                        version: None,
-                        booted_at: None,
-                    }),
-                    known: true,
-                    stamped: false,
-                })
-                .await
-                .unwrap();
+            store.write(heartbeat(&name)).await.unwrap();
             let shown = latest
                 .lock()
                 .unwrap()
@@ -565,19 +560,8 @@ mod tests {
     /// source's state and history events is committed without publishing it.
     #[tokio::test]
     async fn sources_state_and_history_alone_publish_nothing() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let dir = tempfile::tempdir().unwrap();
-        let published = Arc::new(AtomicUsize::new(0));
-        let counter = published.clone();
-        let store = Store::open(
-            dir.path(),
-            0,
-            &|_, _| true,
-            Box::new(move |_| {
-                counter.fetch_add(1, Ordering::SeqCst);
-            }),
-        )
-        .unwrap();
+        let (store, published) = open_counting(dir.path());
         let before = published.load(Ordering::SeqCst);
         store.keep_source(
             SourceRecord {
