@@ -15,8 +15,8 @@ pub(super) fn open_writer(path: &Path, dir: &str) -> Result<Connection, StoreErr
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            .union(OpenFlags::SQLITE_OPEN_CREATE)
+            .union(OpenFlags::SQLITE_OPEN_NO_MUTEX),
     )
     .map_err(err)?;
     if conn.is_readonly(rusqlite::MAIN_DB).map_err(err)? {
