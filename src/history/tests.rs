@@ -348,6 +348,134 @@ fn changes_read_as_sentences() {
 }
 
 #[test]
+fn every_kind_reads_as_a_sentence_first_seen_and_changed() {
+    let cases: [(Kind, Option<&str>, Option<&str>, Option<&str>, &str); 17] = [
+        (
+            Kind::Health,
+            None,
+            Some("green"),
+            None,
+            "s: first seen green",
+        ),
+        (Kind::Health, Some("red"), None, None, "s: red → unknown"),
+        (Kind::Deploy, None, Some("v1"), None, "s first seen on v1"),
+        (
+            Kind::BoxDeploy,
+            Some("v1"),
+            Some("v2"),
+            None,
+            "box s deployed v2 (was v1)",
+        ),
+        (
+            Kind::BoxDeploy,
+            None,
+            Some("v1"),
+            None,
+            "box s first seen on v1",
+        ),
+        (
+            Kind::CertRotation,
+            Some("2026-01-01T00:00:00Z"),
+            Some("2026-04-01T00:00:00Z"),
+            None,
+            "certificate of s rotated: expires 2026-04-01 (was 2026-01-01)",
+        ),
+        (
+            Kind::CertRotation,
+            None,
+            Some("2026-04-01T00:00:00Z"),
+            None,
+            "certificate of s first seen, expires 2026-04-01",
+        ),
+        (
+            Kind::CertRotation,
+            None,
+            Some("soon"),
+            None,
+            "certificate of s first seen, expires soon",
+        ),
+        (
+            Kind::Slot,
+            None,
+            Some("7"),
+            Some("queued 2"),
+            "CI slot taken by run 7 (queued 2)",
+        ),
+        (
+            Kind::Slot,
+            None,
+            Some("free"),
+            None,
+            "CI slot taken by run free",
+        ),
+        (
+            Kind::Drift,
+            None,
+            Some("drifted"),
+            Some("dns"),
+            "dns a drift raised (dns)",
+        ),
+        (
+            Kind::Drift,
+            Some("drifted"),
+            Some("in_sync"),
+            None,
+            "dns a drift cleared",
+        ),
+        (
+            Kind::Source,
+            Some("ok"),
+            Some("error"),
+            Some("timeout"),
+            "source s error (timeout)",
+        ),
+        (
+            Kind::Source,
+            None,
+            Some("ok"),
+            None,
+            "source s first run: ok",
+        ),
+        (
+            Kind::Doctor,
+            Some("ok"),
+            Some("fail"),
+            Some("disk"),
+            "doctor on s: ok → fail (disk)",
+        ),
+        (
+            Kind::Doctor,
+            None,
+            Some("ok"),
+            None,
+            "doctor on s: first seen ok",
+        ),
+        (
+            Kind::Boot,
+            None,
+            Some("1"),
+            Some("kernel 6.1"),
+            "box s booted (kernel 6.1)",
+        ),
+    ];
+    for (kind, from, to, detail, want) in cases {
+        let subject = if kind == Kind::Drift { "dns_a" } else { "s" };
+        assert_eq!(
+            words(kind, subject, from, to, detail),
+            want,
+            "{kind:?} {from:?} → {to:?}"
+        );
+    }
+}
+
+#[test]
+fn times_read_as_rfc_3339_to_the_second() {
+    assert_eq!(fmt_time(0.0), "1970-01-01T00:00:00Z");
+    assert_eq!(fmt_time(1_790_000_000.9), "2026-09-21T14:13:20Z");
+    assert_eq!(fmt_time(f64::MAX), "");
+}
+
+#[test]
 fn the_view_is_rebuilt_from_the_store_as_the_historian_left_it() {
     let c = conn();
     let day = 86400.0;
