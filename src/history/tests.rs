@@ -317,6 +317,41 @@ fn public_mode_hides_addresses_in_events() {
     );
     named.redact(&r);
     assert_eq!(named.subject, "api.example.com:443");
+    // An endpoint with an address in it is hidden whole, even when it is
+    // not an address and port.
+    let mut partly = event(
+        1.0,
+        "prod",
+        Kind::CertRotation,
+        "10.0.0.7 port 443",
+        None,
+        "b",
+    );
+    partly.redact(&r);
+    assert_eq!(partly.subject, crate::board::HIDDEN);
+}
+
+#[test]
+fn a_time_is_rfc_3339_unix_seconds_or_a_duration_back_from_now() {
+    let now = 1_000_000.0;
+    let ok = [
+        ("1970-01-01T00:00:10.250Z", 10.25),
+        ("1970-01-01T01:00:00+01:00", 0.0),
+        ("1234.5", 1234.5),
+        ("0", 0.0),
+        ("90s", now - 90.0),
+        ("15m", now - 900.0),
+        ("2h", now - 7200.0),
+        ("7d", now - 604_800.0),
+        ("1w", now - 604_800.0),
+    ];
+    for (v, want) in ok {
+        assert_eq!(api::parse_time(v, now), Ok(want), "{v}");
+    }
+    for v in ["-5", "inf", "NaN", "5x", "s", "", "1.5h", "yesterday"] {
+        let err = api::parse_time(v, now).unwrap_err();
+        assert!(err.contains("is not a time"), "{v}: {err}");
+    }
 }
 
 #[test]
