@@ -192,6 +192,17 @@ fn stored_events_page_newest_first_and_pruning_keeps_counts_and_the_latest() {
     .unwrap();
     assert_eq!(page3.len(), 1);
     assert_eq!(next3, None);
+    // A page that holds exactly the rest is the last.
+    let all = store::query(
+        &c,
+        &Query {
+            limit: 5,
+            ..Query::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((all.0.len(), all.1), (5, None));
+    assert_eq!(store::count(&c).unwrap(), 5);
 
     let only = store::query(
         &c,
@@ -210,6 +221,7 @@ fn stored_events_page_newest_first_and_pruning_keeps_counts_and_the_latest() {
 
     // Pruning everything before 450 keeps each subject's newest event.
     assert_eq!(store::prune(&c, 450.0).unwrap(), 3);
+    assert_eq!(store::count(&c).unwrap(), 2);
     let loaded = store::load(&c, 1000.0).unwrap();
     let latest: Vec<_> = loaded.latest.iter().map(|(_, at, _)| *at).collect();
     assert_eq!(latest.len(), 2);
@@ -289,6 +301,40 @@ fn query_parameters_are_checked_and_every_problem_named() {
     assert_eq!(twice, ["stack: given twice"]);
     let order = api::parse_query(Some("since=200&until=100"), now).unwrap_err();
     assert_eq!(order, ["since: lies after until"]);
+    let empty = api::parse_query(Some("since=200&until=200"), now).unwrap();
+    assert_eq!((empty.since, empty.until), (Some(200.0), Some(200.0)));
+    let plain = api::parse_query(None, now).unwrap();
+    assert_eq!(
+        plain,
+        Query {
+            limit: api::DEFAULT_LIMIT,
+            ..Query::default()
+        }
+    );
+    for c in ["5_0", "5_-1", "x_1", "inf_1", "5"] {
+        let bad = api::parse_query(Some(&format!("cursor={c}")), now).unwrap_err();
+        assert!(bad[0].starts_with("cursor:"), "{c}: {bad:?}");
+    }
+}
+
+#[test]
+fn timelines_are_equal_when_their_points_are() {
+    let line = |points: &[(f64, &str)]| {
+        let mut t = Timeline::default();
+        for (at, state) in points {
+            t.push(*at, Some(state));
+        }
+        t
+    };
+    let a = line(&[(1.0, "green"), (2.0, "red")]);
+    assert_eq!(a, line(&[(1.0, "green"), (2.0, "red")]));
+    assert_ne!(a, line(&[(1.0, "green"), (3.0, "red")]));
+    assert_ne!(a, line(&[(1.0, "green"), (2.0, "amber")]));
+    assert_ne!(a, line(&[(1.0, "green")]));
+    // Settled or fresh, the same points are the same timeline.
+    let mut settled = a.clone();
+    settled.settle();
+    assert_eq!(settled, a);
 }
 
 #[test]
@@ -535,6 +581,7 @@ fn the_view_is_rebuilt_from_the_store_as_the_historian_left_it() {
             "def",
         ),
         event(42.0 * day, "prod", Kind::Boot, "box-1", None, "42"),
+        event(day, "prod", Kind::Health, "db", None, "green"),
     ];
     number(&mut evs, &HistoryView::default());
     store::insert(&c, &mut evs).unwrap();
@@ -553,7 +600,79 @@ fn the_view_is_rebuilt_from_the_store_as_the_historian_left_it() {
     let t = v.health_of("prod", "broker").unwrap();
     let a = t.availability(WINDOW_SECONDS, now).unwrap();
     assert!((a - 5.0 / 30.0).abs() < 1e-9, "{a}");
-    assert_eq!(v.recent("prod").count(), 6);
+    assert_eq!(v.recent("prod").count(), 7);
+    // Only the transitions since the window's start (day 15) are read back,
+    // after the one in force then.
+    assert_eq!(t.len(), 2);
+    // A service whose last change is older than the window is in that
+    // state throughout; other kinds of subject have no health timeline.
+    let db = v.health_of("prod", "db").unwrap();
+    assert_eq!(db.availability(WINDOW_SECONDS, now), Some(1.0));
+    assert!(v.health_of("prod", "box-1").is_none());
+
+    let loaded = store::load(&c, now).unwrap();
+    // Only subjects that changed (a boot is one) have a count: not db,
+    // seen once.
+    assert_eq!(
+        loaded.changes.keys().collect::<Vec<_>>(),
+        [
+            &key(Kind::Health, "prod", "broker"),
+            &key(Kind::Deploy, "prod", "broker"),
+            &key(Kind::Boot, "prod", "box-1")
+        ]
+    );
+    // A box's last boot is compared by its time.
+    let recorded = loaded.recorded();
+    assert_eq!(
+        recorded[&key(Kind::Boot, "prod", "box-1")].as_deref(),
+        Some("3628800")
+    );
+    assert_eq!(
+        recorded[&key(Kind::Deploy, "prod", "broker")].as_deref(),
+        Some("def")
+    );
+}
+
+#[test]
+fn each_environment_gets_its_newest_events_however_old() {
+    let c = conn();
+    // One environment's only event lies behind 10,500 newer ones of 49
+    // others: the start-up scan reads far enough back for every
+    // environment's share (20 shares an environment, at least 10,000 rows).
+    let mut evs = vec![event(1.0, "quiet", Kind::Deploy, "api", None, "abc")];
+    for i in 0..10_500 {
+        let stack = format!("busy-{}", i % 49);
+        evs.push(event(
+            2.0 + f64::from(i),
+            &stack,
+            Kind::Health,
+            "api",
+            None,
+            "green",
+        ));
+    }
+    store::insert(&c, &mut evs).unwrap();
+    let loaded = store::load(&c, 20_000.0).unwrap();
+    let mut per: BTreeMap<&str, usize> = BTreeMap::new();
+    for e in &loaded.recent {
+        *per.entry(e.stack.as_str()).or_default() += 1;
+    }
+    assert_eq!(per.len(), 50, "{per:?}");
+    assert_eq!(per["quiet"], 1);
+    assert!(
+        per.iter()
+            .filter(|(s, _)| **s != "quiet")
+            .all(|(_, n)| *n == RECENT_PER_STACK),
+        "{per:?}"
+    );
+    // Newest first within each environment.
+    let busy: Vec<f64> = loaded
+        .recent
+        .iter()
+        .filter(|e| e.stack == "busy-0")
+        .map(|e| e.at)
+        .collect();
+    assert!(busy.windows(2).all(|w| w[0] > w[1]), "{busy:?}");
 }
 
 #[test]
