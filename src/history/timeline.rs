@@ -65,13 +65,8 @@ impl Timeline {
     /// How many points are at or before `t`.
     fn count_until(&self, t: f64) -> usize {
         let before = |(at, _): &(u32, Health)| f64::from(*at) <= t;
-        let old = self.old();
-        let i = old.partition_point(before);
-        if i < old.len() {
-            i
-        } else {
-            i + self.fresh.partition_point(before)
-        }
+        // The fresh points all lie at or after the settled ones.
+        self.old().partition_point(before) + self.fresh.partition_point(before)
     }
 
     /// Adds a transition at `at` to `state`. A time older than the last
@@ -147,9 +142,7 @@ impl Timeline {
             }
             let end = points.peek().map_or(to, |(next, _)| f64::from(*next));
             let (a, b) = (f64::from(at).max(from), end.min(to));
-            if b > a {
-                spent[h as usize] += b - a;
-            }
+            spent[h as usize] += (b - a).max(0.0);
         }
         spent
     }
@@ -234,5 +227,10 @@ mod tests {
         assert_eq!(t.len(), 1);
         assert!(t.settled.is_empty());
         assert_eq!(t.at(1000.0 * h), Some(Health::Red));
+        assert!(!t.is_empty());
+        assert!(Timeline::default().is_empty());
+        // An empty or backward span spends nothing.
+        assert_eq!(t.durations(2000.0 * h, 2000.0 * h), [0.0; 3]);
+        assert_eq!(t.durations(2000.0 * h, 1000.0 * h), [0.0; 3]);
     }
 }
