@@ -497,3 +497,109 @@ fn negative_duration(page: &str) -> Option<String> {
     }
     None
 }
+
+fn events_cli(args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .arg("events")
+        .args(args)
+        .env_remove("FLEETPULSE_URL")
+        .output()
+        .unwrap()
+}
+
+/// `fleetpulse events` against a store holding 1,500 more events than one
+/// page of the API (1,000) holds: it follows the server's cursor to the
+/// limit asked for, prints newest first, narrows by kind, takes the fleet
+/// JSON's URL as the base, and a bad filter or URL exits 2 with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_events_command_follows_pages_to_its_limit_and_names_what_is_wrong() {
+    let (_service, dir, config, port) = one_service().await;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut serve = start(&config, port);
+    ready(&base).await;
+    recorded(&base, "green").await;
+    serve.stop();
+    // 1,500 reboots of a box over the last hours, written to the store the
+    // server reads back at start.
+    let t0 = now() - 2.0 * 3600.0;
+    let mut boots: Vec<fleetpulse::history::Event> = (0..1500u32)
+        .map(|i| fleetpulse::history::Event {
+            id: 0,
+            at: t0 + f64::from(i),
+            stack: "other".into(),
+            kind: fleetpulse::history::Kind::Boot,
+            subject: "box-1".into(),
+            from: None,
+            to: Some(format!("{i}")),
+            detail: None,
+            changes: u64::from(i) + 1,
+        })
+        .collect();
+    let db = rusqlite::Connection::open(dir.path().join("state").join("fleetpulse.db")).unwrap();
+    fleetpulse::history::store::insert(&db, &mut boots).unwrap();
+    drop(db);
+    let mut serve = start(&config, port);
+    ready(&base).await;
+
+    let json = |out: &std::process::Output| -> Vec<Value> {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // Past the first page, to exactly the limit, newest first, no repeats.
+    let many = json(&events_cli(&[
+        "--url", &base, "--since", "0", "--limit", "1200", "--json",
+    ]));
+    assert_eq!(many.len(), 1200);
+    let keys: Vec<(f64, i64)> = many
+        .iter()
+        .map(|e| (e["at"].as_f64().unwrap(), e["id"].as_i64().unwrap()))
+        .collect();
+    assert!(
+        keys.windows(2).all(|w| w[0] > w[1]),
+        "newest first, once each"
+    );
+    // Everything there is, when the limit is above it.
+    let all = json(&events_cli(&[
+        "--url", &base, "--since", "0", "--limit", "5000", "--json",
+    ]));
+    let boots_served = all.iter().filter(|e| e["kind"] == "boot").count();
+    assert_eq!(boots_served, 1500);
+    assert!(all
+        .iter()
+        .any(|e| e["kind"] == "health" && e["subject"] == "web"));
+    // One kind, through the fleet JSON's URL; as a timeline.
+    let fleet_url = format!("{base}/api/v1/fleet");
+    let health = events_cli(&["--url", &fleet_url, "--since", "0", "--kind", "health"]);
+    let text = String::from_utf8_lossy(&health.stdout);
+    assert!(health.status.success(), "{text}");
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("TIME (UTC)"), "{text}");
+    assert_eq!(lines.len(), 2, "a header and web's first sighting: {text}");
+    assert!(lines[1].contains("web: first seen green"), "{text}");
+    let three = events_cli(&[
+        "--url", &base, "--since", "0", "--kind", "boot", "--limit", "3",
+    ]);
+    let text = String::from_utf8_lossy(&three.stdout);
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert_eq!(text.matches("box box-1 booted").count(), 3, "{text}");
+
+    // What is wrong, named.
+    let bad = events_cli(&["--url", &base, "--kind", "bogus"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("kind: \"bogus\" is not one of"), "{err}");
+    let bad = events_cli(&["--url", "ftp://127.0.0.1/", "--since", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("ftp://127.0.0.1/"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let gone = events_cli(&["--url", &format!("{base}/nowhere/"), "--since", "0"]);
+    assert_eq!(gone.status.code(), Some(2));
+    serve.stop();
+}
