@@ -175,3 +175,73 @@ pub async fn run(
         render(&events)
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(stack: &str, kind: Kind, subject: &str, to: &str) -> Served {
+        Served {
+            id: 1,
+            at: 0.0,
+            time: "2026-11-26T10:42:00Z".into(),
+            stack: stack.into(),
+            kind,
+            subject: subject.into(),
+            from: None,
+            to: Some(to.into()),
+            detail: None,
+        }
+    }
+
+    #[test]
+    fn the_timeline_aligns_its_columns_and_marks_a_source_without_a_stack() {
+        assert_eq!(render(&[]), "(no changes in that window)\n");
+        let out = render(&[
+            served("production", Kind::Health, "web", "green"),
+            served("", Kind::Source, "aws", "ok"),
+        ]);
+        let want = "\
+TIME (UTC)            STACK       KIND           CHANGE
+2026-11-26 10:42:00   production  health         web: first seen green
+2026-11-26 10:42:00   -           source         source aws first run: ok
+";
+        assert_eq!(out, want);
+        // The stack column is at least as wide as its heading.
+        let short = render(&[served("a", Kind::Boot, "b1", "1")]);
+        assert_eq!(
+            short.lines().nth(1),
+            Some("2026-11-26 10:42:00   a      boot           box b1 booted")
+        );
+    }
+
+    #[test]
+    fn the_url_takes_a_base_or_the_fleet_json_and_carries_the_filter() {
+        let filter = Filter {
+            stack: Some("prod env".into()),
+            kind: Some("health".into()),
+            since: Some("2h".into()),
+            limit: 10,
+            ..Filter::default()
+        };
+        for base in [
+            "http://127.0.0.1:8937",
+            "http://127.0.0.1:8937/",
+            "http://127.0.0.1:8937/api/v1/fleet",
+        ] {
+            assert_eq!(
+                events_url(base, &filter, 10, Some("5_9")).unwrap(),
+                "http://127.0.0.1:8937/api/v1/events?stack=prod+env&kind=health&since=2h&limit=10&cursor=5_9"
+            );
+        }
+        for bad in ["ftp://127.0.0.1/", "127.0.0.1:8937", ""] {
+            assert!(
+                matches!(
+                    events_url(bad, &filter, 10, None),
+                    Err(StatusError::BadUrl(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
+}
