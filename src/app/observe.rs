@@ -33,18 +33,14 @@ fn same<T>(a: Option<&T>, b: Option<&T>) -> bool {
     matches!((a, b), (Some(a), Some(b)) if std::ptr::eq(a, b))
 }
 
-/// Every subject of `s` and its value.
-pub fn observe(s: &Snapshot) -> BTreeMap<Key, Observed> {
-    observe_since(s, None)
-}
-
 /// The subjects of `s` that may differ from `prev`, the snapshot observed
 /// before (all of them without one). A source's facts and the pulse are
 /// replaced, never changed in place, so facts at the same address are
 /// unchanged and skipped; of a service probed before, only the state or the
 /// commit that differs is observed, and a drift flag is observed only when
-/// it differs from the one before it. Sources are always observed. A subject left out is no event (see `diff`), so skipping what
-/// cannot have changed is safe as long as `prev` was recorded.
+/// it differs from the one before it. Sources are always observed. A
+/// subject left out is no event (see `diff`), so skipping what cannot have
+/// changed is safe as long as `prev` was recorded.
 pub fn observe_since(s: &Snapshot, prev: Option<&Snapshot>) -> BTreeMap<Key, Observed> {
     let mut out = BTreeMap::new();
 
@@ -205,4 +201,253 @@ pub fn observe_since(s: &Snapshot, prev: Option<&Snapshot>) -> BTreeMap<Key, Obs
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drift::DriftFlag;
+    use crate::health::Health;
+    use crate::pulse::{Heartbeat, HostHealth, Pulse};
+    use crate::snapshot::SourceStatus;
+    use crate::sources::healthz::ServiceProbe;
+    use crate::sources::tls::TlsProbe;
+    use crate::sources::Facts;
+
+    fn probe(health: Health, commit: &str, reason: Option<&str>) -> ServiceProbe {
+        ServiceProbe {
+            stack: "prod".into(),
+            service: "web".into(),
+            health,
+            status_code: Some(200),
+            duration_seconds: 0.1,
+            commit: Some(commit.into()),
+            reason: reason.map(Into::into),
+        }
+    }
+
+    fn tls(not_after: i64) -> TlsProbe {
+        TlsProbe {
+            stack: "prod".into(),
+            service: "web".into(),
+            host: "web.example:443".into(),
+            up: true,
+            leaf_not_after: Some(not_after),
+            chain_earliest_not_after: Some(not_after),
+            chain_valid: true,
+            error: None,
+        }
+    }
+
+    fn pulse() -> Arc<Pulse> {
+        let mut p = Pulse::default();
+        p.heartbeats.insert(
+            "box-1".into(),
+            Arc::new(Heartbeat {
+                stack: "prod".into(),
+                box_name: "box-1".into(),
+                timestamp: 100.0,
+                count: 1,
+                recent: Vec::new(),
+                commit: Some("abc".into()),
+                version: Some("1.2".into()),
+                booted_at: None,
+            }),
+        );
+        p.host_health.insert(
+            "host-1".into(),
+            Arc::new(HostHealth {
+                host: "host-1".into(),
+                stack: "prod".into(),
+                ok: 3,
+                warn: 1,
+                fail: 0,
+                received_at: 100.0,
+                commit: None,
+            }),
+        );
+        Arc::new(p)
+    }
+
+    fn snapshot(probes: Vec<ServiceProbe>, certs: Vec<TlsProbe>, drifted: bool) -> Snapshot {
+        Snapshot {
+            read_at: 100.0,
+            config: Arc::new(
+                crate::config::Config::parse("environments:\n  - name: prod\n", "t.yaml").unwrap(),
+            ),
+            sources: vec![SourceStatus {
+                source: "healthz",
+                up: false,
+                last_success: None,
+                duration_seconds: 0.0,
+                errors_total: 1,
+                last_error: Some("timed out".into()),
+                has_run: true,
+                interval: std::time::Duration::from_secs(1),
+            }],
+            facts: Facts::default().with("healthz", probes).with("tls", certs),
+            pulse: pulse(),
+            drift: vec![DriftFlag {
+                stack: "prod".into(),
+                kind: "dns_mismatch",
+                drifted,
+                detail: if drifted {
+                    "a.example".into()
+                } else {
+                    String::new()
+                },
+            }],
+            handler_panics: 0,
+            reload: (true, 0.0),
+            discovery_refused: 0,
+            history: Arc::default(),
+        }
+    }
+
+    fn key(kind: Kind, stack: &str, subject: &str) -> Key {
+        (kind, stack.into(), subject.into())
+    }
+
+    fn value(o: &BTreeMap<Key, Observed>, k: &Key) -> Option<String> {
+        o.get(k).and_then(|v| v.value.clone())
+    }
+
+    #[test]
+    fn the_first_observation_holds_every_subject_and_its_value() {
+        let s = snapshot(
+            vec![probe(Health::Green, "abc", None)],
+            vec![tls(86_400)],
+            true,
+        );
+        let o = observe_since(&s, None);
+        assert_eq!(
+            value(&o, &key(Kind::Health, "prod", "web")).as_deref(),
+            Some("green")
+        );
+        assert_eq!(
+            value(&o, &key(Kind::Deploy, "prod", "web")).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            value(&o, &key(Kind::CertRotation, "prod", "web.example:443")).as_deref(),
+            Some("1970-01-02T00:00:00Z")
+        );
+        let drift = &o[&key(Kind::Drift, "prod", "dns_mismatch")];
+        assert_eq!(
+            (drift.value.as_deref(), drift.detail.as_deref()),
+            (Some("drifted"), Some("a.example"))
+        );
+        let source = &o[&key(Kind::Source, "", "healthz")];
+        assert_eq!(
+            (source.value.as_deref(), source.detail.as_deref()),
+            (Some("down"), Some("timed out"))
+        );
+        let doctor = &o[&key(Kind::Doctor, "prod", "host-1")];
+        assert_eq!(
+            (doctor.value.as_deref(), doctor.detail.as_deref()),
+            (Some("warn"), Some("3 ok, 1 warn, 0 fail"))
+        );
+        assert_eq!(
+            value(&o, &key(Kind::BoxDeploy, "prod", "box-1")).as_deref(),
+            Some("abc")
+        );
+        let boot = &o[&key(Kind::Boot, "prod", "box-1")];
+        assert_eq!(boot.boots, [100.0]);
+        assert_eq!(boot.detail.as_deref(), Some("version 1.2"));
+        assert_eq!(o.len(), 8, "{o:?}");
+    }
+
+    #[test]
+    fn the_same_facts_again_are_skipped_but_the_sources() {
+        let s = snapshot(
+            vec![probe(Health::Green, "abc", None)],
+            vec![tls(86_400)],
+            true,
+        );
+        let again = s.clone();
+        let o = observe_since(&again, Some(&s));
+        assert_eq!(
+            o.keys().collect::<Vec<_>>(),
+            [&key(Kind::Source, "", "healthz")],
+            "only the sources, always observed"
+        );
+    }
+
+    #[test]
+    fn of_new_facts_only_what_differs_is_observed() {
+        let before = snapshot(
+            vec![probe(Health::Green, "abc", None)],
+            vec![tls(86_400)],
+            true,
+        );
+        // A new reading of each source, with equal values: nothing of them.
+        let mut equal = snapshot(
+            vec![probe(Health::Green, "abc", None)],
+            vec![tls(86_400)],
+            true,
+        );
+        equal.pulse = before.pulse.clone();
+        let o = observe_since(&equal, Some(&before));
+        assert_eq!(o.len(), 1, "{o:?}");
+
+        // The health changes, its reason (none) does not; the commit stays.
+        let mut health = snapshot(
+            vec![probe(Health::Degraded, "abc", None)],
+            vec![tls(86_400)],
+            true,
+        );
+        health.pulse = before.pulse.clone();
+        let o = observe_since(&health, Some(&before));
+        assert_eq!(
+            value(&o, &key(Kind::Health, "prod", "web")).as_deref(),
+            Some("degraded")
+        );
+        assert!(!o.contains_key(&key(Kind::Deploy, "prod", "web")));
+        // The reason alone changes.
+        let reasoned = snapshot(
+            vec![probe(Health::Green, "abc", Some("slow"))],
+            vec![],
+            true,
+        );
+        let o = observe_since(&reasoned, Some(&before));
+        assert_eq!(
+            o[&key(Kind::Health, "prod", "web")].detail.as_deref(),
+            Some("slow")
+        );
+        // The commit alone changes.
+        let deployed = snapshot(vec![probe(Health::Green, "def", None)], vec![], true);
+        let o = observe_since(&deployed, Some(&before));
+        assert!(!o.contains_key(&key(Kind::Health, "prod", "web")));
+        assert_eq!(
+            value(&o, &key(Kind::Deploy, "prod", "web")).as_deref(),
+            Some("def")
+        );
+        // Another service in the same place is observed whole.
+        let mut other = probe(Health::Green, "abc", None);
+        other.service = "api".into();
+        let moved = snapshot(vec![other.clone()], vec![], true);
+        let o = observe_since(&moved, Some(&before));
+        assert!(o.contains_key(&key(Kind::Health, "prod", "api")));
+        assert!(o.contains_key(&key(Kind::Deploy, "prod", "api")));
+        other.service = "web".into();
+        other.stack = "test".into();
+        let o = observe_since(&snapshot(vec![other], vec![], true), Some(&before));
+        assert!(o.contains_key(&key(Kind::Health, "test", "web")));
+
+        // A rotated certificate; a drift flag cleared.
+        let rotated = snapshot(vec![], vec![tls(2 * 86_400)], false);
+        let o = observe_since(&rotated, Some(&before));
+        assert_eq!(
+            value(&o, &key(Kind::CertRotation, "prod", "web.example:443")).as_deref(),
+            Some("1970-01-03T00:00:00Z")
+        );
+        let drift = &o[&key(Kind::Drift, "prod", "dns_mismatch")];
+        assert_eq!(
+            (drift.value.as_deref(), drift.detail.as_deref()),
+            (Some("agrees"), None)
+        );
+        // A new pulse is observed whole.
+        assert!(o.contains_key(&key(Kind::Doctor, "prod", "host-1")));
+        assert!(o.contains_key(&key(Kind::Boot, "prod", "box-1")));
+    }
 }
