@@ -210,6 +210,7 @@ mod tests {
     use crate::health::Health;
     use crate::pulse::{Heartbeat, HostHealth, Pulse};
     use crate::snapshot::SourceStatus;
+    use crate::sources::github::{CiRun, GithubFacts, HeadCommit, SlotOccupancy};
     use crate::sources::healthz::ServiceProbe;
     use crate::sources::tls::TlsProbe;
     use crate::sources::Facts;
@@ -254,18 +255,20 @@ mod tests {
                 booted_at: None,
             }),
         );
-        p.host_health.insert(
-            "host-1".into(),
-            Arc::new(HostHealth {
-                host: "host-1".into(),
-                stack: "prod".into(),
-                ok: 3,
-                warn: 1,
-                fail: 0,
-                received_at: 100.0,
-                commit: None,
-            }),
-        );
+        for (host, warn, fail) in [("host-1", 1, 0), ("host-2", 1, 2), ("host-3", 0, 0)] {
+            p.host_health.insert(
+                host.into(),
+                Arc::new(HostHealth {
+                    host: host.into(),
+                    stack: "prod".into(),
+                    ok: 3,
+                    warn,
+                    fail,
+                    received_at: 100.0,
+                    commit: None,
+                }),
+            );
+        }
         Arc::new(p)
     }
 
@@ -285,22 +288,51 @@ mod tests {
                 has_run: true,
                 interval: std::time::Duration::from_secs(1),
             }],
-            facts: Facts::default().with("healthz", probes).with("tls", certs),
+            facts: Facts::default()
+                .with("healthz", probes)
+                .with("tls", certs)
+                .with("github", github(Some(42))),
             pulse: pulse(),
             drift: vec![DriftFlag {
                 stack: "prod".into(),
                 kind: "dns_mismatch",
                 drifted,
+                // A cleared flag's detail is not news.
                 detail: if drifted {
                     "a.example".into()
                 } else {
-                    String::new()
+                    "was a.example".into()
                 },
             }],
             handler_panics: 0,
             reload: (true, 0.0),
             discovery_refused: 0,
             history: Arc::default(),
+        }
+    }
+
+    fn github(holder: Option<u64>) -> GithubFacts {
+        GithubFacts {
+            head: HeadCommit {
+                branch: "main".into(),
+                sha: "abc".into(),
+                committed_at: None,
+            },
+            slots: vec![SlotOccupancy {
+                stack: "prod".into(),
+                holder: holder.map(|id| CiRun {
+                    id,
+                    workflow: "e2e".into(),
+                    title: "Fix it".into(),
+                    branch: "fix".into(),
+                    head_sha: "abc".into(),
+                    status: "in_progress".into(),
+                    started_at: None,
+                    url: "https://ci.example/42".into(),
+                }),
+                queued: 0,
+            }],
+            rate_limit: None,
         }
     }
 
@@ -348,13 +380,26 @@ mod tests {
             (Some("warn"), Some("3 ok, 1 warn, 0 fail"))
         );
         assert_eq!(
+            value(&o, &key(Kind::Doctor, "prod", "host-2")).as_deref(),
+            Some("fail")
+        );
+        assert_eq!(
+            value(&o, &key(Kind::Doctor, "prod", "host-3")).as_deref(),
+            Some("ok")
+        );
+        let slot = &o[&key(Kind::Slot, "prod", "slot")];
+        assert_eq!(
+            (slot.value.as_deref(), slot.detail.as_deref()),
+            (Some("42"), Some("e2e: Fix it (fix)"))
+        );
+        assert_eq!(
             value(&o, &key(Kind::BoxDeploy, "prod", "box-1")).as_deref(),
             Some("abc")
         );
         let boot = &o[&key(Kind::Boot, "prod", "box-1")];
         assert_eq!(boot.boots, [100.0]);
         assert_eq!(boot.detail.as_deref(), Some("version 1.2"));
-        assert_eq!(o.len(), 8, "{o:?}");
+        assert_eq!(o.len(), 11, "{o:?}");
     }
 
     #[test]
@@ -387,8 +432,16 @@ mod tests {
             true,
         );
         equal.pulse = before.pulse.clone();
+        // (A new reading of the CI has its slots observed whole: `diff`
+        // finds them unchanged.)
         let o = observe_since(&equal, Some(&before));
-        assert_eq!(o.len(), 1, "{o:?}");
+        assert_eq!(
+            o.keys().collect::<Vec<_>>(),
+            [
+                &key(Kind::Slot, "prod", "slot"),
+                &key(Kind::Source, "", "healthz")
+            ]
+        );
 
         // The health changes, its reason (none) does not; the commit stays.
         let mut health = snapshot(
@@ -446,6 +499,17 @@ mod tests {
             (drift.value.as_deref(), drift.detail.as_deref()),
             (Some("agrees"), None)
         );
+        // The slot released, in a new reading of the CI.
+        let mut released = snapshot(vec![], vec![], true);
+        released
+            .facts
+            .set("github", crate::sources::output(github(None)));
+        let o = observe_since(&released, Some(&before));
+        assert_eq!(
+            value(&o, &key(Kind::Slot, "prod", "slot")).as_deref(),
+            Some("free")
+        );
+        assert_eq!(o[&key(Kind::Slot, "prod", "slot")].detail, None);
         // A new pulse is observed whole.
         assert!(o.contains_key(&key(Kind::Doctor, "prod", "host-1")));
         assert!(o.contains_key(&key(Kind::Boot, "prod", "box-1")));
