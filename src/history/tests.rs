@@ -430,7 +430,7 @@ fn changes_read_as_sentences() {
 
 #[test]
 fn every_kind_reads_as_a_sentence_first_seen_and_changed() {
-    let cases: [(Kind, Option<&str>, Option<&str>, Option<&str>, &str); 17] = [
+    let cases = [
         (
             Kind::Health,
             None,
