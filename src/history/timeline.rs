@@ -198,6 +198,24 @@ mod tests {
     }
 
     #[test]
+    fn a_point_is_found_in_the_settled_part_or_the_fresh_one() {
+        let mut t = Timeline::default();
+        t.push(10.0, Some("green"));
+        t.push(20.0, Some("red"));
+        t.settle();
+        t.push(30.0, Some("degraded"));
+        t.push(40.0, Some("green"));
+        assert_eq!(t.at(5.0), None);
+        assert_eq!(t.at(15.0), Some(Health::Green));
+        assert_eq!(t.at(25.0), Some(Health::Red));
+        assert_eq!(t.at(35.0), Some(Health::Degraded));
+        assert_eq!(t.at(45.0), Some(Health::Green));
+        // The same state again is no new point.
+        t.push(50.0, Some("green"));
+        assert_eq!(t.len(), 4);
+    }
+
+    #[test]
     fn settling_changes_no_figure_and_a_copy_shares_the_settled_points() {
         let (settled, plain) = (flaps(true), flaps(false));
         assert_eq!(settled, plain);
