@@ -216,6 +216,18 @@ mod tests {
     }
 
     #[test]
+    fn the_day_and_the_month_are_their_own_windows() {
+        let day = 86400.0;
+        let mut t = Timeline::default();
+        t.push(0.0, Some("red"));
+        t.push(25.0 * day, Some("green"));
+        let a = t.availabilities(35.0 * day);
+        assert_eq!(a.day, Some(1.0));
+        // Red from day 5 to day 25 of the 30 days before day 35.
+        assert_eq!(a.month, Some(10.0 / 30.0));
+    }
+
+    #[test]
     fn settling_changes_no_figure_and_a_copy_shares_the_settled_points() {
         let (settled, plain) = (flaps(true), flaps(false));
         assert_eq!(settled, plain);
