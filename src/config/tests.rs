@@ -23,6 +23,30 @@ fn good_config_parses_with_defaults() {
     assert!(!c.has_service("nope"));
 }
 
+#[test]
+fn unset_settings_take_the_defaults_the_readme_gives() {
+    let c = Config::parse(GOOD, "fleet.yaml").unwrap();
+    let day = 86400;
+    assert!(c.history.enabled);
+    assert_eq!(c.history.retention.0, Duration::from_secs(90 * day));
+    assert_eq!(c.ingest.retention.0, Duration::from_secs(30 * day));
+    assert_eq!(c.ingest.max_body_bytes, 1024 * 1024);
+    assert_eq!(c.ingest.max_junit_bytes, 16 * 1024 * 1024);
+    assert_eq!(c.ingest.unknown_names_cap, 0);
+    assert_eq!(c.web.max_connections, 1024);
+    assert_eq!(c.web.request_timeout.0, Duration::from_secs(30));
+}
+
+#[test]
+fn an_environment_is_found_by_its_name() {
+    let c = Config::parse(GOOD, "fleet.yaml").unwrap();
+    assert_eq!(
+        c.environment("prod").map(|e| e.name.0.as_str()),
+        Some("prod")
+    );
+    assert!(c.environment("test").is_none());
+}
+
 fn err(text: &str) -> String {
     Config::parse(text, "fleet.yaml").unwrap_err().to_string()
 }
