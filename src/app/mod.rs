@@ -56,6 +56,8 @@ pub struct Running {
     discoverer: JoinHandle<()>,
     stop: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
+    /// Completes when the store has closed (with a store).
+    store_closed: Option<crate::store::Closed>,
 }
 
 /// How to start: where the config came from (for reloads) and whether
@@ -115,6 +117,7 @@ pub async fn start_with(
         }
         None => None,
     };
+    let store_closed = ingest.as_ref().map(|i| i.store().closed());
     let sources = sources::from_config(config.clone())?;
     // With a store, the sources' state outlives a restart: put back what
     // the previous run kept, and keep each run's outcome.
@@ -218,6 +221,7 @@ pub async fn start_with(
         discoverer,
         stop: Some(stop),
         server,
+        store_closed,
     })
 }
 
@@ -227,7 +231,10 @@ impl Running {
         format!("{}://{}", self.security.scheme(), self.addr)
     }
 
-    /// Stops the sources, lets open requests finish, and waits for the server.
+    /// Stops the sources, lets open requests finish, waits for the server,
+    /// then for the store to close: when this returns, every acknowledged
+    /// push is committed and the database file is let go (or 10 s passed,
+    /// which is logged).
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         self.reloader.stop_sources();
         self.discoverer.abort();
@@ -240,11 +247,29 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        match (&mut self.server).await {
+        let served = match (&mut self.server).await {
             Ok(r) => r,
             Err(e) if e.is_cancelled() => Ok(()),
             Err(e) => Err(std::io::Error::other(e.to_string())),
+        };
+        // The tasks let go of the store once they are cancelled; this
+        // `Running` (its reloader) at the end of this scope.
+        let _ = (&mut self.discoverer).await;
+        for task in [self.pruner.as_mut(), self.historian.as_mut()]
+            .into_iter()
+            .flatten()
+        {
+            let _ = task.await;
         }
+        let closed = self.store_closed.take();
+        drop(self);
+        if let Some(closed) = closed {
+            let wait = std::time::Duration::from_secs(10);
+            if tokio::time::timeout(wait, closed.wait()).await.is_err() {
+                tracing::warn!("the store was still in use 10 s after shutdown began");
+            }
+        }
+        served
     }
 }
 

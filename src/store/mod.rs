@@ -214,6 +214,18 @@ pub struct Store {
     path: PathBuf,
     /// The sources' state as kept when the store was opened.
     restored: Vec<SourceRecord>,
+    /// Dropped (after the writer's last batch) when the store closes.
+    closing: tokio::sync::watch::Sender<()>,
+}
+
+/// Completes once the store it came from has closed: the writer's last
+/// batch committed and the database file let go.
+pub struct Closed(tokio::sync::watch::Receiver<()>);
+
+impl Closed {
+    pub async fn wait(mut self) {
+        while self.0.changed().await.is_ok() {}
+    }
 }
 
 impl std::fmt::Debug for Store {
@@ -296,6 +308,7 @@ impl Store {
             writer: Some(handle),
             path,
             restored,
+            closing: tokio::sync::watch::Sender::new(()),
         })
     }
 
@@ -433,9 +446,17 @@ fn stored_doctor(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredDoctor> {
     })
 }
 
+impl Store {
+    /// What completes when this store has closed (its last handle dropped).
+    pub fn closed(&self) -> Closed {
+        Closed(self.closing.subscribe())
+    }
+}
+
 impl Drop for Store {
     fn drop(&mut self) {
-        // Closing the channel ends the writer after its last batch.
+        // Closing the channel ends the writer after its last batch; the
+        // `closing` sender drops after this, when the file is let go.
         self.tx.take();
         if let Some(h) = self.writer.take() {
             let _ = h.join();

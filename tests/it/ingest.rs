@@ -103,8 +103,6 @@ impl Fleet {
         if let Some(r) = self.running.take() {
             r.shutdown().await.unwrap();
         }
-        // The store closes when the last request handler lets go of it.
-        tokio::time::sleep(Duration::from_millis(100)).await;
         self.up().await;
     }
 
@@ -1361,6 +1359,27 @@ async fn unknown_names_are_accepted_up_to_the_cap_across_restarts() {
     .is_some());
 }
 
+/// Shutting down waits for the store to close: the last connection's
+/// checkpoint folds the write-ahead log into the database file and removes
+/// it, so the file can be copied or opened by another program at once.
+#[tokio::test]
+async fn shutdown_returns_once_the_store_has_closed() {
+    let mut fleet = Fleet::start("").await;
+    let (s, v) = fleet
+        .heartbeat("prod-box", json!({"boot_time": 1_700_000_000}))
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let wal = fleet.db().with_extension("db-wal");
+    assert!(wal.exists(), "{} while serving", wal.display());
+    fleet.running.take().unwrap().shutdown().await.unwrap();
+    assert!(!wal.exists(), "{} after shutdown", wal.display());
+    let conn = rusqlite::Connection::open(fleet.db()).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
 /// A heartbeat is a boot: the same boot sent again (a retry, or a push
 /// resent to every replica) is heard but neither counted nor taken for a new
 /// boot; the boots kept per box are the last hour's, at most 16.
@@ -1402,7 +1421,6 @@ async fn a_boot_sent_again_is_not_counted_and_the_boots_kept_are_the_last_hours(
         if let Some(r) = fleet.running.take() {
             r.shutdown().await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
         rusqlite::Connection::open(fleet.db())
             .unwrap()
             .execute(
