@@ -236,3 +236,40 @@ fn the_example_is_four_stacks_of_ten_services_in_under_80_lines() {
         assert_eq!(e.services.len(), 10, "{}", e.name.0);
     }
 }
+
+/// A template built on another merges its vars with the base's by key, and
+/// may only build on a template that exists.
+#[test]
+fn a_templates_vars_merge_with_its_bases_and_its_base_must_exist() {
+    let c = Config::parse(
+        "templates:\n  base:\n    vars: { domain: example.net, port: '443' }\n    services:\n      - name: broker\n        tls: ${name}.${domain}:${port}\n  stack:\n    template: base\n    vars: { port: '8443' }\nenvironments:\n  - name: prod\n    template: stack\n",
+        "fleet.yaml",
+    )
+    .unwrap();
+    assert_eq!(
+        service(&c, 0, "broker").tls.as_ref().unwrap().to_string(),
+        "prod.example.net:8443"
+    );
+    let got = Config::parse(
+        "templates:\n  a:\n    template: nope\nenvironments:\n  - name: prod\n    template: a\n",
+        "fleet.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        got,
+        "fleet.yaml:3:15: templates.a.template: no template named \"nope\" (defined: a)"
+    );
+    // An undefined variable in the environment's own lines is the
+    // environment's, not the template's.
+    let got = Config::parse(
+        "templates:\n  a:\n    services:\n      - name: broker\nenvironments:\n  - name: prod\n    template: a\n    services:\n      - name: signer\n        healthz: https://${zone}/\n",
+        "fleet.yaml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(
+        got,
+        "fleet.yaml:10:18: environments[0].services[1].healthz: undefined variable ${zone} (defined: name) (in environment \"prod\")"
+    );
+}

@@ -250,3 +250,59 @@ fn a_duplicate_key_names_its_second_occurrence() {
         "{e}"
     );
 }
+
+/// A pushed name belongs to the environment of its box or host, or of its
+/// service when one environment alone lists it.
+#[test]
+fn a_pushed_name_is_placed_in_its_environment() {
+    let c = Config::parse(
+        "environments:\n  - name: prod\n    boxes: [prod-box]\n    hosts: [prod-host]\n    services:\n      - name: api\n      - name: web\n  - name: staging\n    boxes: [staging-box]\n    hosts: [staging-host]\n    services:\n      - name: web\n      - name: worker\n",
+        "fleet.yaml",
+    )
+    .unwrap();
+    let stack = |n: &str| c.stack_of_name(n).map(|s| s.0.as_str());
+    assert_eq!(stack("prod-box"), Some("prod"));
+    assert_eq!(stack("staging-box"), Some("staging"));
+    assert_eq!(stack("prod-host"), Some("prod"));
+    assert_eq!(stack("staging-host"), Some("staging"));
+    assert_eq!(stack("api"), Some("prod"));
+    assert_eq!(stack("worker"), Some("staging"));
+    assert_eq!(stack("web"), None, "listed by both");
+    assert_eq!(stack("elsewhere"), None);
+    let host = |n: &str| c.stack_of_host(n).map(|s| s.0.as_str());
+    assert_eq!(host("staging-host"), Some("staging"));
+    assert_eq!(host("staging-box"), None, "a box is not a host");
+}
+
+/// The inventory's services are those the environments list and those
+/// `ingest.services` names; the sources see the settings as configured.
+#[test]
+fn services_are_known_from_either_list_and_the_sources_see_their_settings() {
+    use crate::sources::Watched;
+    let c = Config::parse(
+        "sources:\n  staleness: 7m\ningest:\n  services: [pusher]\nenvironments:\n  - name: prod\n    services:\n      - name: api\n",
+        "fleet.yaml",
+    )
+    .unwrap();
+    assert!(c.has_service("api"));
+    assert!(c.has_service("pusher"));
+    assert!(!c.has_service("elsewhere"));
+    assert_eq!(Watched::sources(&c).staleness.0, Duration::from_secs(420));
+    assert_eq!(Watched::environments(&c).len(), 1);
+}
+
+/// An empty inventory is an error of its own even when an error elsewhere
+/// cut a list element; only an environment cut for its own error stands in
+/// for the "at least one".
+#[test]
+fn an_empty_inventory_is_reported_beside_errors_elsewhere() {
+    assert_eq!(
+        err("ingest:\n  services: [[x]]\nenvironments: []\n"),
+        "fleet.yaml:2:14: ingest.services[0]: invalid type: sequence, expected a string\n\
+         fleet.yaml:3:1: environments: at least one environment is required"
+    );
+    assert_eq!(
+        err("environments:\n  - name: pr od\n"),
+        "fleet.yaml:2:11: environments[0].name: not a valid name: \"pr od\" (expected 1 to 64 of A-Z a-z 0-9 . _ -)"
+    );
+}
