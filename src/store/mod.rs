@@ -455,6 +455,14 @@ impl Store {
 
 impl Drop for Store {
     fn drop(&mut self) {
+        // The read-only connection closes first: the last connection to
+        // close folds the write-ahead log into the database and removes it,
+        // which a read-only one cannot do.
+        let mut reader = self.reader.lock().unwrap_or_else(|e| e.into_inner());
+        if let Ok(nothing) = Connection::open_in_memory() {
+            drop(std::mem::replace(&mut *reader, nothing));
+        }
+        drop(reader);
         // Closing the channel ends the writer after its last batch; the
         // `closing` sender drops after this, when the file is let go.
         self.tx.take();
@@ -523,6 +531,32 @@ mod tests {
             format!("{store:?}"),
             format!("Store {{ path: {:?} }}", dir.path().join(DB_FILE))
         );
+    }
+
+    /// Closing the store (its last handle dropped) commits, folds the
+    /// write-ahead log into the database and removes it, then says so.
+    #[tokio::test]
+    async fn a_closed_store_is_whole_in_its_one_file_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path());
+        store.write(heartbeat("box-1")).await.unwrap();
+        let wal = dir.path().join(format!("{DB_FILE}-wal"));
+        assert!(wal.exists());
+        let closed = store.closed();
+        let waiting = tokio::spawn(closed.wait());
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "finished while the store was open");
+        drop(store);
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("closed within 10 s")
+            .unwrap();
+        assert!(!wal.exists(), "{} after closing", wal.display());
+        let n: i64 = Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     /// Group commit: pushes that wait while a commit is under way go into
