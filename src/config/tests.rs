@@ -306,3 +306,15 @@ fn an_empty_inventory_is_reported_beside_errors_elsewhere() {
         "fleet.yaml:2:11: environments[0].name: not a valid name: \"pr od\" (expected 1 to 64 of A-Z a-z 0-9 . _ -)"
     );
 }
+
+/// Each error names the element as the file numbers it, however many
+/// elements before it (in its own list or another) were cut for theirs.
+#[test]
+fn errors_after_cut_elements_name_the_files_own_indices() {
+    assert_eq!(
+        err("environments:\n  - name: prod\n    services:\n      - { name: a, healthz: a/healthz }\n      - { name: b }\n  - name: staging\n    services:\n      - { name: c }\n      - { name: d, healthz: d/healthz }\n      - { name: e, healthz: e/healthz }\n"),
+        "fleet.yaml:4:29: environments[0].services[0].healthz: not a URL: \"a/healthz\"\n\
+         fleet.yaml:9:29: environments[1].services[1].healthz: not a URL: \"d/healthz\"\n\
+         fleet.yaml:10:29: environments[1].services[2].healthz: not a URL: \"e/healthz\""
+    );
+}

@@ -124,7 +124,11 @@ impl Document {
     /// Parses `text`; a YAML syntax error (after which nothing can be read
     /// reliably) is the one problem returned.
     pub fn parse(text: &str, file: &str) -> Result<Document, Problem> {
-        let options = LoaderOptions::default().error_on_duplicate_keys(true);
+        // A quoted scalar is text: "42" is never read as a number, and the
+        // expanded file (`to_yaml`) keeps it quoted.
+        let options = LoaderOptions::default()
+            .error_on_duplicate_keys(true)
+            .prevent_coercion(true);
         match marked_yaml::parse_yaml_with_options(0, text, options) {
             Ok(root) => Ok(Document {
                 file: file.to_string(),
@@ -510,6 +514,39 @@ mod tests {
                 Segment::Index(1),
                 Segment::Key("n".into())
             ]
+        );
+    }
+
+    /// A scalar is located at itself, a list or mapping at the key holding
+    /// it, a list element at its first key, a missing node at its nearest
+    /// ancestor, and the top level at its first key.
+    #[test]
+    fn a_path_is_located_at_its_node_or_the_key_holding_it() {
+        let text = "listen: 127.0.0.1:9\nenvironments:\n  - name: prod\n  - { name: staging, boxes: [a, b] }\n";
+        assert_eq!(locate_path(text, "listen"), (1, 9));
+        assert_eq!(locate_path(text, "environments"), (2, 1));
+        assert_eq!(locate_path(text, "environments[0]"), (3, 5));
+        assert_eq!(locate_path(text, "environments[1]"), (4, 7));
+        assert_eq!(locate_path(text, "environments[1].boxes[1]"), (4, 33));
+        assert_eq!(locate_path(text, "environments[7].name"), (2, 1));
+        assert_eq!(locate_path("  { listen: x }\n", ""), (1, 5));
+        assert_eq!(locate_path("  { listen: x }\n", "web"), (1, 5));
+        assert_eq!(locate_path("listen: [", "listen"), (1, 1));
+    }
+
+    /// The expanded file keeps each scalar's YAML type: numbers, booleans
+    /// and nulls written plain stay so, and text that only looks like a
+    /// number in some reader (an exponent, `inf`) stays text.
+    #[test]
+    fn the_expanded_file_keeps_each_scalars_type() {
+        let doc = Document::parse(
+            "a: 1.5\nb: 42\nc: true\nd: ~\ne: 1e5\nf: inf\ng: '42'\nh: api.example.net\n",
+            "fleet.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.to_yaml(),
+            "a: 1.5\nb: 42\nc: true\nd: null\ne: '1e5'\nf: inf\ng: '42'\nh: api.example.net\n"
         );
     }
 }
