@@ -318,3 +318,16 @@ fn errors_after_cut_elements_name_the_files_own_indices() {
          fleet.yaml:10:29: environments[1].services[2].healthz: not a URL: \"e/healthz\""
     );
 }
+/// A file that ends in the middle of a node is refused at the end of its
+/// last line, the place an editor shows.
+#[test]
+fn a_file_cut_short_is_refused_where_it_ends() {
+    assert_eq!(
+        err("environments: ["),
+        "fleet.yaml:1:16: (syntax): while parsing a node, did not find expected node content"
+    );
+    assert_eq!(
+        err("environments:\n  - name: prod\n    services: [\n"),
+        "fleet.yaml:4:1: (syntax): while parsing a node, did not find expected node content"
+    );
+}
