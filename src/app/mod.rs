@@ -247,9 +247,9 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        // Only `Drop` aborts the server task, so an error here is a panic.
         let served = match (&mut self.server).await {
             Ok(r) => r,
-            Err(e) if e.is_cancelled() => Ok(()),
             Err(e) => Err(std::io::Error::other(e.to_string())),
         };
         // The tasks let go of the store once they are cancelled; this

@@ -299,3 +299,29 @@ fn json_logs_are_one_object_per_line() {
         "{line}"
     );
 }
+
+/// Pushes need somewhere to be kept: a tokens file without a state
+/// directory stops start-up with a message that says so, before anything
+/// listens.
+#[tokio::test]
+async fn a_tokens_file_without_a_state_dir_stops_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(&tokens, "tokens: []\n").unwrap();
+    let yaml = format!(
+        "ingest:\n  tokens_file: {}\nenvironments:\n  - name: prod\n",
+        tokens.display()
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let err = match fleetpulse::app::start(cfg, listener).await {
+        Ok(_) => panic!("started without a state directory"),
+        Err(e) => e.to_string(),
+    };
+    assert_eq!(
+        err,
+        "ingest.tokens_file is set but state_dir is not: pushes need a state directory to be stored in"
+    );
+}
