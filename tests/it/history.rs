@@ -603,3 +603,73 @@ async fn the_events_command_follows_pages_to_its_limit_and_names_what_is_wrong()
     assert_eq!(gone.status.code(), Some(2));
     serve.stop();
 }
+
+/// Events older than `history.retention` are pruned while the exporter
+/// runs (at start, then a few times per period); newer ones are kept.
+#[tokio::test]
+async fn events_past_the_retention_are_pruned_and_newer_ones_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let yaml = format!(
+        "state_dir: {}\nhistory:\n  retention: 1h\nenvironments:\n  - name: prod\n",
+        state.display()
+    );
+    let config = std::sync::Arc::new(fleetpulse::config::Config::parse(&yaml, "t.yaml").unwrap());
+    // The store's tables, then boots: a box's two hours and ninety
+    // minutes ago (the later one is its latest, kept whatever its age), and
+    // another's twenty and ten minutes ago.
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let running = fleetpulse::app::start(config.clone(), listener).await.unwrap();
+    running.shutdown().await.unwrap();
+    let boot = |subject: &str, at: f64| fleetpulse::history::Event {
+        id: 0,
+        at,
+        stack: "prod".into(),
+        kind: fleetpulse::history::Kind::Boot,
+        subject: subject.into(),
+        from: None,
+        to: Some("1".into()),
+        detail: None,
+        changes: 1,
+    };
+    let db_file = state.join("fleetpulse.db");
+    let db = rusqlite::Connection::open(&db_file).unwrap();
+    let mut boots = vec![
+        boot("old-box", now() - 7200.0),
+        boot("old-box", now() - 5400.0),
+        boot("new-box", now() - 1200.0),
+        boot("new-box", now() - 600.0),
+    ];
+    fleetpulse::history::store::insert(&db, &mut boots).unwrap();
+    drop(db);
+
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let running = fleetpulse::app::start(config, listener).await.unwrap();
+    let boots = || -> Vec<(String, i64)> {
+        let db = rusqlite::Connection::open(&db_file).unwrap();
+        let mut st = db
+            .prepare("SELECT subject, CAST(? - at AS INTEGER) / 60 FROM events WHERE kind = 'boot' ORDER BY at")
+            .unwrap();
+        let rows = st.query_map([now()], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        rows.map(Result::unwrap).collect()
+    };
+    let left = eventually(Duration::from_secs(10), "the old boot pruned", || {
+        let left = boots();
+        async move { (!left.iter().any(|b| b.1 >= 120)).then_some(left) }
+    })
+    .await;
+    assert_eq!(
+        left,
+        [
+            ("old-box".to_string(), 90),
+            ("new-box".to_string(), 20),
+            ("new-box".to_string(), 10)
+        ],
+        "(subject, minutes ago)"
+    );
+    running.shutdown().await.unwrap();
+}
