@@ -621,7 +621,9 @@ async fn events_past_the_retention_are_pruned_and_newer_ones_kept() {
     let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
-    let running = fleetpulse::app::start(config.clone(), listener).await.unwrap();
+    let running = fleetpulse::app::start(config.clone(), listener)
+        .await
+        .unwrap();
     running.shutdown().await.unwrap();
     let boot = |subject: &str, at: f64| fleetpulse::history::Event {
         id: 0,
@@ -654,7 +656,9 @@ async fn events_past_the_retention_are_pruned_and_newer_ones_kept() {
         let mut st = db
             .prepare("SELECT subject, CAST(? - at AS INTEGER) / 60 FROM events WHERE kind = 'boot' ORDER BY at")
             .unwrap();
-        let rows = st.query_map([now()], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
+        let rows = st
+            .query_map([now()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
         rows.map(Result::unwrap).collect()
     };
     let left = eventually(Duration::from_secs(10), "the old boot pruned", || {
