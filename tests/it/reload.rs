@@ -260,6 +260,32 @@ async fn a_reload_puts_new_files_in_force_keeps_unchanged_sources_and_refuses_a_
         m.contains(r#"fleet_box_expected{stack="test-1",box="slot-box"} 1"#),
         "{m}"
     );
+
+    // A new listen address is taken at the next restart, and said so; the
+    // reloads before, which kept it, said nothing of it.
+    const LISTEN_LATER: &str = "listen changes at the next restart";
+    assert!(
+        !s.process.log().contains(LISTEN_LATER),
+        "{}",
+        s.process.log()
+    );
+    let file = s.dir.path().join("fleet.yaml");
+    let port = listen_of(&s.url);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let moved = text.replace(
+        &format!("listen: 127.0.0.1:{port}\n"),
+        &format!("listen: 127.0.0.1:{}\n", free_port()),
+    );
+    assert_ne!(moved, text);
+    std::fs::write(&file, moved).unwrap();
+    let (code, body) = s.post_reload().await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        s.process.log().contains(LISTEN_LATER),
+        "{}",
+        s.process.log()
+    );
+    assert_eq!(common::get(&format!("{}/healthz", s.url)).await.0, 200);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
