@@ -325,3 +325,21 @@ async fn a_tokens_file_without_a_state_dir_stops_start_up() {
         "ingest.tokens_file is set but state_dir is not: pushes need a state directory to be stored in"
     );
 }
+
+/// A running exporter dropped without `shutdown` (a panic unwinding, a
+/// test's end) stops serving and its sources all the same.
+#[tokio::test]
+async fn a_dropped_exporter_stops_serving() {
+    let cfg = Arc::new(Config::parse("environments:\n  - name: prod\n", "t.yaml").unwrap());
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let addr = running.addr;
+    assert_eq!(get(&format!("http://{addr}/healthz")).await.0, 200);
+    drop(running);
+    eventually(Duration::from_secs(5), "the port to close", || async {
+        tokio::net::TcpStream::connect(addr).await.err().map(|_| ())
+    })
+    .await;
+}
