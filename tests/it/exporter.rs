@@ -327,19 +327,32 @@ async fn a_tokens_file_without_a_state_dir_stops_start_up() {
 }
 
 /// A running exporter dropped without `shutdown` (a panic unwinding, a
-/// test's end) stops serving and its sources all the same.
+/// test's end) stops serving, and its tasks let go of the store, which
+/// closes.
 #[tokio::test]
-async fn a_dropped_exporter_stops_serving() {
-    let cfg = Arc::new(Config::parse("environments:\n  - name: prod\n", "t.yaml").unwrap());
+async fn a_dropped_exporter_stops_serving_and_closes_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let yaml = format!(
+        "state_dir: {}\nenvironments:\n  - name: prod\n",
+        state.display()
+    );
+    let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
     let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
     let running = fleetpulse::app::start(cfg, listener).await.unwrap();
     let addr = running.addr;
     assert_eq!(get(&format!("http://{addr}/healthz")).await.0, 200);
+    let wal = state.join("fleetpulse.db-wal");
+    assert!(wal.exists());
     drop(running);
     eventually(Duration::from_secs(5), "the port to close", || async {
         tokio::net::TcpStream::connect(addr).await.err().map(|_| ())
+    })
+    .await;
+    eventually(Duration::from_secs(5), "the store to close", || async {
+        (!wal.exists()).then_some(())
     })
     .await;
 }
