@@ -331,3 +331,19 @@ fn a_file_cut_short_is_refused_where_it_ends() {
         "fleet.yaml:4:1: (syntax): while parsing a node, did not find expected node content"
     );
 }
+
+/// A quoted value is text, never a number or a boolean.
+#[test]
+fn a_quoted_number_or_boolean_is_text() {
+    assert_eq!(
+        err("public: 'true'\ningest:\n  unknown_names_cap: '5'\nenvironments:\n  - name: prod\n"),
+        "fleet.yaml:1:9: public: not a boolean (true or false)\n\
+         fleet.yaml:3:22: ingest.unknown_names_cap: invalid type: string \"5\", expected usize"
+    );
+    let c = Config::parse(
+        "public: true\ningest:\n  unknown_names_cap: 5\nenvironments:\n  - name: prod\n",
+        "fleet.yaml",
+    )
+    .unwrap();
+    assert_eq!((c.public, c.ingest.unknown_names_cap), (true, 5));
+}
