@@ -261,31 +261,52 @@ async fn a_reload_puts_new_files_in_force_keeps_unchanged_sources_and_refuses_a_
         "{m}"
     );
 
-    // A new listen address is taken at the next restart, and said so; the
-    // reloads before, which kept it, said nothing of it.
-    const LISTEN_LATER: &str = "listen changes at the next restart";
-    assert!(
-        !s.process.log().contains(LISTEN_LATER),
-        "{}",
-        s.process.log()
-    );
+    // A new listen address or state directory is taken at the next
+    // restart, and said so; the reloads before, which kept them, said
+    // nothing of either. Until then pushes go to the store in use.
+    const LATER: [&str; 2] = [
+        "listen changes at the next restart",
+        "state_dir changes at the next restart",
+    ];
+    for said in LATER {
+        assert!(!s.process.log().contains(said), "{}", s.process.log());
+    }
     let file = s.dir.path().join("fleet.yaml");
     let port = listen_of(&s.url);
+    let state = s.dir.path().join("state");
+    let elsewhere = s.dir.path().join("elsewhere");
     let text = std::fs::read_to_string(&file).unwrap();
-    let moved = text.replace(
-        &format!("listen: 127.0.0.1:{port}\n"),
-        &format!("listen: 127.0.0.1:{}\n", free_port()),
-    );
-    assert_ne!(moved, text);
+    let moved = text
+        .replace(
+            &format!("listen: 127.0.0.1:{port}\n"),
+            &format!("listen: 127.0.0.1:{}\n", free_port()),
+        )
+        .replace(
+            &format!("state_dir: {}\n", state.display()),
+            &format!("state_dir: {}\n", elsewhere.display()),
+        );
+    assert!(!moved.contains(&format!("127.0.0.1:{port}\n")), "{moved}");
+    assert!(moved.contains("elsewhere") && !text.contains("elsewhere"));
     std::fs::write(&file, moved).unwrap();
     let (code, body) = s.post_reload().await;
     assert_eq!(code, 200, "{body}");
-    assert!(
-        s.process.log().contains(LISTEN_LATER),
-        "{}",
-        s.process.log()
-    );
+    for said in LATER {
+        eventually(Duration::from_secs(5), said, || async {
+            s.process.log().contains(said).then_some(())
+        })
+        .await;
+    }
     assert_eq!(common::get(&format!("{}/healthz", s.url)).await.0, 200);
+    let boxes = |db: &Path| -> i64 {
+        rusqlite::Connection::open(db.join("fleetpulse.db"))
+            .unwrap()
+            .query_row("SELECT count(*) FROM heartbeats", [], |r| r.get(0))
+            .unwrap()
+    };
+    let before = boxes(&state);
+    assert_eq!(s.heartbeat(NEW_TOKEN, "slot-box").await, 200);
+    assert_eq!(boxes(&state), before + 1, "the push in the store in use");
+    assert!(!elsewhere.exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
