@@ -195,4 +195,28 @@ async fn a_slot_tagged_in_the_cloud_appears_within_an_interval_and_goes_when_rel
     })
     .await;
     assert!(m.contains(r#"fleet_eip_associated{stack="prod""#), "{m}");
+
+    // Two new names at once, one on two addresses: both in force, the
+    // doubled one once (the source folds a name found twice), nothing more
+    // refused. "prod" was refused as taken, not as the config's duplicate.
+    eip(&ec2, "Slot", "test-9").await;
+    eip(&ec2, "Slot", "test-9").await;
+    eip(&ec2, "Slot", "test-10").await;
+    let m = eventually(
+        Duration::from_secs(15),
+        "test-9 and test-10 in force",
+        || async {
+            let m = metrics().await;
+            (m.contains(r#"stack="test-9""#) && m.contains(r#"stack="test-10""#)).then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(sample(&m, "fleet_discovery_refused_total"), Some(2.0));
+    assert!(
+        process
+            .log()
+            .contains(r#"environment \"prod\" already exists"#),
+        "{}",
+        process.log()
+    );
 }
