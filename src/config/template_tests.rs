@@ -273,3 +273,36 @@ fn a_templates_vars_merge_with_its_bases_and_its_base_must_exist() {
         "fleet.yaml:10:18: environments[0].services[1].healthz: undefined variable ${zone} (defined: name) (in environment \"prod\")"
     );
 }
+
+/// Found environments are added to those the file lists, or are the whole
+/// inventory of a file that lists none, each with its template's shape.
+#[test]
+fn found_environments_join_the_files_or_stand_alone() {
+    let found = |name: &str| crate::inventory::Discovered {
+        name: name.into(),
+        template: "stack".into(),
+        vars: [("domain".to_string(), "found.example.net".to_string())].into(),
+        origin: format!("Elastic IP eipalloc-1 tagged Slot={name}"),
+    };
+    let names =
+        |c: &Config| -> Vec<String> { c.environments.iter().map(|e| e.name.0.clone()).collect() };
+    let c = Config::parse_with(
+        &format!("{STACK}environments:\n  - name: prod\n    template: stack\n"),
+        "fleet.yaml",
+        &[found("test-1"), found("test-2")],
+    )
+    .unwrap();
+    assert_eq!(names(&c), ["prod", "test-1", "test-2"]);
+    assert_eq!(
+        service(&c, 2, "bundler")
+            .healthz
+            .as_ref()
+            .unwrap()
+            .0
+            .as_str(),
+        "https://test-2.found.example.net/bundler/healthz"
+    );
+    let c = Config::parse_with(STACK, "fleet.yaml", &[found("test-3")]).unwrap();
+    assert_eq!(names(&c), ["test-3"]);
+    assert_eq!(service(&c, 0, "broker").name.as_str(), "broker");
+}
