@@ -195,10 +195,7 @@ async fn cloud_families_and_drift_are_served_on_metrics() {
     let moto = harness::moto(0);
     let s = seed(&moto.url()).await;
     let cfg = config(&moto.url(), &s);
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let running = crate::common::start_exporter(cfg).await;
     let url = format!("http://{}/metrics", running.addr);
     let body = common::eventually(Duration::from_secs(30), "aws and dns up", || {
         let url = url.clone();
@@ -290,10 +287,7 @@ async fn moto_going_away_keeps_last_values_for_staleness_then_drops_them_and_rec
         &format!("environments:\n{}", other.environment_yaml()),
     );
     let cfg = Arc::new(Config::parse(&yaml, "aws.yaml").unwrap());
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let running = crate::common::start_exporter(cfg).await;
     let addr = running.addr;
     let prod = format!(
         r#"fleet_instance_state{{stack="prod",instance_id="{}",state="running"}}"#,

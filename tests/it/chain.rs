@@ -140,10 +140,7 @@ async fn anvil_going_away_keeps_last_values_for_staleness_then_drops_them_and_re
         &format!("environments:\n{}", other.environment_yaml()),
     );
     let cfg = Arc::new(Config::parse(&yaml, "chain.yaml").unwrap());
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let running = crate::common::start_exporter(cfg).await;
     let addr = running.addr;
     let scrape = || async move { common::get(&format!("http://{addr}/metrics")).await.1 };
     let up = r#"fleet_source_up{source="chain"}"#;

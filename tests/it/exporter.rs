@@ -137,10 +137,7 @@ async fn hung_healthz_endpoint_does_not_delay_scrape() {
         ca_file.display()
     );
     let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let running = crate::common::start_exporter(cfg).await;
     let url = format!("http://{}/metrics", running.addr);
     // Both probes are now stuck on the hung service for 8 s.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -313,10 +310,7 @@ async fn a_tokens_file_without_a_state_dir_stops_start_up() {
         tokens.display()
     );
     let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let err = match fleetpulse::app::start(cfg, listener).await {
+    let err = match crate::common::try_start_exporter(cfg).await {
         Ok(_) => panic!("started without a state directory"),
         Err(e) => e.to_string(),
     };
@@ -338,10 +332,7 @@ async fn a_dropped_exporter_stops_serving_and_closes_its_store() {
         state.display()
     );
     let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let running = crate::common::start_exporter(cfg).await;
     let addr = running.addr;
     assert_eq!(get(&format!("http://{addr}/healthz")).await.0, 200);
     let wal = state.join("fleetpulse.db-wal");

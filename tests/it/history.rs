@@ -618,12 +618,7 @@ async fn events_past_the_retention_are_pruned_and_newer_ones_kept() {
     // The store's tables, then boots: a box's two hours and ninety
     // minutes ago (the later one is its latest, kept whatever its age), and
     // another's twenty and ten minutes ago.
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(config.clone(), listener)
-        .await
-        .unwrap();
+    let running = crate::common::start_exporter(config.clone()).await;
     running.shutdown().await.unwrap();
     let boot = |subject: &str, at: f64| fleetpulse::history::Event {
         id: 0,
@@ -647,10 +642,7 @@ async fn events_past_the_retention_are_pruned_and_newer_ones_kept() {
     fleetpulse::history::store::insert(&db, &mut boots).unwrap();
     drop(db);
 
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(config, listener).await.unwrap();
+    let running = crate::common::start_exporter(config).await;
     let boots = || -> Vec<(String, i64)> {
         let db = rusqlite::Connection::open(&db_file).unwrap();
         let mut st = db

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{eventually, free_port, sample, Process};
-use fleetpulse::app::{self, Running};
+use fleetpulse::app::Running;
 use fleetpulse::config::Config;
 use fleetpulse::ingest::auth::hash_token;
 use fleetpulse::store::DB_FILE;
@@ -91,10 +91,7 @@ impl Fleet {
     }
 
     async fn up(&mut self) {
-        let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let running = app::start(self.config.clone(), listener).await.unwrap();
+        let running = crate::common::start_exporter(self.config.clone()).await;
         self.base = format!("http://{}", running.addr);
         self.running = Some(running);
     }
@@ -1657,10 +1654,7 @@ async fn a_store_that_cannot_be_used_stops_start_up_with_a_clear_error() {
         let mut c = base.clone();
         c.state_dir = Some(state_dir);
         async move {
-            let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-                .await
-                .unwrap();
-            match app::start(Arc::new(c), listener).await {
+            match crate::common::try_start_exporter(Arc::new(c)).await {
                 Ok(_) => panic!("started"),
                 Err(e) => e.to_string(),
             }
@@ -1701,10 +1695,7 @@ async fn a_store_that_cannot_be_used_stops_start_up_with_a_clear_error() {
     let missing_tokens = dir.path().join("no-tokens.yaml");
     let mut c = base.clone();
     c.ingest.tokens_file = Some(missing_tokens);
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let e = app::start(Arc::new(c), listener)
+    let e = crate::common::try_start_exporter(Arc::new(c))
         .await
         .err()
         .unwrap()

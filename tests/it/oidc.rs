@@ -96,10 +96,7 @@ async fn issuer_drift_is_served_and_follows_the_document() {
     .await
     .expect("peer server");
     let cfg = Arc::new(Config::parse(&yaml(&peer, closed_port()), "oidc.yaml").unwrap());
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    let running = fleetpulse::app::start(cfg, listener).await.unwrap();
+    let running = crate::common::start_exporter(cfg).await;
     let url = format!("http://{}/metrics", running.addr);
     let series =
         |stack: &str| format!(r#"fleet_drift{{stack="{stack}",kind="oidc_issuer_mismatch"}}"#);

@@ -15,10 +15,7 @@ use fleetpulse::config::Config;
 async fn exporter(web: &str) -> fleetpulse::app::Running {
     let yaml = format!("{web}environments:\n  - name: prod\n");
     let cfg = Arc::new(Config::parse(&yaml, "t.yaml").unwrap());
-    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
-    fleetpulse::app::start(cfg, listener).await.unwrap()
+    crate::common::start_exporter(cfg).await
 }
 
 /// Reads until EOF or `limit`; returns what arrived and whether EOF came.

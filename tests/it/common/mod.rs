@@ -123,6 +123,25 @@ pub fn sample(body: &str, series: &str) -> Option<f64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// Starts an exporter in this process on a free loopback port.
+pub async fn try_start_exporter(
+    config: std::sync::Arc<fleetpulse::config::Config>,
+) -> Result<fleetpulse::app::Running, fleetpulse::app::StartError> {
+    let listener = fleetpulse::server::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .expect("bind an ephemeral loopback port");
+    fleetpulse::app::start(config, listener).await
+}
+
+/// As `try_start_exporter`, which must succeed.
+pub async fn start_exporter(
+    config: std::sync::Arc<fleetpulse::config::Config>,
+) -> fleetpulse::app::Running {
+    try_start_exporter(config)
+        .await
+        .expect("the exporter starts")
+}
+
 /// A free loopback port, for a process that cannot report the one it bound.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
