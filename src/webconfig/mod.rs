@@ -597,4 +597,111 @@ mod tests {
         assert!(s.tls.is_none() && s.basic_auth.is_none());
         assert_eq!(s.scheme(), "http");
     }
+
+    #[test]
+    fn neither_form_prints_a_hash() {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        assert_eq!(format!("{:?}", BcryptHash(hash.clone())), "BcryptHash(..)");
+        let s = WebSecurity {
+            basic_auth: Some(Arc::new(BasicAuth::new(
+                [("alice".to_string(), BcryptHash(hash.clone()))].into(),
+            ))),
+            ..WebSecurity::default()
+        };
+        let shown = format!("{s:?}");
+        assert_eq!(shown, "WebSecurity { tls: false, basic_auth: true }");
+    }
+
+    #[test]
+    fn a_hash_of_the_wrong_shape_is_refused_without_echoing_it() {
+        for value in ["~", "12345", "true", "[a, b]", "{a: b}", "1.5"] {
+            let e = err(&format!("basic_auth_users:\n  alice: {value}\n"));
+            assert!(
+                e.starts_with("web.yml:2:10: basic_auth_users.alice: not a bcrypt hash"),
+                "{value}: {e}"
+            );
+        }
+        // A value no visitor method takes names what was expected.
+        let e = serde_json::from_value::<BcryptHash>(serde_json::Value::Null)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("not a bcrypt hash"), "{e}");
+    }
+
+    #[test]
+    fn each_allowed_header_is_sent_by_its_name_whatever_its_case() {
+        let s = WebSecurity::from_text(
+            "http_server_config:\n  headers:\n    strict-transport-security: max-age=31536000\n    X-FRAME-OPTIONS: DENY\n    X-Content-Type-Options: nosniff\n    x-xss-protection: '0'\n    Content-Security-Policy: default-src 'self'\n",
+            "web.yml",
+            Path::new("."),
+        )
+        .unwrap();
+        let sent: Vec<(&str, &str)> = s
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.to_str().unwrap()))
+            .collect();
+        assert_eq!(
+            sent,
+            [
+                ("content-security-policy", "default-src 'self'"),
+                ("x-content-type-options", "nosniff"),
+                ("x-frame-options", "DENY"),
+                ("strict-transport-security", "max-age=31536000"),
+                ("x-xss-protection", "0"),
+            ]
+        );
+        assert!(err("http_server_config:\n  headers:\n    X-Content-Type-Options: sniff\n")
+            .starts_with("web.yml:3:29: http_server_config.headers.X-Content-Type-Options: must be one of: nosniff"));
+    }
+
+    #[test]
+    fn an_empty_user_name_or_one_with_a_colon_is_refused() {
+        let hash = bcrypt::hash("x", 4).unwrap();
+        for user in ["''", "'a:b'"] {
+            let e = err(&format!("basic_auth_users:\n  {user}: {hash}\n"));
+            assert!(
+                e.starts_with(
+                    "web.yml:1:1: basic_auth_users: a user name must be non-empty and hold no ':'"
+                ),
+                "{user}: {e}"
+            );
+            assert!(!e.contains(&hash), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_verified_user_is_remembered() {
+        let auth = BasicAuth::new(
+            [
+                (
+                    "alice".to_string(),
+                    BcryptHash(bcrypt::hash("a", 4).unwrap()),
+                ),
+                ("bob".to_string(), BcryptHash(bcrypt::hash("b", 4).unwrap())),
+            ]
+            .into(),
+        );
+        assert!(auth.verify("alice", "a") && auth.verify("bob", "b"));
+        assert_eq!(auth.lock().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_pinned_client_trusts_the_served_certificate_and_no_other() {
+        use tls::tests::{handshake, Pki};
+        let pki = Pki::new();
+        let acceptor = pki.acceptor("").unwrap();
+        let agreed = handshake(&acceptor, pinned_client_config(pki.leaf.clone()))
+            .await
+            .unwrap();
+        assert_eq!(agreed.leaf, pki.leaf);
+        let other = Pki::new();
+        let refused = handshake(&acceptor, pinned_client_config(other.leaf.clone())).await;
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("not the certificate this process serves")),
+            "{refused:?}"
+        );
+    }
 }

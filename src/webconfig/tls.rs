@@ -502,3 +502,402 @@ impl rustls::server::ResolvesServerCert for Rereading {
         )
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::webconfig::WebSecurity;
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, SanType};
+    use rustls::{NamedGroup, ProtocolVersion};
+    use rustls_pki_types::ServerName;
+
+    /// A CA, a `localhost` certificate it issued, and a second CA for
+    /// client certificates, written to a directory.
+    pub(in crate::webconfig) struct Pki {
+        pub dir: tempfile::TempDir,
+        pub ca: CertificateDer<'static>,
+        pub leaf: CertificateDer<'static>,
+        clients: CertifiedIssuer<'static, KeyPair>,
+    }
+
+    fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(rcgen::DnType::CommonName, name);
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(p, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    impl Pki {
+        pub fn new() -> Pki {
+            let dir = tempfile::tempdir().unwrap();
+            let servers = ca("servers CA");
+            let clients = ca("clients CA");
+            let key = KeyPair::generate().unwrap();
+            let leaf = CertificateParams::new(vec!["localhost".into()])
+                .unwrap()
+                .signed_by(&key, &servers)
+                .unwrap();
+            std::fs::write(dir.path().join("server.crt"), leaf.pem()).unwrap();
+            std::fs::write(dir.path().join("server.key"), key.serialize_pem()).unwrap();
+            std::fs::write(dir.path().join("clients-ca.crt"), clients.pem()).unwrap();
+            Pki {
+                dir,
+                ca: servers.der().clone(),
+                leaf: leaf.der().clone(),
+                clients,
+            }
+        }
+
+        /// The acceptor of a web config whose `tls_server_config` is
+        /// `server.crt`, `server.key` and then `more`.
+        pub fn acceptor(&self, more: &str) -> Result<TlsAcceptor, String> {
+            let text = format!(
+                "tls_server_config:\n  cert_file: server.crt\n  key_file: server.key\n{more}"
+            );
+            WebSecurity::from_text(&text, "web.yml", self.dir.path())
+                .map(|s| s.tls.expect("TLS is configured"))
+                .map_err(|e| e.to_string())
+        }
+
+        /// A client certificate for `sans`, issued by the clients' CA.
+        fn client_identity(
+            &self,
+            sans: Vec<SanType>,
+        ) -> (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>) {
+            let key = KeyPair::generate().unwrap();
+            let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+            p.subject_alt_names = sans;
+            let cert = p.signed_by(&key, &self.clients).unwrap();
+            (
+                vec![cert.der().clone()],
+                PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+            )
+        }
+
+        /// A client trusting the servers' CA, with `versions` and the
+        /// provider's defaults changed by `tune`.
+        fn client(
+            &self,
+            versions: &[&'static rustls::SupportedProtocolVersion],
+            tune: impl FnOnce(&mut rustls::crypto::CryptoProvider),
+            identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+        ) -> rustls::ClientConfig {
+            let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+            tune(&mut provider);
+            let mut roots = RootCertStore::empty();
+            roots.add(self.ca.clone()).unwrap();
+            let b = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(roots);
+            match identity {
+                Some((chain, key)) => b.with_client_auth_cert(chain, key).unwrap(),
+                None => b.with_no_client_auth(),
+            }
+        }
+    }
+
+    /// What a handshake agreed on, as the client saw it.
+    #[derive(Debug)]
+    pub(in crate::webconfig) struct Agreed {
+        pub version: ProtocolVersion,
+        pub suite: rustls::CipherSuite,
+        pub group: NamedGroup,
+        pub leaf: CertificateDer<'static>,
+    }
+
+    /// One handshake between `client` and `acceptor` over an in-memory pipe;
+    /// an error when either side fails it.
+    pub(in crate::webconfig) async fn handshake(
+        acceptor: &TlsAcceptor,
+        client: rustls::ClientConfig,
+    ) -> Result<Agreed, String> {
+        let (c, s) = tokio::io::duplex(64 * 1024);
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
+        let name = ServerName::try_from("localhost").unwrap();
+        let both = async { tokio::join!(connector.connect(name, c), acceptor.accept(s)) };
+        let (client, server) = tokio::time::timeout(std::time::Duration::from_secs(10), both)
+            .await
+            .expect("a handshake over a pipe ends at once");
+        let (client, server) = match (client, server) {
+            (Ok(c), Ok(s)) => (c, s),
+            (c, s) => {
+                return Err(format!(
+                    "client: {:?}; server: {:?}",
+                    c.err(),
+                    s.err().map(|e| e.to_string())
+                ))
+            }
+        };
+        drop(server);
+        let conn = client.get_ref().1;
+        Ok(Agreed {
+            version: conn.protocol_version().unwrap(),
+            suite: conn.negotiated_cipher_suite().unwrap().suite(),
+            group: conn.negotiated_key_exchange_group().unwrap().name(),
+            leaf: conn.peer_certificates().unwrap()[0].clone().into_owned(),
+        })
+    }
+
+    const TLS12: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    const TLS13: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+    const BOTH: &[&rustls::SupportedProtocolVersion] =
+        &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+    #[test]
+    fn any_one_key_makes_the_section_set_and_none_leaves_it_unset() {
+        assert!(!TlsServerConfig::default().is_set());
+        let one: [fn(&mut TlsServerConfig); 10] = [
+            |t| t.cert_file = Some("a".into()),
+            |t| t.key_file = Some("a".into()),
+            |t| t.client_auth_type = Some(ClientAuthType::NoClientCert),
+            |t| t.client_ca_file = Some("a".into()),
+            |t| t.min_version = Some(TlsVersion::Tls12),
+            |t| t.max_version = Some(TlsVersion::Tls13),
+            |t| t.cipher_suites = Some(vec![]),
+            |t| t.curve_preferences = Some(vec![]),
+            |t| t.prefer_server_cipher_suites = Some(false),
+            |t| t.client_allowed_sans = Some(vec![]),
+        ];
+        for (i, set) in one.iter().enumerate() {
+            let mut t = TlsServerConfig::default();
+            set(&mut t);
+            assert!(t.is_set(), "key {i} alone");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_versions_served_are_those_between_min_and_max() {
+        let pki = Pki::new();
+        let default = pki.acceptor("").unwrap();
+        let only12 = pki
+            .acceptor("  min_version: TLS12\n  max_version: TLS12\n")
+            .unwrap();
+        let only13 = pki
+            .acceptor("  min_version: TLS13\n  max_version: TLS13\n")
+            .unwrap();
+        let agreed = |a, v| {
+            let c = pki.client(v, |_| {}, None);
+            async move { handshake(a, c).await.map(|x| x.version) }
+        };
+        assert_eq!(agreed(&default, BOTH).await, Ok(ProtocolVersion::TLSv1_3));
+        assert_eq!(agreed(&default, TLS12).await, Ok(ProtocolVersion::TLSv1_2));
+        assert_eq!(agreed(&only12, BOTH).await, Ok(ProtocolVersion::TLSv1_2));
+        assert!(agreed(&only12, TLS13).await.is_err());
+        assert_eq!(agreed(&only13, BOTH).await, Ok(ProtocolVersion::TLSv1_3));
+        assert!(agreed(&only13, TLS12).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn named_tls12_suites_are_the_only_ones_and_tls13_keeps_its_own() {
+        let pki = Pki::new();
+        // rcgen's keys are ECDSA P-256.
+        let a = pki
+            .acceptor("  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384]\n")
+            .unwrap();
+        let offering = |suite: rustls::CipherSuite| {
+            pki.client(
+                TLS12,
+                move |p| p.cipher_suites.retain(|s| s.suite() == suite),
+                None,
+            )
+        };
+        assert_eq!(
+            handshake(
+                &a,
+                offering(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+            )
+            .await
+            .map(|x| x.suite),
+            Ok(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384)
+        );
+        assert!(handshake(
+            &a,
+            offering(rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256)
+        )
+        .await
+        .is_err());
+        let tls13 = handshake(&a, pki.client(TLS13, |_| {}, None)).await;
+        assert_eq!(tls13.map(|x| x.version), Ok(ProtocolVersion::TLSv1_3));
+    }
+
+    #[tokio::test]
+    async fn each_curve_named_is_the_one_agreed() {
+        let pki = Pki::new();
+        for (name, group) in [
+            ("X25519", NamedGroup::X25519),
+            ("CurveP256", NamedGroup::secp256r1),
+            ("CurveP384", NamedGroup::secp384r1),
+            ("X25519MLKEM768", NamedGroup::X25519MLKEM768),
+        ] {
+            let a = pki
+                .acceptor(&format!("  curve_preferences: [{name}]\n"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let agreed = handshake(&a, pki.client(TLS13, |_| {}, None)).await;
+            assert_eq!(agreed.map(|x| x.group), Ok(group), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_key_file_without_a_key_says_so() {
+        let pki = Pki::new();
+        let text = "tls_server_config:\n  cert_file: server.crt\n  key_file: server.crt\n";
+        let e = WebSecurity::from_text(text, "web.yml", pki.dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("web.yml:3:13: tls_server_config.key_file: cannot read the private key")
+                && e.ends_with("server.crt: no PEM private key in it"),
+            "{e}"
+        );
+    }
+
+    /// A client resolver that offers no certificate and remembers the CA
+    /// names the server hinted at.
+    #[derive(Debug, Default)]
+    struct Hints(std::sync::Mutex<Vec<Vec<u8>>>);
+
+    impl rustls::client::ResolvesClientCert for Hints {
+        fn resolve(
+            &self,
+            hints: &[&[u8]],
+            _: &[rustls::SignatureScheme],
+        ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+            *self.0.lock().unwrap() = hints.iter().map(|h| h.to_vec()).collect();
+            None
+        }
+        fn has_certs(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn an_optional_client_certificate_is_checked_for_its_sans_when_given() {
+        let pki = Pki::new();
+        let a = pki
+            .acceptor(
+                "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: clients-ca.crt\n  client_allowed_sans: [prometheus.example.net, 10.0.0.9]\n",
+            )
+            .unwrap();
+        let dns = |s: &str| SanType::DnsName(s.try_into().unwrap());
+        let with = |sans| pki.client(BOTH, |_| {}, Some(pki.client_identity(sans)));
+        // No certificate is fine; one that is given must carry a listed name.
+        handshake(&a, pki.client(BOTH, |_| {}, None)).await.unwrap();
+        handshake(&a, with(vec![dns("prometheus.example.net")]))
+            .await
+            .unwrap();
+        handshake(&a, with(vec![SanType::IpAddress([10, 0, 0, 9].into())]))
+            .await
+            .unwrap();
+        let refused = handshake(&a, with(vec![dns("mallory.example.net")])).await;
+        assert!(
+            refused.as_ref().is_err_and(|e| e.contains(
+                "server: Some(\"invalid peer certificate: ApplicationVerificationFailure"
+            )),
+            "{refused:?}"
+        );
+        // The server names the clients' CA as the one to chain to, over
+        // TLS 1.2 and 1.3 alike.
+        for versions in [TLS12, TLS13] {
+            let hints = Arc::new(Hints::default());
+            let mut roots = RootCertStore::empty();
+            roots.add(pki.ca.clone()).unwrap();
+            let c = rustls::ClientConfig::builder_with_protocol_versions(versions)
+                .with_root_certificates(roots)
+                .with_client_cert_resolver(hints.clone());
+            handshake(&a, c).await.unwrap();
+            let hinted = hints.0.lock().unwrap().clone();
+            let (_, ca) = x509_parser::parse_x509_certificate(&pki.clients.der()[..]).unwrap();
+            assert_eq!(hinted, vec![ca.subject().as_raw().to_vec()], "{versions:?}");
+        }
+    }
+
+    #[test]
+    fn client_auth_types_are_read_by_go_names() {
+        let read = |s: &str| serde_json::from_value::<ClientAuthType>(serde_json::json!(s));
+        assert_eq!(read("NoClientCert").unwrap(), ClientAuthType::NoClientCert);
+        assert_eq!(
+            read("VerifyClientCertIfGiven").unwrap(),
+            ClientAuthType::VerifyClientCertIfGiven
+        );
+        assert_eq!(
+            read("RequireAndVerifyClientCert").unwrap(),
+            ClientAuthType::RequireAndVerifyClientCert
+        );
+        let e = read("RequestClientCert").unwrap_err().to_string();
+        assert!(e.contains("without verifying"), "{e}");
+        let e = read("Sometimes").unwrap_err().to_string();
+        assert!(
+            e.starts_with("unknown client_auth_type \"Sometimes\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn subject_alt_names_are_read_in_every_form_allowed_sans_name() {
+        let pki = Pki::new();
+        let (chain, _) = pki.client_identity(vec![
+            SanType::DnsName("prometheus.example.net".try_into().unwrap()),
+            SanType::Rfc822Name("ops@example.net".try_into().unwrap()),
+            SanType::URI("spiffe://example.net/prometheus".try_into().unwrap()),
+            SanType::IpAddress([192, 0, 2, 7].into()),
+            SanType::IpAddress("2001:db8::7".parse().unwrap()),
+        ]);
+        assert_eq!(
+            subject_alt_names(&chain[0]),
+            [
+                "prometheus.example.net",
+                "ops@example.net",
+                "spiffe://example.net/prometheus",
+                "192.0.2.7",
+                "2001:db8::7"
+            ]
+        );
+        // The CA's certificate has none; bytes that are no certificate, none.
+        assert!(subject_alt_names(&pki.ca).is_empty());
+        assert!(subject_alt_names(&CertificateDer::from(vec![1, 2, 3])).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_renewed_pair_is_served_at_the_next_handshake_and_a_broken_one_is_not() {
+        let pki = Pki::new();
+        let a = &pki.acceptor("").unwrap();
+        let leaf = |pki: &Pki| {
+            let c = pki.client(BOTH, |_| {}, None);
+            async move { handshake(a, c).await.map(|x| x.leaf) }
+        };
+        assert_eq!(leaf(&pki).await.as_ref(), Ok(&pki.leaf));
+        assert_eq!(leaf(&pki).await.as_ref(), Ok(&pki.leaf));
+        // A new key, written before its certificate: the old pair serves on.
+        // Each write is given its own modification time: two writes within
+        // one tick of the file system's clock would otherwise share one.
+        let write = |path: PathBuf, text: String, at: u64| {
+            std::fs::write(&path, text).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
+                .unwrap();
+        };
+        let key = KeyPair::generate().unwrap();
+        write(
+            pki.dir.path().join("server.key"),
+            key.serialize_pem(),
+            1_000,
+        );
+        assert_eq!(leaf(&pki).await.as_ref(), Ok(&pki.leaf));
+        assert_eq!(leaf(&pki).await.as_ref(), Ok(&pki.leaf));
+        // Then its certificate, from the same CA: served from now on.
+        let servers = ca("servers CA");
+        let mut renewed = pki;
+        renewed.ca = servers.der().clone();
+        let cert = CertificateParams::new(vec!["localhost".into()])
+            .unwrap()
+            .signed_by(&key, &servers)
+            .unwrap();
+        write(renewed.dir.path().join("server.crt"), cert.pem(), 2_000);
+        assert_eq!(leaf(&renewed).await.as_ref(), Ok(cert.der()));
+        assert_eq!(leaf(&renewed).await.as_ref(), Ok(cert.der()));
+    }
+}
