@@ -356,3 +356,366 @@ fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pulse::{Heartbeat, HostHealth, IngestCounters, Mutants, TestRun, TestRunFormat};
+    use crate::sources::dns::{DnsFacts, DnsRecord};
+
+    const FLEET: &str = "\
+ingest:
+  services: [pusher]
+environments:
+  - name: prod
+    boxes: [prod-box]
+    hosts: [prod-host]
+    services:
+      - name: api
+  - name: staging
+    boxes: [staging-box]
+    hosts: [staging-host]
+    services:
+      - name: web
+";
+
+    fn config(text: &str) -> Arc<Config> {
+        Arc::new(Config::parse(text, "fleet.yaml").unwrap())
+    }
+
+    /// The fleet with `staging` removed.
+    fn prod_only() -> Arc<Config> {
+        config(FLEET.split("  - name: staging").next().unwrap())
+    }
+
+    fn dns(stacks: &[&str]) -> SourceOutput {
+        crate::sources::output(DnsFacts {
+            records: stacks
+                .iter()
+                .map(|s| DnsRecord {
+                    stack: s.to_string(),
+                    name: format!("{s}.example.net"),
+                    addresses: vec!["192.0.2.1".into()],
+                    alias: None,
+                })
+                .collect(),
+        })
+    }
+
+    fn stacks_of(hub: &Hub) -> Option<Vec<String>> {
+        hub.facts_of::<DnsFacts>()
+            .map(|f| f.records.into_iter().map(|r| r.stack).collect())
+    }
+
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    #[test]
+    fn a_good_run_sets_facts_and_books_and_a_failed_one_keeps_fresh_facts() {
+        let hub = Hub::new(config(FLEET));
+        let (changes, good) = (hub.changes(), hub.good_runs());
+        hub.register_source("dns", MINUTE);
+        hub.register_source("dns", MINUTE);
+        let books = hub.snapshot().sources;
+        assert_eq!(books.len(), 1);
+        assert_eq!(
+            (books[0].up, books[0].has_run, books[0].interval),
+            (false, false, MINUTE)
+        );
+        let before = now_unix();
+        let (status, change) = hub.record_run(
+            "dns",
+            Ok(dns(&["prod"])),
+            Duration::from_millis(250),
+            MINUTE,
+        );
+        assert!(matches!(change, FactsChange::New(_)), "{change:?}");
+        assert!(status.up && status.has_run && status.last_error.is_none());
+        assert!(status.last_success.is_some_and(|t| t >= before));
+        assert_eq!(status.duration_seconds, 0.25);
+        assert_eq!(stacks_of(&hub), Some(vec!["prod".to_string()]));
+        assert!(changes.has_changed().unwrap() && good.has_changed().unwrap());
+
+        let good = hub.good_runs();
+        let (status, change) = hub.record_run("dns", Err("timed out".into()), MINUTE, MINUTE);
+        assert!(matches!(change, FactsChange::Kept), "{change:?}");
+        assert!(!status.up && status.has_run);
+        assert_eq!(
+            (status.errors_total, status.last_error.as_deref()),
+            (1, Some("timed out"))
+        );
+        assert_eq!(stacks_of(&hub), Some(vec!["prod".to_string()]));
+        assert!(!good.has_changed().unwrap());
+        hub.record_run("dns", Err("again".into()), MINUTE, MINUTE);
+        assert_eq!(hub.snapshot().sources[0].errors_total, 2);
+    }
+
+    #[test]
+    fn facts_older_than_the_staleness_are_dropped_at_a_failure() {
+        let hub = Hub::new(config(FLEET));
+        hub.register_source("dns", MINUTE);
+        let kept = SourceRecord {
+            source: "dns".into(),
+            up: true,
+            last_success: Some(now_unix() - 600.0),
+            last_error: Some("kept error".into()),
+            ran_at: now_unix() - 600.0,
+            duration_seconds: 1.5,
+            facts: None,
+        };
+        hub.restore("dns", &kept, Some(dns(&["prod"])));
+        let books = hub.snapshot().sources[0].clone();
+        assert_eq!(
+            (
+                books.up,
+                books.has_run,
+                books.last_success,
+                books.duration_seconds
+            ),
+            (true, true, kept.last_success, 1.5)
+        );
+        assert_eq!(books.last_error.as_deref(), Some("kept error"));
+        assert_eq!(stacks_of(&hub), Some(vec!["prod".to_string()]));
+        // Ten minutes old: fresh for an hour's staleness, stale for five minutes'.
+        let (_, change) = hub.record_run("dns", Err("down".into()), MINUTE, 60 * MINUTE);
+        assert!(matches!(change, FactsChange::Kept), "{change:?}");
+        let (_, change) = hub.record_run("dns", Err("down".into()), MINUTE, 5 * MINUTE);
+        assert!(matches!(change, FactsChange::Dropped), "{change:?}");
+        assert_eq!(stacks_of(&hub), None);
+        let (_, change) = hub.record_run("dns", Err("down".into()), MINUTE, 5 * MINUTE);
+        assert!(matches!(change, FactsChange::None), "{change:?}");
+        // A source that never succeeded holds nothing to keep.
+        let (status, change) = hub.record_run("aws", Err("no".into()), MINUTE, 60 * MINUTE);
+        assert!(matches!(change, FactsChange::None), "{change:?}");
+        assert_eq!((status.interval, status.errors_total), (Duration::ZERO, 1));
+        assert_eq!(hub.snapshot().sources.len(), 2);
+    }
+
+    #[test]
+    fn restored_facts_of_an_unregistered_source_leave_its_books_alone() {
+        let hub = Hub::new(config(FLEET));
+        let kept = SourceRecord {
+            source: "dns".into(),
+            up: true,
+            last_success: Some(1.0),
+            last_error: None,
+            ran_at: 1.0,
+            duration_seconds: 1.0,
+            facts: None,
+        };
+        hub.restore("dns", &kept, Some(dns(&["prod"])));
+        assert!(hub.snapshot().sources.is_empty());
+        assert_eq!(stacks_of(&hub), Some(vec!["prod".to_string()]));
+    }
+
+    #[test]
+    fn a_new_config_retires_facts_and_forgets_sources_no_longer_running() {
+        let hub = Hub::new(config(FLEET));
+        hub.register_source("dns", MINUTE);
+        hub.register_source("aws", MINUTE);
+        hub.record_run("dns", Ok(dns(&["prod", "staging"])), MINUTE, MINUTE);
+        let changes = hub.changes();
+        hub.replace_config(prod_only(), &["dns"]);
+        assert!(changes.has_changed().unwrap());
+        assert_eq!(hub.config().environments.len(), 1);
+        assert_eq!(stacks_of(&hub), Some(vec!["prod".to_string()]));
+        let running: Vec<_> = hub.snapshot().sources.iter().map(|s| s.source).collect();
+        assert_eq!(running, ["dns"]);
+        hub.replace_config(prod_only(), &[]);
+        assert_eq!(stacks_of(&hub), None);
+        assert!(hub.snapshot().sources.is_empty());
+    }
+
+    #[test]
+    fn a_failed_reload_keeps_the_time_of_the_last_good_one() {
+        let hub = Hub::new(config(FLEET));
+        let (ok, at) = hub.reload_books();
+        assert!(ok && at > 0.0);
+        hub.record_reload(false);
+        assert_eq!(hub.reload_books(), (false, at));
+        let before = now_unix();
+        hub.record_reload(true);
+        let (ok, later) = hub.reload_books();
+        assert!(ok && later >= before);
+    }
+
+    #[test]
+    fn counters_and_history_reach_the_snapshot() {
+        let hub = Hub::new(config(FLEET));
+        hub.count_handler_panic();
+        hub.count_discovery_refused();
+        hub.count_discovery_refused();
+        hub.publish_history(Arc::new(crate::history::HistoryView {
+            active: true,
+            ..Default::default()
+        }));
+        let s = hub.snapshot();
+        assert_eq!((s.handler_panics, s.discovery_refused), (1, 2));
+        assert!(s.history.active && hub.history().active);
+    }
+
+    fn heartbeat(stack: &str, name: &str) -> (Arc<str>, Arc<Heartbeat>) {
+        let hb = Heartbeat {
+            stack: stack.into(),
+            box_name: name.into(),
+            timestamp: 1.0,
+            count: 1,
+            recent: vec![1.0],
+            commit: None,
+            version: None,
+            booted_at: None,
+        };
+        (name.into(), Arc::new(hb))
+    }
+
+    fn test_run(stack: &str, service: &str) -> ((String, String), Arc<TestRun>) {
+        let run = TestRun {
+            stack: stack.into(),
+            service: service.into(),
+            passed: 1,
+            failed: 0,
+            errored: 0,
+            skipped: 0,
+            duration_seconds: None,
+            started_at: None,
+            received_at: 1.0,
+            commit: None,
+            format: TestRunFormat::Json,
+        };
+        ((stack.into(), service.into()), Arc::new(run))
+    }
+
+    fn mutants(service: &str) -> (String, Arc<Mutants>) {
+        let m = Mutants {
+            service: service.into(),
+            caught: 1,
+            missed: 0,
+            timeout: 0,
+            unviable: 0,
+            received_at: 1.0,
+            commit: None,
+        };
+        (service.into(), Arc::new(m))
+    }
+
+    fn host(stack: &str, name: &str) -> (String, Arc<HostHealth>) {
+        let h = HostHealth {
+            host: name.into(),
+            stack: stack.into(),
+            ok: 1,
+            warn: 0,
+            fail: 0,
+            received_at: 1.0,
+            commit: None,
+        };
+        (name.into(), Arc::new(h))
+    }
+
+    fn counters(name: &str) -> (Arc<str>, Arc<IngestCounters>) {
+        let c = IngestCounters {
+            host: name.into(),
+            ..Default::default()
+        };
+        (name.into(), Arc::new(c))
+    }
+
+    /// A pulse with an entry of every kind for each environment, and the
+    /// receiver's own rows.
+    fn pulse() -> Pulse {
+        Pulse {
+            heartbeats: [
+                heartbeat("prod", "prod-box"),
+                heartbeat("staging", "staging-box"),
+            ]
+            .into(),
+            test_runs: [
+                test_run("prod", "api"),
+                test_run("staging", "web"),
+                test_run("", "pusher"),
+            ]
+            .into(),
+            mutants: [mutants("api"), mutants("web"), mutants("pusher")].into(),
+            host_health: [host("prod", "prod-host"), host("staging", "staging-host")].into(),
+            ingest: [
+                counters("_invalid"),
+                counters("prod-box"),
+                counters("prod-host"),
+                counters("api"),
+                counters("pusher"),
+                counters("staging-box"),
+                counters("staging-host"),
+                counters("web"),
+            ]
+            .into(),
+        }
+    }
+
+    fn keys<K: Clone, V>(m: &std::collections::BTreeMap<K, V>) -> Vec<K> {
+        m.keys().cloned().collect()
+    }
+
+    #[test]
+    fn the_pulse_shown_holds_only_what_the_inventory_lists() {
+        let hub = Hub::new(config(FLEET));
+        let published = Arc::new(pulse());
+        hub.publish_pulse(published.clone());
+        // Everything is listed: the very pulse published is shown.
+        assert!(Arc::ptr_eq(&hub.pulse(), &published));
+        hub.replace_config(prod_only(), &[]);
+        let shown = hub.pulse();
+        assert_eq!(keys(&shown.heartbeats), [Arc::from("prod-box")]);
+        assert_eq!(
+            keys(&shown.test_runs),
+            [
+                (String::new(), "pusher".to_string()),
+                ("prod".into(), "api".into())
+            ]
+        );
+        assert_eq!(keys(&shown.mutants), ["api", "pusher"]);
+        assert_eq!(keys(&shown.host_health), ["prod-host"]);
+        assert_eq!(
+            keys(&shown.ingest),
+            ["_invalid", "api", "prod-box", "prod-host", "pusher"].map(Arc::<str>::from)
+        );
+        // Put back, staging's rows show again.
+        hub.replace_config(config(FLEET), &[]);
+        assert_eq!(*hub.pulse(), *published);
+    }
+
+    #[test]
+    fn each_kind_of_entry_alone_is_hidden_when_its_name_is_not_listed() {
+        let hub = Hub::new(prod_only());
+        let only = |f: &dyn Fn(&mut Pulse)| {
+            let mut p = pulse();
+            p.heartbeats.retain(|b, _| &**b == "prod-box");
+            p.test_runs.retain(|k, _| k.0 == "prod");
+            p.mutants.retain(|k, _| k == "api");
+            p.host_health.retain(|k, _| k == "prod-host");
+            p.ingest.retain(|k, _| &**k == "prod-box");
+            let listed = p.clone();
+            f(&mut p);
+            hub.publish_pulse(Arc::new(p));
+            assert_eq!(*hub.pulse(), listed);
+        };
+        only(&|p| p.heartbeats.extend([heartbeat("staging", "staging-box")]));
+        only(&|p| p.test_runs.extend([test_run("staging", "web")]));
+        // A listed service on an environment no longer listed.
+        only(&|p| p.test_runs.extend([test_run("staging", "api")]));
+        only(&|p| p.mutants.extend([mutants("web")]));
+        only(&|p| p.host_health.extend([host("staging", "staging-host")]));
+        only(&|p| p.ingest.extend([counters("staging-box")]));
+        only(&|p| p.ingest.extend([counters("staging-host")]));
+        only(&|p| p.ingest.extend([counters("web")]));
+    }
+
+    #[test]
+    fn with_unknown_names_admitted_nothing_is_hidden() {
+        let text = FLEET.split("  - name: staging").next().unwrap().replace(
+            "  services: [pusher]\n",
+            "  services: [pusher]\n  unknown_names_cap: 10\n",
+        );
+        let hub = Hub::new(config(&text));
+        let published = Arc::new(pulse());
+        hub.publish_pulse(published.clone());
+        assert!(Arc::ptr_eq(&hub.pulse(), &published));
+    }
+}
