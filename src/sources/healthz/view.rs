@@ -233,3 +233,201 @@ impl BoardPart for Part {
         Some(page(&self.services, self.read_at))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::board::Availability;
+    use crate::sources::healthz::ServiceProbe;
+
+    // 2025-06-15T15:06:40Z.
+    const NOW: f64 = 1_750_000_000.0;
+
+    fn env() -> Environment {
+        crate::config::Config::parse(
+            "environments:\n  - name: prod\n    services:\n      - name: api\n        healthz: https://api.example.net/healthz\n      - name: web\n        healthz: https://web.example.net/healthz\n      - name: cron\n",
+            "fleet.yaml",
+        )
+        .unwrap()
+        .environments
+        .remove(0)
+    }
+
+    fn probe(stack: &str, service: &str, health: Health) -> ServiceProbe {
+        ServiceProbe {
+            stack: stack.into(),
+            service: service.into(),
+            health,
+            status_code: Some(503),
+            duration_seconds: 0.012,
+            commit: Some("4f2c9e1".into()),
+            reason: Some("HTTP 503".into()),
+        }
+    }
+
+    fn service(code: Option<u16>, latency: Option<f64>, reason: Option<&str>) -> Service {
+        Service {
+            name: "api".into(),
+            state: State::Red,
+            status_code: code,
+            latency_seconds: latency,
+            commit: None,
+            reason: reason.map(String::from),
+            since: None,
+            availability: None,
+            strip: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn each_listed_service_shows_its_own_reading_or_why_there_is_none() {
+        let probes = vec![
+            probe("staging", "api", Health::Green),
+            probe("prod", "web", Health::Red),
+            probe("prod", "api", Health::Degraded),
+        ];
+        let got = services(Some(&probes), &env());
+        let names: Vec<_> = got.iter().map(|s| (s.name.as_str(), s.state)).collect();
+        assert_eq!(
+            names,
+            [
+                ("api", State::Degraded),
+                ("web", State::Red),
+                ("cron", State::Unknown)
+            ]
+        );
+        assert_eq!(got[0].status_code, Some(503));
+        assert_eq!(got[0].latency_seconds, Some(0.012));
+        assert_eq!(got[0].commit.as_deref(), Some("4f2c9e1"));
+        assert_eq!(got[0].reason.as_deref(), Some("HTTP 503"));
+        assert_eq!(got[2].reason.as_deref(), Some("no /healthz URL configured"));
+        let none = services(None, &env());
+        assert_eq!(none[0].reason.as_deref(), Some("no /healthz reading yet"));
+        assert!(none
+            .iter()
+            .all(|s| s.state == State::Unknown && s.status_code.is_none()));
+        assert_eq!(state_of(Health::Green), State::Green);
+    }
+
+    #[test]
+    fn the_detail_says_the_answer_or_what_came_instead() {
+        assert_eq!(
+            service(Some(200), Some(0.012), None).detail(),
+            "HTTP 200 in 12 ms"
+        );
+        assert_eq!(
+            service(Some(503), Some(0.012), Some("draining")).detail(),
+            "HTTP 503 in 12 ms · draining"
+        );
+        assert_eq!(
+            service(None, Some(5.0), Some("timed out after 5 s")).detail(),
+            "timed out after 5 s"
+        );
+        assert_eq!(
+            service(None, Some(0.002), Some("connection refused")).detail(),
+            "connection refused (after 2 ms)"
+        );
+        assert_eq!(
+            service(None, None, Some("no /healthz reading yet")).detail(),
+            "no /healthz reading yet"
+        );
+        assert_eq!(service(Some(200), None, None).detail(), "");
+    }
+
+    #[test]
+    fn since_reads_as_a_time_of_day_within_a_day_and_a_date_beyond() {
+        assert_eq!(
+            since_words(State::Red, NOW - 720.0, NOW),
+            "red for 12 minutes, since 14:54 UTC"
+        );
+        assert_eq!(
+            since_words(State::Degraded, NOW - 86_399.0, NOW),
+            "degraded for 23 hours, since 15:06 UTC"
+        );
+        assert_eq!(
+            since_words(State::Green, NOW - 86_400.0, NOW),
+            "green for 1 day, since 2025-06-14 15:06 UTC"
+        );
+    }
+
+    #[test]
+    fn availability_is_a_percentage_never_rounded_up_to_a_whole_hundred() {
+        let words = |month, day| availability_words(&Availability { day, month });
+        assert_eq!(
+            words(Some(0.99314), Some(1.0)),
+            "99.31% over 30 days · 100% over 24 hours"
+        );
+        assert_eq!(
+            words(Some(0.999999), None),
+            "99.99% over 30 days · unknown over 24 hours"
+        );
+    }
+
+    #[test]
+    fn the_strip_title_names_its_hours_and_those_not_green() {
+        let strip = [State::Green, State::Red, State::Unknown, State::Degraded];
+        assert_eq!(
+            strip_title(NOW, &strip),
+            "the last 24 hours, an hour a cell, 11:06 to 15:06 UTC; 12:06: red; 14:06: degraded"
+        );
+    }
+
+    #[test]
+    fn a_tile_shows_state_detail_commit_strip_and_availability() {
+        let mut s = service(Some(503), Some(0.012), Some("draining"));
+        s.commit = Some("4f2c9e1".into());
+        s.since = Some(NOW - 720.0);
+        s.strip = vec![State::Green, State::Red];
+        s.availability = Some(Availability {
+            day: Some(0.5),
+            month: Some(0.75),
+        });
+        let html = page(&[s.clone()], NOW).into_string();
+        for want in [
+            r#"<div class="svc" data-service="api"><b>api</b><span class="st st-red">red</span>"#,
+            r#"<span class="since">red for 12 minutes, since 14:54 UTC</span>"#,
+            r#"<div class="meta">HTTP 503 in 12 ms · draining · <code>4f2c9e1</code></div>"#,
+            r#"<i class="s-green"></i><i class="s-red"></i>"#,
+            r#"<div class="meta avail">75.00% over 30 days · 50.00% over 24 hours</div>"#,
+        ] {
+            assert!(html.contains(want), "{want}\nin\n{html}");
+        }
+        let bare = page(&[service(None, None, Some("no /healthz reading yet"))], NOW).into_string();
+        for absent in ["since", "strip", "avail", "<code>"] {
+            assert!(!bare.contains(absent), "{absent} in {bare}");
+        }
+        assert!(page(&[], NOW).into_string().contains("No services listed."));
+    }
+
+    #[test]
+    fn the_part_is_as_bad_as_its_worst_service_and_hides_internal_values() {
+        let facts = Facts::default().with(
+            "healthz",
+            vec![
+                probe("prod", "api", Health::Green),
+                ServiceProbe {
+                    reason: Some("connect to 10.0.0.7:443 refused".into()),
+                    ..probe("prod", "web", Health::Degraded)
+                },
+            ],
+        );
+        let mut part = Part::build(&facts, &env(), NOW);
+        assert_eq!(part.read_at, NOW);
+        // cron has no reading: unknown, which is better than degraded.
+        assert_eq!(part.state(), Some(State::Degraded));
+        assert_eq!(Part::default().state(), None);
+        let later = Part {
+            read_at: NOW + 60.0,
+            ..part.clone()
+        };
+        assert_eq!(part, later);
+        part.redact(&Redactor::new().unwrap());
+        assert_eq!(
+            part.services[1].reason.as_deref(),
+            Some("connect to [hidden]:443 refused")
+        );
+        assert_ne!(part, later);
+        let shown = part.page().unwrap().into_string();
+        assert!(shown.contains("data-service=\"cron\""), "{shown}");
+    }
+}
