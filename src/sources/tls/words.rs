@@ -195,4 +195,200 @@ mod tests {
         let reset = io::Error::other(io::Error::from(io::ErrorKind::ConnectionReset));
         assert_eq!(connection(&reset), "connection reset by the server");
     }
+
+    #[test]
+    fn every_certificate_problem_has_its_words() {
+        use CertificateError as C;
+        let cases = [
+            (C::Expired, "certificate has expired"),
+            (C::NotValidYet, "certificate is not valid yet"),
+            (
+                C::UnknownIssuer,
+                "certificate is signed by an authority this exporter does not trust",
+            ),
+            (
+                C::NotValidForName,
+                "certificate is not valid for this host name",
+            ),
+            (C::BadSignature, "certificate's signature does not verify"),
+            (C::Revoked, "certificate is revoked"),
+            (C::BadEncoding, "certificate is malformed"),
+            (
+                C::InvalidPurpose,
+                "certificate is not meant for a TLS server",
+            ),
+            (
+                C::UnhandledCriticalExtension,
+                "certificate has a critical extension this exporter does not understand",
+            ),
+            (C::UnknownRevocationStatus, "certificate is not acceptable"),
+        ];
+        for (c, want) in cases {
+            assert_eq!(tls(&TlsError::InvalidCertificate(c.clone())), want, "{c:?}");
+        }
+        let contexts = [
+            (
+                C::ExpiredContext {
+                    time: rustls_pki_types::UnixTime::since_unix_epoch(
+                        std::time::Duration::from_secs(2),
+                    ),
+                    not_after: rustls_pki_types::UnixTime::since_unix_epoch(
+                        std::time::Duration::from_secs(1),
+                    ),
+                },
+                "certificate has expired",
+            ),
+            (
+                C::NotValidYetContext {
+                    time: rustls_pki_types::UnixTime::since_unix_epoch(
+                        std::time::Duration::from_secs(1),
+                    ),
+                    not_before: rustls_pki_types::UnixTime::since_unix_epoch(
+                        std::time::Duration::from_secs(2),
+                    ),
+                },
+                "certificate is not valid yet",
+            ),
+            (
+                C::NotValidForNameContext {
+                    expected: rustls_pki_types::ServerName::try_from("a.example")
+                        .unwrap()
+                        .to_owned(),
+                    presented: vec![],
+                },
+                "certificate is not valid for this host name",
+            ),
+            (
+                C::InvalidPurposeContext {
+                    required: rustls::ExtendedKeyPurpose::ServerAuth,
+                    presented: vec![],
+                },
+                "certificate is not meant for a TLS server",
+            ),
+        ];
+        for (c, want) in contexts {
+            assert_eq!(tls(&TlsError::InvalidCertificate(c.clone())), want, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn protocol_failures_read_as_what_the_server_did() {
+        let cases = [
+            (
+                TlsError::PeerIncompatible(rustls::PeerIncompatible::NoCipherSuitesInCommon),
+                "no TLS version or cipher suite in common with the server",
+            ),
+            (
+                TlsError::PeerMisbehaved(rustls::PeerMisbehaved::TooManyEmptyFragments),
+                "the server broke the TLS protocol",
+            ),
+            (
+                TlsError::InvalidMessage(rustls::InvalidMessage::MissingData("x")),
+                "the server broke the TLS protocol",
+            ),
+            (
+                TlsError::InappropriateMessage {
+                    expect_types: vec![],
+                    got_type: rustls::ContentType::Alert,
+                },
+                "the server broke the TLS protocol",
+            ),
+            (
+                TlsError::InappropriateHandshakeMessage {
+                    expect_types: vec![],
+                    got_type: rustls::HandshakeType::Finished,
+                },
+                "the server broke the TLS protocol",
+            ),
+            (TlsError::DecryptError, "TLS handshake failed"),
+            (
+                TlsError::AlertReceived(rustls::AlertDescription::ProtocolVersion),
+                "handshake refused by the server (protocol version)",
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(tls(&e), want, "{e:?}");
+        }
+        assert_eq!(spaced("BadCertificate"), "bad certificate");
+        assert_eq!(spaced("Aa"), "aa");
+    }
+
+    /// An error with a cause, as reqwest and hyper chain them.
+    #[derive(Debug)]
+    struct Chained(&'static str, Option<Box<dyn Error + Send + Sync>>);
+
+    impl std::fmt::Display for Chained {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl Error for Chained {
+        fn source(&self) -> Option<&(dyn Error + 'static)> {
+            self.1.as_deref().map(|e| e as &(dyn Error + 'static))
+        }
+    }
+
+    #[test]
+    fn every_socket_failure_and_a_cause_deep_in_the_chain_is_read() {
+        use io::ErrorKind as K;
+        for (kind, want) in [
+            (K::ConnectionRefused, "connection refused"),
+            (K::ConnectionReset, "connection reset by the server"),
+            (K::ConnectionAborted, "connection aborted"),
+            (K::TimedOut, "timed out connecting"),
+            (
+                K::UnexpectedEof,
+                "the server closed the connection mid-handshake",
+            ),
+            (K::HostUnreachable, "host unreachable"),
+            (K::NetworkUnreachable, "host unreachable"),
+            (K::PermissionDenied, "connection failed"),
+        ] {
+            let e = Chained(
+                "error sending request",
+                Some(Box::new(io::Error::from(kind))),
+            );
+            assert_eq!(connection(&e), want, "{kind:?}");
+        }
+        // The innermost kind that says something wins; the outer one is the first found.
+        let nested = io::Error::new(K::TimedOut, io::Error::from(K::ConnectionRefused));
+        assert_eq!(connection(&nested), "connection refused");
+        let first = Chained(
+            "outer",
+            Some(Box::new(io::Error::new(
+                K::ConnectionReset,
+                Chained(
+                    "inner",
+                    Some(Box::new(io::Error::from(K::ConnectionRefused))),
+                ),
+            ))),
+        );
+        assert_eq!(connection(&first), "connection reset by the server");
+        for (text, want) in [
+            ("dns error: no record", "host name does not resolve"),
+            (
+                "failed to lookup address information",
+                "host name does not resolve",
+            ),
+            (
+                "Connection closed before message completed",
+                "the server closed the connection without answering",
+            ),
+            (
+                "Incomplete message",
+                "the server closed the connection without answering",
+            ),
+        ] {
+            let e = Chained("error sending request", Some(Box::new(Chained(text, None))));
+            assert_eq!(connection(&e), want, "{text}");
+        }
+        let tls_deep = Chained(
+            "error sending request",
+            Some(Box::new(io::Error::other(TlsError::InvalidCertificate(
+                CertificateError::Revoked,
+            )))),
+        );
+        assert_eq!(connection(&tls_deep), "certificate is revoked");
+    }
 }
