@@ -80,3 +80,65 @@ impl BoardPart for Part {
         Some(page(&self.dns))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::dns::DnsRecord;
+
+    fn record(stack: &str, name: &str, addresses: &[&str], alias: Option<&str>) -> DnsRecord {
+        DnsRecord {
+            stack: stack.into(),
+            name: name.into(),
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            alias: alias.map(String::from),
+        }
+    }
+
+    fn env() -> Environment {
+        crate::config::Config::parse("environments:\n  - name: prod\n", "fleet.yaml")
+            .unwrap()
+            .environments
+            .remove(0)
+    }
+
+    #[test]
+    fn an_environment_lists_its_own_names_and_each_reads_as_its_record() {
+        let facts = Facts::default().with(
+            "dns",
+            DnsFacts {
+                records: vec![
+                    record("prod", "api.example.net", &["192.0.2.1", "192.0.2.2"], None),
+                    record("staging", "api.staging.example.net", &["192.0.2.9"], None),
+                    record("prod", "www.example.net", &[], Some("lb.example.net")),
+                    record("prod", "old.example.net", &[], None),
+                ],
+            },
+        );
+        let mut part = Part::build(&facts, &env(), 0.0);
+        let listed: Vec<_> = part.dns.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(
+            listed,
+            ["api.example.net", "www.example.net", "old.example.net"]
+        );
+        assert_eq!(
+            part.dns[0].addresses.as_deref(),
+            Some(&["192.0.2.1".to_string(), "192.0.2.2".to_string()][..])
+        );
+        let html = part.page().unwrap().into_string();
+        assert_eq!(
+            html,
+            "<div><b>DNS</b><ul><li>api.example.net — 192.0.2.1, 192.0.2.2</li><li>www.example.net — alias of lb.example.net</li><li>old.example.net — no A record</li></ul></div>"
+        );
+        part.redact(&Redactor::new().unwrap());
+        assert!(part.dns.iter().all(|d| d.addresses.is_none()));
+        let html = part.page().unwrap().into_string();
+        assert!(
+            html.contains("<li>api.example.net — has an A record</li>"),
+            "{html}"
+        );
+        assert!(html.contains("alias of lb.example.net"), "{html}");
+        assert_eq!(names(None, "prod"), []);
+        assert_eq!(page(&[]).into_string(), "");
+    }
+}

@@ -128,3 +128,109 @@ impl BoardPart for Part {
         Some(page(self.slot.as_ref()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::github::{CiRun, HeadCommit, SlotOccupancy};
+
+    const NOW: f64 = 1_750_000_000.0;
+
+    fn env(name: &str) -> Environment {
+        crate::config::Config::parse(&format!("environments:\n  - name: {name}\n"), "fleet.yaml")
+            .unwrap()
+            .environments
+            .remove(0)
+    }
+
+    fn facts() -> Facts {
+        let run = CiRun {
+            id: 7,
+            workflow: "integration".into(),
+            title: "Fix the retry for 10.0.0.7".into(),
+            branch: "fix-retry".into(),
+            head_sha: "4f2c9e1".into(),
+            status: "in_progress".into(),
+            started_at: Some(NOW - 720.0),
+            url: "https://github.com/o/r/actions/runs/7".into(),
+        };
+        Facts::default().with(
+            "github",
+            crate::sources::github::GithubFacts {
+                head: HeadCommit {
+                    branch: "main".into(),
+                    sha: "4f2c9e1".into(),
+                    committed_at: None,
+                },
+                slots: vec![
+                    SlotOccupancy {
+                        stack: "test-1".into(),
+                        holder: Some(run),
+                        queued: 2,
+                    },
+                    SlotOccupancy {
+                        stack: "test-2".into(),
+                        holder: None,
+                        queued: 0,
+                    },
+                ],
+                rate_limit: None,
+            },
+        )
+    }
+
+    #[test]
+    fn a_held_slot_names_its_run_since_when_and_the_queue() {
+        let mut part = Part::build(&facts(), &env("test-1"), NOW);
+        let slot = part.slot.clone().unwrap();
+        let run = slot.holder.clone().unwrap();
+        assert_eq!((run.head_sha.as_str(), slot.queued), ("4f2c9e1", 2));
+        assert_eq!(
+            run.url.as_deref(),
+            Some("https://github.com/o/r/actions/runs/7")
+        );
+        assert_eq!(
+            slot.cells(NOW),
+            [
+                "integration “Fix the retry for 10.0.0.7” on fix-retry (in_progress)".to_string(),
+                "12 minutes ago".into(),
+                "2 queued".into()
+            ]
+        );
+        let no_start = Slot {
+            holder: Some(SlotRun {
+                started_at: None,
+                ..run
+            }),
+            queued: 2,
+        };
+        assert_eq!(no_start.cells(NOW)[1], "-");
+        assert_eq!(
+            part.page().unwrap().into_string(),
+            "<div><b>CI slot</b><ul><li>held by integration “Fix the retry for 10.0.0.7” on fix-retry (in_progress) since 2025-06-15 14:54:40 UTC; 2 queued</li></ul></div>"
+        );
+        part.redact(&Redactor::new().unwrap());
+        let run = part.slot.unwrap().holder.unwrap();
+        assert_eq!(run.url, None);
+        assert_eq!(run.title, "Fix the retry for [hidden]");
+    }
+
+    #[test]
+    fn a_free_slot_and_an_unwatched_one() {
+        let mut free = Part::build(&facts(), &env("test-2"), NOW);
+        assert_eq!(
+            free.slot.as_ref().unwrap().cells(NOW),
+            ["free".to_string(), "-".into(), "0 queued".into()]
+        );
+        assert_eq!(
+            free.page().unwrap().into_string(),
+            "<div><b>CI slot</b><ul><li>free; 0 queued</li></ul></div>"
+        );
+        free.redact(&Redactor::new().unwrap());
+        assert_eq!(free.slot.as_ref().unwrap().holder, None);
+        let unwatched = Part::build(&facts(), &env("prod"), NOW);
+        assert_eq!(unwatched.slot, None);
+        assert_eq!(unwatched.page().unwrap().into_string(), "");
+        assert_eq!(slot(None, "test-1"), None);
+    }
+}
