@@ -100,3 +100,89 @@ impl BoardPart for Part {
         Some(page(self.chain.as_ref()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::chain::{DeployerBalance, Registration};
+
+    const WALLET: &str = "0x00000000000000000000000000000000000000a1";
+
+    fn env(name: &str) -> Environment {
+        crate::config::Config::parse(&format!("environments:\n  - name: {name}\n"), "fleet.yaml")
+            .unwrap()
+            .environments
+            .remove(0)
+    }
+
+    fn facts() -> Facts {
+        let registration = |stack: &str, registered| Registration {
+            stack: stack.into(),
+            account: WALLET.into(),
+            registered_to: WALLET.into(),
+            registered,
+        };
+        Facts::default().with(
+            "chain",
+            ChainFacts {
+                block_number: 1234,
+                symbol: "ETH".into(),
+                balances: vec![DeployerBalance {
+                    stack: "prod".into(),
+                    address: WALLET.into(),
+                    balance: 1.5,
+                }],
+                registrations: vec![registration("prod", true), registration("staging", false)],
+            },
+        )
+    }
+
+    #[test]
+    fn balance_and_registration_show_for_the_environment_watched() {
+        let mut prod = Part::build(&facts(), &env("prod"), 0.0);
+        let c = prod.chain.clone().unwrap();
+        assert_eq!(
+            (
+                c.block_number,
+                c.symbol.as_str(),
+                c.deployer.as_deref(),
+                c.balance,
+                c.registered
+            ),
+            (1234, "ETH", Some(WALLET), Some(1.5), Some(true))
+        );
+        assert_eq!(prod.state(), None);
+        assert_eq!(
+            prod.page().unwrap().into_string(),
+            "<div><b>Chain</b><ul><li>deployer balance 1.5 ETH</li>\
+             <li>registration <span class=\"st st-green\">present</span></li>\
+             <li class=\"meta\">at block 1234</li></ul></div>"
+        );
+        prod.redact(&Redactor::new().unwrap());
+        assert_eq!(prod.chain.unwrap().deployer, None);
+    }
+
+    #[test]
+    fn a_missing_registration_is_red_and_an_unwatched_environment_has_no_part() {
+        let staging = Part::build(&facts(), &env("staging"), 0.0);
+        let c = staging.chain.clone().unwrap();
+        assert_eq!(
+            (c.deployer, c.balance, c.registered),
+            (None, None, Some(false))
+        );
+        assert_eq!(staging.state(), Some(State::Red));
+        assert_eq!(
+            staging.page().unwrap().into_string(),
+            "<div><b>Chain</b><ul><li>registration <span class=\"st st-red\">missing</span></li>\
+             <li class=\"meta\">at block 1234</li></ul></div>"
+        );
+        let dev = Part::build(&facts(), &env("dev"), 0.0);
+        assert_eq!(dev.chain, None);
+        assert_eq!(dev.state(), None);
+        assert_eq!(dev.page().unwrap().into_string(), "");
+        assert_eq!(chain(None, "prod"), None);
+        let mut unwatched = Part::default();
+        unwatched.redact(&Redactor::new().unwrap());
+        assert_eq!(unwatched, Part::default());
+    }
+}
