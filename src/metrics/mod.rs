@@ -56,6 +56,33 @@ pub fn render_text(snapshot: Snapshot) -> String {
     openmetrics_to_text(&render_openmetrics(snapshot))
 }
 
+/// The sample lines `/metrics` writes for `facts` (in text format 0.0.4)
+/// whose family names start with `prefix`: what a source's `encode` test
+/// compares.
+#[cfg(test)]
+pub(crate) fn samples_of(facts: crate::sources::Facts, prefix: &str) -> Vec<String> {
+    let config = crate::config::Config::parse("environments:\n  - name: prod\n", "t.yaml")
+        .map(std::sync::Arc::new)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = Snapshot {
+        read_at: 0.0,
+        config,
+        sources: Vec::new(),
+        reload: (true, 0.0),
+        discovery_refused: 0,
+        history: Default::default(),
+        facts,
+        pulse: Default::default(),
+        drift: Vec::new(),
+        handler_panics: 0,
+    };
+    render_text(snapshot)
+        .lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(String::from)
+        .collect()
+}
+
 /// Rewrites OpenMetrics text as text format 0.0.4: counter families are named
 /// with their `_total` suffix, `# UNIT` and `# EOF` lines are dropped.
 pub fn openmetrics_to_text(om: &str) -> String {

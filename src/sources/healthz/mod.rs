@@ -497,3 +497,281 @@ metric!(
     ["stack", "component", "commit"],
     "The commit a service reports on /healthz; always 1."
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::Facts;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    /// An HTTP/1.1 server on loopback answering by path; `/hang` never answers.
+    async fn serve() -> (u16, tokio::task::JoinHandle<()>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let text = String::from_utf8_lossy(&request);
+                    let path = text.split(' ').nth(1).unwrap_or("").to_string();
+                    let big = "x".repeat(MAX_BODY + 1);
+                    let answer = match path.as_str() {
+                        "/ok" => json(200, r#"{"status":"ok","commit":"4f2c9e1"}"#),
+                        "/warn" => json(200, r#"{"status":"Warning","version":"2"}"#),
+                        "/down" => json(503, r#"{"status":"down"}"#),
+                        "/big" => json(200, &big),
+                        "/big-chunked" => format!(
+                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+                            big.len()
+                        ),
+                        "/hang" => {
+                            std::future::pending::<()>().await;
+                            unreachable!()
+                        }
+                        _ => json(404, "{}"),
+                    };
+                    let _ = tcp.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (port, task)
+    }
+
+    fn json(status: u16, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn source(text: &str) -> HealthzSource {
+        let config = crate::config::Config::parse(text, "fleet.yaml").unwrap();
+        HealthzSource::new(Arc::new(config)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_service_is_probed_in_inventory_order_and_read_by_the_rules() {
+        let (port, server) = serve().await;
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let svc =
+            |name: &str, url: String| format!("      - name: {name}\n        healthz: {url}\n");
+        let at = |path: &str| format!("http://127.0.0.1:{port}{path}");
+        let fleet = format!(
+            "sources:\n  healthz:\n    timeout: 1s\n    concurrency: 3\n    degraded_values: [warning]\n\
+             environments:\n  - name: prod\n    services:\n{}{}{}      - name: cron\n{}{}{}{}{}\
+             \x20       address: 127.0.0.1\n",
+            svc("api", at("/ok")),
+            svc("web", at("/warn")),
+            svc("db", at("/down")),
+            svc("big", at("/big")),
+            svc("chunked", at("/big-chunked")),
+            svc("hang", at("/hang")),
+            svc("refused", format!("http://127.0.0.1:{closed_port}/ok")),
+            svc("named", format!("http://api.example.net:{port}/ok")),
+        );
+        let s = source(&fleet);
+        assert_eq!(s.name(), "healthz");
+        assert_eq!(s.schedule().timeout.0, Duration::from_secs(1));
+        assert_eq!(s.run_deadline(), Duration::from_secs(15));
+        let out = s.collect().await.unwrap();
+        let probes = out.downcast_ref::<HealthzFacts>().unwrap().clone();
+        server.abort();
+        let seen: Vec<_> = probes
+            .iter()
+            .map(|p| {
+                (
+                    p.service.as_str(),
+                    p.health,
+                    p.status_code,
+                    p.commit.as_deref(),
+                    p.reason.as_deref(),
+                )
+            })
+            .collect();
+        let kib = MAX_BODY / 1024;
+        let too_big = format!("answered with more than {kib} KiB; a health answer is small");
+        assert_eq!(
+            seen,
+            [
+                ("api", Health::Green, Some(200), Some("4f2c9e1"), None),
+                (
+                    "web",
+                    Health::Degraded,
+                    Some(200),
+                    None,
+                    Some("reports status: Warning")
+                ),
+                ("db", Health::Red, Some(503), None, Some("HTTP 503")),
+                ("big", Health::Red, Some(200), None, Some(too_big.as_str())),
+                (
+                    "chunked",
+                    Health::Red,
+                    Some(200),
+                    None,
+                    Some(too_big.as_str())
+                ),
+                ("hang", Health::Red, None, None, Some("timed out after 1 s")),
+                (
+                    "refused",
+                    Health::Red,
+                    None,
+                    None,
+                    Some("connection refused")
+                ),
+                ("named", Health::Green, Some(200), Some("4f2c9e1"), None),
+            ]
+        );
+        assert_eq!(seen.len(), 8);
+        assert!(probes.iter().all(|p| p.stack == "prod"));
+        assert!(probes[5].duration_seconds >= 1.0, "{:?}", probes[5]);
+    }
+
+    #[test]
+    fn a_service_whose_address_does_not_resolve_is_red_with_why() {
+        let t = Target {
+            stack: "prod".into(),
+            service: "api".into(),
+            url: "https://api.example.net/healthz".parse().unwrap(),
+            address: Some("nowhere.example.net".parse().unwrap()),
+        };
+        let d = HealthzConfig::default();
+        let rules = Rules {
+            status_field: &d.status_field,
+            degraded_values: &d.degraded_values,
+            commit_field: &d.commit_field,
+            degraded_after: d.degraded_after.0,
+        };
+        let p = unreachable_at(t, "cannot resolve address nowhere.example.net", &rules);
+        assert_eq!(
+            p,
+            ServiceProbe {
+                stack: "prod".into(),
+                service: "api".into(),
+                health: Health::Red,
+                status_code: None,
+                duration_seconds: 0.0,
+                commit: None,
+                reason: Some("cannot resolve address nowhere.example.net".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_source_is_registered_only_when_a_service_has_a_url() {
+        let config = |text: &str| -> Arc<dyn Watched> {
+            Arc::new(crate::config::Config::parse(text, "fleet.yaml").unwrap())
+        };
+        let none = config("environments:\n  - name: prod\n    services:\n      - name: cron\n");
+        assert!(register(&none).unwrap().is_empty());
+        let one = config("environments:\n  - name: prod\n    services:\n      - name: cron\n      - name: api\n        healthz: https://api.example.net/healthz\n");
+        assert_eq!(register(&one).unwrap().len(), 1);
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.pem");
+        let bad = config(&format!(
+            "sources:\n  tls:\n    ca_file: {}\nenvironments:\n  - name: prod\n    services:\n      - name: api\n        healthz: https://api.example.net/healthz\n",
+            missing.display()
+        ));
+        let e = register(&bad).err().unwrap().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "cannot read sources.tls.ca_file {}: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(
+            &garbage,
+            "-----BEGIN CERTIFICATE-----\n!!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let bad = config(&format!(
+            "sources:\n  tls:\n    ca_file: {}\nenvironments:\n  - name: prod\n    services:\n      - name: api\n        healthz: https://api.example.net/healthz\n",
+            garbage.display()
+        ));
+        let e = register(&bad).err().unwrap().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "sources.tls.ca_file {}: not PEM certificates",
+                garbage.display()
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_families_write_health_as_a_state_set_code_duration_and_commit() {
+        let probe = |service: &str, health, code, commit: Option<&str>| ServiceProbe {
+            stack: "prod".into(),
+            service: service.into(),
+            health,
+            status_code: code,
+            duration_seconds: 0.25,
+            commit: commit.map(String::from),
+            reason: None,
+        };
+        let facts = Facts::default().with(
+            "healthz",
+            vec![
+                probe("api", Health::Degraded, Some(200), Some("4f2c9e1")),
+                probe("db", Health::Red, None, None),
+            ],
+        );
+        assert_eq!(
+            crate::metrics::samples_of(facts, "fleet_service_"),
+            [
+                r#"fleet_service_health{stack="prod",component="api",state="green"} 0.0"#,
+                r#"fleet_service_health{stack="prod",component="api",state="degraded"} 1.0"#,
+                r#"fleet_service_health{stack="prod",component="api",state="red"} 0.0"#,
+                r#"fleet_service_health{stack="prod",component="db",state="green"} 0.0"#,
+                r#"fleet_service_health{stack="prod",component="db",state="degraded"} 0.0"#,
+                r#"fleet_service_health{stack="prod",component="db",state="red"} 1.0"#,
+                r#"fleet_service_http_status_code{stack="prod",component="api"} 200.0"#,
+                r#"fleet_service_http_status_code{stack="prod",component="db"} 0.0"#,
+                r#"fleet_service_probe_duration_seconds{stack="prod",component="api"} 0.25"#,
+                r#"fleet_service_probe_duration_seconds{stack="prod",component="db"} 0.25"#,
+                r#"fleet_service_commit_info{stack="prod",component="api",commit="4f2c9e1"} 1.0"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn the_defaults_and_the_check_of_concurrency() {
+        let d = HealthzConfig::default();
+        assert_eq!(
+            (d.interval.0, d.timeout.0, d.degraded_after.0, d.concurrency),
+            (
+                Duration::from_secs(15),
+                Duration::from_secs(5),
+                Duration::from_secs(2),
+                64
+            )
+        );
+        assert_eq!(
+            (d.status_field.as_str(), d.commit_field.as_str()),
+            ("status", "commit")
+        );
+        assert_eq!(d.degraded_values, ["degraded", "warn", "warning"]);
+        let s = <Healthz as crate::sources::SourceKind>::schedule(&d).unwrap();
+        assert_eq!((s.interval, s.timeout), (d.interval, d.timeout));
+        assert!(<Healthz as crate::sources::SourceKind>::check(&d, &[]).is_empty());
+        let none = HealthzConfig {
+            concurrency: 0,
+            ..d
+        };
+        assert_eq!(
+            <Healthz as crate::sources::SourceKind>::check(&none, &[]).len(),
+            1
+        );
+    }
+}

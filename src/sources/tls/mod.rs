@@ -439,3 +439,283 @@ metric!(
     ["stack", "endpoint"],
     "1 if the presented chain verifies against the trust roots for the host name."
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::Facts;
+    use rcgen::{
+        date_time_ymd, BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair,
+    };
+    use tokio::net::TcpListener;
+
+    /// A TLS server on loopback presenting a leaf for `localhost` and
+    /// `api.example.net` (expiring 2032) and its CA (expiring 2031).
+    struct Server {
+        port: u16,
+        ca_pem: String,
+        leaf_not_after: i64,
+        ca_not_after: i64,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            self.task.abort();
+        }
+    }
+
+    async fn serve() -> Server {
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.distinguished_name
+            .push(rcgen::DnType::CommonName, "probe test CA");
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca.not_after = date_time_ymd(2031, 1, 1);
+        let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+        let key = KeyPair::generate().unwrap();
+        let mut leaf =
+            CertificateParams::new(vec!["localhost".into(), "api.example.net".into()]).unwrap();
+        leaf.not_after = date_time_ymd(2032, 1, 1);
+        let leaf = leaf.signed_by(&key, &ca).unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca.der().clone()],
+            rustls_pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = acceptor.accept(tcp).await;
+                });
+            }
+        });
+        Server {
+            port,
+            ca_pem: ca.pem(),
+            leaf_not_after: date_time_ymd(2032, 1, 1).unix_timestamp(),
+            ca_not_after: date_time_ymd(2031, 1, 1).unix_timestamp(),
+            task,
+        }
+    }
+
+    fn source(text: &str) -> TlsSource {
+        let config = crate::config::Config::parse(text, "fleet.yaml").unwrap();
+        TlsSource::new(Arc::new(config)).unwrap()
+    }
+
+    async fn collect(source: &TlsSource) -> TlsFacts {
+        let out = source.collect().await.unwrap();
+        out.downcast_ref::<TlsFacts>().unwrap().clone()
+    }
+
+    #[tokio::test]
+    async fn each_endpoint_is_probed_in_inventory_order_and_read_whole() {
+        let server = serve().await;
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.pem");
+        std::fs::write(&ca_file, &server.ca_pem).unwrap();
+        // A port nothing listens on, and one that accepts but never answers.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let silent_port = silent.local_addr().unwrap().port();
+        let p = server.port;
+        let fleet = format!(
+            "sources:\n  tls:\n    ca_file: {ca}\n    timeout: 1500ms\n    concurrency: 2\n\
+             environments:\n  - name: prod\n    services:\n\
+             \x20     - name: api\n        tls: localhost:{p}\n\
+             \x20     - name: cron\n\
+             \x20     - name: lb\n        tls: api.example.net:{p}\n        address: 127.0.0.1\n\
+             \x20     - name: by-ip\n        tls: 127.0.0.1:{p}\n\
+             \x20     - name: down\n        tls: localhost:{closed_port}\n\
+             \x20     - name: silent\n        tls: localhost:{silent_port}\n\
+             \x20 - name: staging\n    services:\n      - name: api\n        tls: localhost:{p}\n",
+            ca = ca_file.display()
+        );
+        let trusting = source(&fleet);
+        assert_eq!(trusting.name(), "tls");
+        assert_eq!(trusting.schedule().timeout.0, Duration::from_millis(1500));
+        assert_eq!(trusting.run_deadline(), Duration::from_secs(300));
+        let probes = collect(&trusting).await;
+        let seen: Vec<_> = probes
+            .iter()
+            .map(|t| {
+                (
+                    t.stack.as_str(),
+                    t.service.as_str(),
+                    t.host.clone(),
+                    t.up,
+                    t.chain_valid,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("prod", "api", format!("localhost:{p}"), true, true),
+                (
+                    "prod",
+                    "lb",
+                    format!("api.example.net:{p}@127.0.0.1"),
+                    true,
+                    true
+                ),
+                // The certificate names no address.
+                ("prod", "by-ip", format!("127.0.0.1:{p}"), true, false),
+                (
+                    "prod",
+                    "down",
+                    format!("localhost:{closed_port}"),
+                    false,
+                    false
+                ),
+                (
+                    "prod",
+                    "silent",
+                    format!("localhost:{silent_port}"),
+                    false,
+                    false
+                ),
+                ("staging", "api", format!("localhost:{p}"), true, true),
+            ]
+        );
+        assert_eq!(probes[0].leaf_not_after, Some(server.leaf_not_after));
+        assert_eq!(
+            probes[0].chain_earliest_not_after,
+            Some(server.ca_not_after)
+        );
+        assert_eq!(probes[0].error, None);
+        assert_eq!(probes[3].error.as_deref(), Some("connection refused"));
+        assert_eq!(probes[4].error.as_deref(), Some("timed out after 1.5 s"));
+        assert_eq!(probes[4].leaf_not_after, None);
+        drop(silent);
+
+        // Without the CA, every chain is read but none verifies.
+        let untrusting =
+            source(&fleet.replace(&format!("    ca_file: {}\n", ca_file.display()), ""));
+        let probes = collect(&untrusting).await;
+        assert!(probes[0].up && !probes[0].chain_valid, "{probes:?}");
+        assert_eq!(probes[0].leaf_not_after, Some(server.leaf_not_after));
+    }
+
+    #[tokio::test]
+    async fn a_host_that_is_no_name_fails_without_dialling() {
+        let s = source("environments:\n  - name: prod\n");
+        let hp = HostPort {
+            host: "not a name".into(),
+            port: 443,
+        };
+        let p = s.handshake(&hp, None).await;
+        assert_eq!(
+            (p.up, p.error.as_deref(), p.host.as_str()),
+            (
+                false,
+                Some("not a host name: \"not a name\""),
+                "not a name:443"
+            )
+        );
+    }
+
+    #[test]
+    fn a_bad_ca_file_stops_the_source_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let config = crate::config::Config::parse(
+            &format!(
+                "sources:\n  tls:\n    ca_file: {}\nenvironments:\n  - name: prod\n",
+                ca.display()
+            ),
+            "fleet.yaml",
+        )
+        .unwrap();
+        let e = TlsSource::new(Arc::new(config)).err().unwrap().to_string();
+        assert!(
+            e.starts_with(&format!("sources.tls.ca_file {}: ", ca.display())),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn expiries_are_read_per_certificate_and_none_for_garbage() {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["a.example".into()]).unwrap();
+        p.not_after = date_time_ymd(2030, 6, 1);
+        let cert = p.self_signed(&key).unwrap();
+        assert_eq!(
+            chain_expiries(&[cert.der().clone(), CertificateDer::from(vec![0u8; 4])]),
+            [Some(date_time_ymd(2030, 6, 1).unix_timestamp()), None]
+        );
+    }
+
+    #[test]
+    fn the_families_write_every_probe_and_validity_only_when_up() {
+        let up = TlsProbe {
+            stack: "prod".into(),
+            service: "api".into(),
+            host: "api.example.net:443".into(),
+            up: true,
+            leaf_not_after: Some(1_900_000_000),
+            chain_earliest_not_after: Some(1_800_000_000),
+            chain_valid: true,
+            error: None,
+        };
+        let down = TlsProbe {
+            host: "db.example.net:5432".into(),
+            up: false,
+            leaf_not_after: None,
+            chain_earliest_not_after: None,
+            chain_valid: false,
+            error: Some("connection refused".into()),
+            ..up.clone()
+        };
+        let facts = Facts::default().with("tls", vec![up, down]);
+        assert_eq!(
+            crate::metrics::samples_of(facts, "fleet_tls_"),
+            [
+                r#"fleet_tls_up{stack="prod",endpoint="api.example.net:443"} 1.0"#,
+                r#"fleet_tls_up{stack="prod",endpoint="db.example.net:5432"} 0.0"#,
+                r#"fleet_tls_cert_not_after_timestamp_seconds{stack="prod",endpoint="api.example.net:443"} 1900000000.0"#,
+                r#"fleet_tls_chain_earliest_not_after_timestamp_seconds{stack="prod",endpoint="api.example.net:443"} 1800000000.0"#,
+                r#"fleet_tls_chain_valid{stack="prod",endpoint="api.example.net:443"} 1.0"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn at_least_one_handshake_must_be_allowed_in_flight() {
+        let settings = TlsConfig {
+            concurrency: 0,
+            ..TlsConfig::default()
+        };
+        assert_eq!(
+            <Tls as crate::sources::SourceKind>::check(&settings, &[]),
+            [(
+                "concurrency".to_string(),
+                "concurrency must be at least 1".to_string()
+            )]
+        );
+        assert!(<Tls as crate::sources::SourceKind>::check(&TlsConfig::default(), &[]).is_empty());
+        let schedule =
+            <Tls as crate::sources::SourceKind>::schedule(&TlsConfig::default()).unwrap();
+        assert_eq!(
+            (schedule.interval.0, schedule.timeout.0),
+            (Duration::from_secs(300), Duration::from_secs(10))
+        );
+    }
+}
