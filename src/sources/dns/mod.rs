@@ -258,3 +258,61 @@ metric!(
     ["stack", "name", "address"],
     "A record of a DNS name the inventory lists; always 1."
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{Facts, SourceKind};
+
+    fn record(stack: &str, name: &str, addresses: &[&str]) -> DnsRecord {
+        DnsRecord {
+            stack: stack.into(),
+            name: name.into(),
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            alias: None,
+        }
+    }
+
+    fn facts() -> DnsFacts {
+        DnsFacts {
+            records: vec![
+                record("prod", "api.example.net", &["192.0.2.1", "192.0.2.2"]),
+                record("prod", "old.example.net", &[]),
+                record("staging", "api.staging.example.net", &["192.0.2.9"]),
+            ],
+        }
+    }
+
+    #[test]
+    fn each_address_of_each_name_is_one_series() {
+        assert_eq!(
+            crate::metrics::samples_of(Facts::default().with("dns", facts()), "fleet_dns_"),
+            [
+                r#"fleet_dns_record_info{stack="prod",name="api.example.net",address="192.0.2.1"} 1.0"#,
+                r#"fleet_dns_record_info{stack="prod",name="api.example.net",address="192.0.2.2"} 1.0"#,
+                r#"fleet_dns_record_info{stack="staging",name="api.staging.example.net",address="192.0.2.9"} 1.0"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_environment_takes_its_records_along_and_the_aws_section_turns_it_on() {
+        let config = |text: &str| crate::config::Config::parse(text, "fleet.yaml").unwrap();
+        let prod = config("environments:\n  - name: prod\n");
+        let mut f = Facts::default().with("dns", facts());
+        f.retire(&prod.environments);
+        let names: Vec<_> = f
+            .get::<DnsFacts>()
+            .unwrap()
+            .records
+            .iter()
+            .map(|r| r.name.clone())
+            .collect();
+        assert_eq!(names, ["api.example.net", "old.example.net"]);
+        assert_eq!(facts().of("staging").count(), 1);
+        assert!(!Dns::configured(&prod));
+        let aws =
+            config("sources:\n  aws:\n    region: eu-west-1\nenvironments:\n  - name: prod\n");
+        assert!(Dns::configured(&aws));
+    }
+}

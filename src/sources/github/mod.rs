@@ -349,3 +349,160 @@ metric!(
     [],
     "When the GitHub API rate-limit window resets."
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{Facts, SourceKind};
+
+    fn facts() -> GithubFacts {
+        let run = CiRun {
+            id: 42,
+            workflow: "integration".into(),
+            title: "Fix the retry".into(),
+            branch: "fix-retry".into(),
+            head_sha: "4f2c9e1".into(),
+            status: "in_progress".into(),
+            started_at: Some(1_750_000_000.0),
+            url: "https://github.com/o/r/actions/runs/42".into(),
+        };
+        GithubFacts {
+            head: HeadCommit {
+                branch: "main".into(),
+                sha: "4f2c9e1".into(),
+                committed_at: Some(1_749_990_000.0),
+            },
+            slots: vec![
+                SlotOccupancy {
+                    stack: "test-1".into(),
+                    holder: Some(run.clone()),
+                    queued: 2,
+                },
+                SlotOccupancy {
+                    stack: "test-2".into(),
+                    holder: None,
+                    queued: 0,
+                },
+                SlotOccupancy {
+                    stack: "test-3".into(),
+                    holder: Some(CiRun {
+                        id: 43,
+                        started_at: None,
+                        ..run
+                    }),
+                    queued: 1,
+                },
+            ],
+            rate_limit: Some(RateLimit {
+                limit: 5000,
+                remaining: 4321,
+                reset: 1_750_003_600.0,
+            }),
+        }
+    }
+
+    #[test]
+    fn slots_runs_head_and_rate_limit_are_written() {
+        let samples = |f: GithubFacts| {
+            let mut s =
+                crate::metrics::samples_of(Facts::default().with("github", f.clone()), "fleet_ci_");
+            s.extend(crate::metrics::samples_of(
+                Facts::default().with("github", f),
+                "fleet_github_",
+            ));
+            s
+        };
+        assert_eq!(
+            samples(facts()),
+            [
+                r#"fleet_ci_slot_occupied{stack="test-1"} 1.0"#,
+                r#"fleet_ci_slot_occupied{stack="test-2"} 0.0"#,
+                r#"fleet_ci_slot_occupied{stack="test-3"} 1.0"#,
+                r#"fleet_ci_slot_queue_depth{stack="test-1"} 2.0"#,
+                r#"fleet_ci_slot_queue_depth{stack="test-2"} 0.0"#,
+                r#"fleet_ci_slot_queue_depth{stack="test-3"} 1.0"#,
+                r#"fleet_ci_slot_run_started_timestamp_seconds{stack="test-1"} 1750000000.0"#,
+                r#"fleet_ci_slot_run_info{stack="test-1",run_id="42",workflow="integration",branch="fix-retry"} 1.0"#,
+                r#"fleet_ci_slot_run_info{stack="test-3",run_id="43",workflow="integration",branch="fix-retry"} 1.0"#,
+                r#"fleet_github_head_commit_info{branch="main",commit="4f2c9e1"} 1.0"#,
+                r#"fleet_github_rate_limit_remaining 4321.0"#,
+                r#"fleet_github_rate_limit_reset_timestamp_seconds 1750003600.0"#,
+            ]
+        );
+        let unlimited = GithubFacts {
+            rate_limit: None,
+            ..facts()
+        };
+        let written =
+            crate::metrics::samples_of(Facts::default().with("github", unlimited), "fleet_github_");
+        assert_eq!(
+            written,
+            [r#"fleet_github_head_commit_info{branch="main",commit="4f2c9e1"} 1.0"#]
+        );
+        assert_eq!(facts().slot("test-3").map(|s| s.queued), Some(1));
+        assert!(facts().slot("prod").is_none());
+    }
+
+    fn config(text: &str) -> crate::config::Config {
+        crate::config::Config::parse(text, "fleet.yaml").unwrap()
+    }
+
+    #[test]
+    fn the_repo_is_owner_slash_name_and_the_settings_have_defaults() {
+        let gh = config("sources:\n  github:\n    repo: o/r\nenvironments:\n  - name: test-1\n")
+            .sources
+            .github
+            .unwrap();
+        assert_eq!(
+            (
+                gh.interval.0,
+                gh.timeout.0,
+                gh.stale_grace.0,
+                gh.main_branch.as_str()
+            ),
+            (
+                Duration::from_secs(60),
+                Duration::from_secs(20),
+                Duration::from_secs(3600),
+                "main"
+            )
+        );
+        assert_eq!(
+            gh.ci_slot_match,
+            [RunField::DisplayTitle, RunField::Name, RunField::HeadBranch]
+        );
+        let s = Github::schedule(&Some(gh.clone())).unwrap();
+        assert_eq!((s.interval, s.timeout), (gh.interval, gh.timeout));
+        assert_eq!(Github::schedule(&None), None);
+        assert!(Github::check(&Some(gh.clone()), &[]).is_empty());
+        assert!(Github::check(&None, &[]).is_empty());
+        for bad in ["o", "o/", "/r", "o/r/x", "o o/r"] {
+            let g = GithubConfig {
+                repo: bad.into(),
+                ..gh.clone()
+            };
+            assert_eq!(
+                Github::check(&Some(g), &[]),
+                [("repo".to_string(), format!("not owner/name: {bad:?}"))],
+                "{bad}"
+            );
+        }
+        let with = config("sources:\n  github:\n    repo: o/r\nenvironments:\n  - name: prod\n");
+        let without = config("environments:\n  - name: prod\n");
+        assert!(Github::configured(&with) && !Github::configured(&without));
+    }
+
+    #[test]
+    fn a_removed_environment_takes_its_slot_along() {
+        let mut f = Facts::default().with("github", facts());
+        f.retire(&config("environments:\n  - name: test-2\n").environments);
+        let kept: Vec<_> = f
+            .get::<GithubFacts>()
+            .unwrap()
+            .slots
+            .iter()
+            .map(|s| s.stack.clone())
+            .collect();
+        assert_eq!(kept, ["test-2"]);
+    }
+}
