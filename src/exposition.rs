@@ -71,3 +71,52 @@ pub fn b(x: bool) -> f64 {
         0.0
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::metric;
+    use prometheus_client::collector::Collector;
+    use prometheus_client::registry::Registry;
+
+    metric!(UP, "t_up", Gauge, ["stack"], "Up.");
+    metric!(RUNS, "t_runs_total", Counter, ["stack"], "Runs.");
+    metric!(CPU, "t_cpu_seconds_total", Counter, [], "CPU.");
+    metric!(ONE, "t_one", Gauge, [], "One.");
+
+    #[derive(Debug)]
+    struct Writes(fn(&mut DescriptorEncoder) -> fmt::Result);
+
+    impl Collector for Writes {
+        fn encode(&self, mut enc: DescriptorEncoder) -> fmt::Result {
+            (self.0)(&mut enc)
+        }
+    }
+
+    fn text(f: fn(&mut DescriptorEncoder) -> fmt::Result) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(Writes(f)));
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        out
+    }
+
+    #[test]
+    fn families_are_named_typed_and_labelled_by_their_definition() {
+        let out = text(|enc| {
+            family(enc, &UP, [(["prod"], b(true)), (["staging"], b(false))])?;
+            family(enc, &RUNS, [(["prod"], 3.0)])?;
+            family(enc, &CPU, [([], 1.5)])?;
+            family(enc, &ONE, [([], 7.0), ([], 8.0)])?;
+            // No samples: no family at all, not even its HELP.
+            family(enc, &UP, std::iter::empty::<([&str; 1], f64)>())
+        });
+        assert_eq!(
+            out,
+            "# HELP t_up Up.\n# TYPE t_up gauge\nt_up{stack=\"prod\"} 1.0\nt_up{stack=\"staging\"} 0.0\n\
+             # HELP t_runs Runs.\n# TYPE t_runs counter\nt_runs_total{stack=\"prod\"} 3\n\
+             # HELP t_cpu_seconds CPU.\n# TYPE t_cpu_seconds counter\nt_cpu_seconds_total 1.5\n\
+             # HELP t_one One.\n# TYPE t_one gauge\nt_one 7.0\n# EOF\n"
+        );
+    }
+}

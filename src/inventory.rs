@@ -108,3 +108,39 @@ pub struct OidcExpectation {
     /// The issuer it must advertise.
     pub issuer: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &str) -> Environment {
+        crate::config::Config::parse(
+            &format!("environments:\n  - name: prod\n{extra}"),
+            "fleet.yaml",
+        )
+        .unwrap()
+        .environments
+        .remove(0)
+    }
+
+    fn tag(key: &str, value: &str) -> Tag {
+        Tag {
+            key: key.into(),
+            value: value.into(),
+        }
+    }
+
+    #[test]
+    fn each_tag_falls_back_to_the_environments_own() {
+        let plain = env("");
+        assert_eq!((plain.instance_tag(), plain.eip_tag()), (None, None));
+        let shared = env("    aws_tag: {key: Stack, value: prod}\n");
+        assert_eq!(shared.instance_tag(), Some(&tag("Stack", "prod")));
+        assert_eq!(shared.eip_tag(), Some(&tag("Stack", "prod")));
+        let own = env(
+            "    aws_tag: {key: Stack, value: prod}\n    instance_tag: {key: Name, value: broker}\n    eip_tag: {key: Name, value: broker-eip}\n",
+        );
+        assert_eq!(own.instance_tag(), Some(&tag("Name", "broker")));
+        assert_eq!(own.eip_tag(), Some(&tag("Name", "broker-eip")));
+    }
+}
