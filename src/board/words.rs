@@ -78,13 +78,21 @@ mod tests {
             (7200.0, "2 hours"),
             (86_400.0 * 12.4, "12 days"),
             (-3.0, "0 seconds"),
+            (3599.0, "59 minutes"),
+            (3600.0, "1 hour"),
+            (86_399.0, "23 hours"),
+            (86_400.0, "1 day"),
         ];
         for (s, want) in cases {
             assert_eq!(duration_words(s), want, "{s}");
         }
         assert_eq!(ago_words(100.0, 98.0), "just now");
         assert_eq!(ago_words(1000.0, 400.0), "10 minutes ago");
+        assert_eq!(ago_words(100.0, 95.1), "just now");
+        assert_eq!(ago_words(100.0, 95.0), "5 seconds ago");
         assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_750_000_000.9), "2025-06-15 15:06:40 UTC");
+        assert_eq!(utc(1e20), "an unreadable time");
     }
 
     #[test]
@@ -92,6 +100,7 @@ mod tests {
         assert_eq!(source_state(State::Green), "up");
         assert_eq!(source_state(State::Red), "down");
         assert_eq!(source_state(State::Unknown), "not run yet");
+        assert_eq!(source_state(State::Degraded), "not run yet");
         assert_eq!(milliseconds(0.0126), "13 ms");
     }
 
