@@ -526,4 +526,165 @@ mod tests {
         assert_eq!(compiled_in(true, "github", true), Ok(()));
         assert_eq!(compiled_in(false, "github", false), Ok(()));
     }
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, "t.yaml").unwrap()
+    }
+
+    const TWO: &str = "environments:\n  - name: prod\n    services:\n      - name: api\n  - name: staging\n    services:\n      - name: web\n";
+
+    #[test]
+    fn listed_names_environments_and_each_ones_services() {
+        let c = config(TWO);
+        let listed = Listed(&c.environments);
+        assert!(listed.stack("prod") && listed.stack("staging") && !listed.stack("dev"));
+        assert!(listed.service("prod", "api") && listed.service("staging", "web"));
+        assert!(!listed.service("prod", "web") && !listed.service("dev", "api"));
+        let mut v = vec![1, 2, 3];
+        assert!(!retain_listed(&mut v, |_| true));
+        assert!(retain_listed(&mut v, |x| *x != 2));
+        assert_eq!(v, [1, 3]);
+    }
+
+    #[test]
+    fn a_sources_fingerprint_covers_its_section_and_those_it_reads_only() {
+        let base = config(TWO);
+        let tls = config(&format!("sources:\n  tls:\n    timeout: 3s\n{TWO}"));
+        let oidc = config(&format!("sources:\n  oidc:\n    timeout: 3s\n{TWO}"));
+        let f = |c: &Config, s: &str| c.sources.fingerprint(s);
+        // healthz reads the tls section (its trust roots).
+        assert_ne!(f(&base, "healthz"), f(&tls, "healthz"));
+        assert_ne!(f(&base, "tls"), f(&tls, "tls"));
+        assert_eq!(f(&base, "healthz"), f(&oidc, "healthz"));
+        assert!(!f(&base, "oidc").is_empty());
+        assert_eq!(f(&base, "nonesuch"), "");
+    }
+
+    #[test]
+    fn problems_are_named_by_source_and_field() {
+        let bad = SourcesConfig {
+            healthz: healthz::HealthzConfig {
+                interval: Seconds(Duration::from_secs(5)),
+                timeout: Seconds(Duration::from_secs(10)),
+                ..Default::default()
+            },
+            tls: tls::TlsConfig {
+                concurrency: 0,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert_eq!(
+            bad.problems(&[]),
+            [
+                (
+                    "healthz",
+                    "timeout".to_string(),
+                    "timeout must not exceed interval".to_string()
+                ),
+                (
+                    "tls",
+                    "concurrency".to_string(),
+                    "concurrency must be at least 1".to_string()
+                ),
+            ]
+        );
+        let equal = SourcesConfig {
+            healthz: healthz::HealthzConfig {
+                interval: Seconds(Duration::from_secs(5)),
+                timeout: Seconds(Duration::from_secs(5)),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(equal.problems(&[]).is_empty());
+        assert_eq!(
+            SourcesConfig::default().staleness.0,
+            Duration::from_secs(600)
+        );
+    }
+
+    fn probe(health: crate::health::Health) -> healthz::ServiceProbe {
+        healthz::ServiceProbe {
+            stack: "prod".into(),
+            service: "api".into(),
+            health,
+            status_code: Some(200),
+            duration_seconds: 0.01,
+            commit: None,
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn facts_are_kept_by_source_read_by_type_and_written_in_registry_order() {
+        let dns = dns::DnsFacts {
+            records: vec![dns::DnsRecord {
+                stack: "prod".into(),
+                name: "api.example.net".into(),
+                addresses: vec!["192.0.2.1".into()],
+                alias: None,
+            }],
+        };
+        let facts = Facts::default()
+            .with("dns", dns.clone())
+            .maybe("healthz", Some(vec![probe(crate::health::Health::Green)]))
+            .maybe::<tls::TlsFacts>("tls", None);
+        assert_eq!(facts.get::<dns::DnsFacts>(), Some(&dns));
+        assert!(facts.get::<tls::TlsFacts>().is_none() && facts.of("tls").is_none());
+        let json = facts.of("dns").unwrap().to_json().unwrap();
+        let back = restore::<dns::DnsFacts>(&json).unwrap();
+        assert_eq!(back.downcast_ref::<dns::DnsFacts>(), Some(&dns));
+        // healthz is registered before dns: its families come first.
+        let samples = crate::metrics::samples_of(facts.clone(), "fleet_");
+        let first = |p: &str| samples.iter().position(|l| l.starts_with(p)).unwrap();
+        assert!(
+            first("fleet_service_health") < first("fleet_dns_record_info"),
+            "{samples:?}"
+        );
+        let mut forgot = facts;
+        forgot.forget("dns");
+        assert!(forgot.get::<dns::DnsFacts>().is_none());
+        assert!(forgot.of("healthz").is_some());
+    }
+
+    #[test]
+    fn retiring_replaces_only_the_facts_that_lost_something() {
+        let c = config(TWO);
+        let gone = healthz::ServiceProbe {
+            stack: "dev".into(),
+            ..probe(crate::health::Health::Red)
+        };
+        let mut facts = Facts::default()
+            .with("healthz", vec![probe(crate::health::Health::Green), gone])
+            .with("tls", Vec::<tls::TlsProbe>::new());
+        let tls_before = facts.of("tls").unwrap().clone();
+        facts.retire(&c.environments);
+        assert_eq!(facts.get::<healthz::HealthzFacts>().unwrap().len(), 1);
+        assert!(Arc::ptr_eq(facts.of("tls").unwrap(), &tls_before));
+    }
+
+    #[test]
+    fn the_board_parts_are_as_bad_as_the_worst_and_wide_blocks_come_first() {
+        let c = config("environments:\n  - name: prod\n    services:\n      - name: api\n        healthz: https://api.example.net/healthz\n        tls: api.example.net:443\n");
+        let facts = Facts::default().with("healthz", vec![probe(crate::health::Health::Degraded)]);
+        let parts = Parts::build(&facts, &c.environments[0], 0.0);
+        // healthz is degraded; tls has no handshake yet (unknown, better).
+        assert_eq!(parts.state(), Some(crate::board::State::Degraded));
+        assert_eq!(Parts::default().state(), None);
+        let (wide, rest) = parts.blocks();
+        assert_eq!(wide.len(), 1);
+        assert!(wide[0]
+            .clone()
+            .into_string()
+            .contains("data-service=\"api\""));
+        let rest: Vec<String> = rest.into_iter().map(|m| m.into_string()).collect();
+        assert!(
+            rest.iter().any(|m| m.contains("<b>Certificates</b>")),
+            "{rest:?}"
+        );
+        assert!(families().any(|m| m.name == "fleet_service_health"));
+        assert!(families().any(|m| m.name == "fleet_dns_record_info"));
+        assert_eq!(at_most_one::<healthz::HealthzSource>(None).len(), 0);
+    }
 }
