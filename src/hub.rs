@@ -360,7 +360,7 @@ fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pulse::{Heartbeat, HostHealth, IngestCounters, Mutants, TestRun, TestRunFormat};
+    use crate::pulse::{Heartbeat, HostHealth, IngestCounters, Mutants, TestRun};
     use crate::sources::dns::{DnsFacts, DnsRecord};
 
     const FLEET: &str = "\
@@ -554,60 +554,26 @@ environments:
     }
 
     fn heartbeat(stack: &str, name: &str) -> (Arc<str>, Arc<Heartbeat>) {
-        let hb = Heartbeat {
-            stack: stack.into(),
-            box_name: name.into(),
-            timestamp: 1.0,
-            count: 1,
-            recent: vec![1.0],
-            commit: None,
-            version: None,
-            booted_at: None,
-        };
-        (name.into(), Arc::new(hb))
+        (
+            name.into(),
+            Arc::new(crate::testing::heartbeat(stack, name)),
+        )
     }
 
     fn test_run(stack: &str, service: &str) -> ((String, String), Arc<TestRun>) {
-        let run = TestRun {
-            stack: stack.into(),
-            service: service.into(),
-            passed: 1,
-            failed: 0,
-            errored: 0,
-            skipped: 0,
-            duration_seconds: None,
-            started_at: None,
-            received_at: 1.0,
-            commit: None,
-            format: TestRunFormat::Json,
-        };
+        let run = crate::testing::test_run(stack, service);
         ((stack.into(), service.into()), Arc::new(run))
     }
 
     fn mutants(service: &str) -> (String, Arc<Mutants>) {
-        let m = Mutants {
-            service: service.into(),
-            caught: 1,
-            missed: 0,
-            timeout: 0,
-            unviable: 0,
-            received_at: 1.0,
-            commit: None,
-        };
-        (service.into(), Arc::new(m))
+        (service.into(), Arc::new(crate::testing::mutants(service)))
     }
 
     fn host(stack: &str, name: &str) -> (String, Arc<HostHealth>) {
-        let h = HostHealth {
-            host: name.into(),
-            stack: stack.into(),
-            ok: 1,
-            warn: 0,
-            fail: 0,
-            received_at: 1.0,
-            commit: None,
-        };
-        (name.into(), Arc::new(h))
+        (
+            name.into(),
+            Arc::new(crate::testing::host_health(stack, name)),
+        )
     }
 
     fn counters(name: &str) -> (Arc<str>, Arc<IngestCounters>) {

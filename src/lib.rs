@@ -32,6 +32,8 @@ pub mod snapshot;
 pub mod sources;
 pub mod status_cli;
 pub mod store;
+#[cfg(test)]
+mod testing;
 pub mod thresholds;
 pub mod values;
 pub mod views;

@@ -195,17 +195,9 @@ mod tests {
 
     fn run(started_at: Option<f64>, received_at: f64) -> TestRun {
         TestRun {
-            stack: "prod".into(),
-            service: "broker".into(),
-            passed: 1,
-            failed: 0,
-            errored: 0,
-            skipped: 0,
-            duration_seconds: None,
             started_at,
             received_at,
-            commit: None,
-            format: TestRunFormat::Json,
+            ..crate::testing::test_run("prod", "api")
         }
     }
 
@@ -229,42 +221,17 @@ mod tests {
                 .insert(("prod".into(), s.into()), Arc::new(run(None, 1.0)));
         }
         for s in ["a", "b", "c"] {
-            let m = Mutants {
-                service: s.into(),
-                caught: 1,
-                missed: 0,
-                timeout: 0,
-                unviable: 0,
-                received_at: 1.0,
-                commit: None,
-            };
-            p.mutants.insert(s.into(), Arc::new(m));
+            p.mutants
+                .insert(s.into(), Arc::new(crate::testing::mutants(s)));
         }
         for h in ["a", "b", "c", "d"] {
-            let health = HostHealth {
-                host: h.into(),
-                stack: "prod".into(),
-                ok: 1,
-                warn: 0,
-                fail: 0,
-                received_at: 1.0,
-                commit: None,
-            };
+            let health = crate::testing::host_health("prod", h);
             p.host_health.insert(h.into(), Arc::new(health));
         }
         for c in ["a", "b", "c", "d", "e"] {
             p.ingest.insert(c.into(), Arc::default());
         }
-        let hb = Heartbeat {
-            stack: "prod".into(),
-            box_name: "a".into(),
-            timestamp: 1.0,
-            count: 1,
-            recent: vec![1.0],
-            commit: None,
-            version: None,
-            booted_at: None,
-        };
+        let hb = crate::testing::heartbeat("prod", "a");
         p.heartbeats.insert("a".into(), Arc::new(hb));
         assert_eq!(p.entries(), 15);
     }
@@ -273,14 +240,10 @@ mod tests {
     fn a_box_heartbeat_is_found_by_name() {
         let mut p = Pulse::default();
         let hb = Heartbeat {
-            stack: "prod".into(),
-            box_name: "prod-box".into(),
             timestamp: 10.0,
             count: 2,
             recent: vec![10.0],
-            commit: None,
-            version: None,
-            booted_at: None,
+            ..crate::testing::heartbeat("prod", "prod-box")
         };
         p.heartbeats
             .insert(Arc::from("prod-box"), Arc::new(hb.clone()));
@@ -291,14 +254,10 @@ mod tests {
     #[test]
     fn boots_in_last_hour_counts_only_the_window() {
         let hb = Heartbeat {
-            stack: "prod".into(),
-            box_name: "b".into(),
             timestamp: 10_000.0,
             count: 9,
             recent: vec![5_000.0, 6_500.0, 9_000.0, 10_000.0],
-            commit: None,
-            version: None,
-            booted_at: None,
+            ..crate::testing::heartbeat("prod", "b")
         };
         assert_eq!(hb.boots_in_last_hour(10_000.0), 3);
         assert_eq!(hb.boots_in_last_hour(20_000.0), 0);

@@ -291,15 +291,7 @@ mod tests {
     }
 
     fn probe(service: &str, health: Health) -> ServiceProbe {
-        ServiceProbe {
-            stack: "prod".into(),
-            service: service.into(),
-            health,
-            status_code: Some(200),
-            duration_seconds: 0.01,
-            commit: None,
-            reason: None,
-        }
+        crate::testing::service_probe("prod", service, health)
     }
 
     #[test]

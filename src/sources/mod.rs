@@ -605,15 +605,7 @@ mod tests {
     }
 
     fn probe(health: crate::health::Health) -> healthz::ServiceProbe {
-        healthz::ServiceProbe {
-            stack: "prod".into(),
-            service: "api".into(),
-            health,
-            status_code: Some(200),
-            duration_seconds: 0.01,
-            commit: None,
-            reason: None,
-        }
+        crate::testing::service_probe("prod", "api", health)
     }
 
     #[test]

@@ -480,17 +480,8 @@ mod tests {
     #[test]
     fn an_environment_is_as_bad_as_its_worst_part() {
         use crate::health::Health;
-        use crate::sources::healthz::ServiceProbe;
         let yaml = "environments:\n  - name: prod\n    services:\n      - name: broker\n        healthz: https://a.example/healthz\n      - name: signer\n        healthz: https://b.example/healthz\n";
-        let probe = |service: &str, health| ServiceProbe {
-            stack: "prod".into(),
-            service: service.into(),
-            health,
-            status_code: Some(200),
-            duration_seconds: 0.01,
-            commit: None,
-            reason: None,
-        };
+        let probe = |service: &str, health| crate::testing::service_probe("prod", service, health);
         let facts = crate::sources::Facts::default().with(
             "healthz",
             vec![

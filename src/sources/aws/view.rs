@@ -153,10 +153,7 @@ mod tests {
     const NOW: f64 = 1_750_000_000.0;
 
     fn env() -> Environment {
-        crate::config::Config::parse("environments:\n  - name: prod\n", "fleet.yaml")
-            .unwrap()
-            .environments
-            .remove(0)
+        crate::testing::environment("prod", "")
     }
 
     fn instance(

@@ -109,10 +109,7 @@ mod tests {
     const WALLET: &str = "0x00000000000000000000000000000000000000a1";
 
     fn env(name: &str) -> Environment {
-        crate::config::Config::parse(&format!("environments:\n  - name: {name}\n"), "fleet.yaml")
-            .unwrap()
-            .environments
-            .remove(0)
+        crate::testing::environment(name, "")
     }
 
     fn facts() -> Facts {

@@ -96,10 +96,7 @@ mod tests {
     }
 
     fn env() -> Environment {
-        crate::config::Config::parse("environments:\n  - name: prod\n", "fleet.yaml")
-            .unwrap()
-            .environments
-            .remove(0)
+        crate::testing::environment("prod", "")
     }
 
     #[test]

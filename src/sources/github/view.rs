@@ -137,10 +137,7 @@ mod tests {
     const NOW: f64 = 1_750_000_000.0;
 
     fn env(name: &str) -> Environment {
-        crate::config::Config::parse(&format!("environments:\n  - name: {name}\n"), "fleet.yaml")
-            .unwrap()
-            .environments
-            .remove(0)
+        crate::testing::environment(name, "")
     }
 
     fn facts() -> Facts {

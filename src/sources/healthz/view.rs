@@ -244,24 +244,16 @@ mod tests {
     const NOW: f64 = 1_750_000_000.0;
 
     fn env() -> Environment {
-        crate::config::Config::parse(
-            "environments:\n  - name: prod\n    services:\n      - name: api\n        healthz: https://api.example.net/healthz\n      - name: web\n        healthz: https://web.example.net/healthz\n      - name: cron\n",
-            "fleet.yaml",
-        )
-        .unwrap()
-        .environments
-        .remove(0)
+        crate::testing::environment("prod", "    services:\n      - name: api\n        healthz: https://api.example.net/healthz\n      - name: web\n        healthz: https://web.example.net/healthz\n      - name: cron\n")
     }
 
     fn probe(stack: &str, service: &str, health: Health) -> ServiceProbe {
         ServiceProbe {
-            stack: stack.into(),
-            service: service.into(),
-            health,
             status_code: Some(503),
             duration_seconds: 0.012,
             commit: Some("4f2c9e1".into()),
             reason: Some("HTTP 503".into()),
+            ..crate::testing::service_probe(stack, service, health)
         }
     }
 

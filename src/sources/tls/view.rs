@@ -172,13 +172,7 @@ mod tests {
     const DAY: i64 = 86_400;
 
     fn env() -> Environment {
-        crate::config::Config::parse(
-            "environments:\n  - name: prod\n    services:\n      - name: api\n        tls: api.example.net:443\n      - name: cron\n      - name: web\n        tls: 10.0.0.7:8443\n",
-            "fleet.yaml",
-        )
-        .unwrap()
-        .environments
-        .remove(0)
+        crate::testing::environment("prod", "    services:\n      - name: api\n        tls: api.example.net:443\n      - name: cron\n      - name: web\n        tls: 10.0.0.7:8443\n")
     }
 
     /// A good handshake with `api`'s certificates expiring in `leaf` and

@@ -1,0 +1,91 @@
+//! Builders the unit tests share: an environment from a line of YAML, and
+//! pushed and probed values with their usual fields.
+
+use crate::health::Health;
+use crate::inventory::Environment;
+use crate::pulse::{Heartbeat, TestRun, TestRunFormat};
+use crate::sources::healthz::ServiceProbe;
+
+/// The environments of a fleet config's `environments:` list, written as
+/// YAML under it.
+pub fn environments(yaml: &str) -> Vec<Environment> {
+    crate::config::Config::parse(&format!("environments:\n{yaml}"), "fleet.yaml")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .environments
+}
+
+/// The one environment `name`, with `more` (YAML under it, indented four
+/// spaces) as its settings.
+pub fn environment(name: &str, more: &str) -> Environment {
+    environments(&format!("  - name: {name}\n{more}")).remove(0)
+}
+
+/// One heartbeat of `box_name`, received at 1.
+pub fn heartbeat(stack: &str, box_name: &str) -> Heartbeat {
+    Heartbeat {
+        stack: stack.into(),
+        box_name: box_name.into(),
+        timestamp: 1.0,
+        count: 1,
+        recent: vec![1.0],
+        commit: None,
+        version: None,
+        booted_at: None,
+    }
+}
+
+/// A JSON test run of `service` on `stack` with one test passed, received at 1.
+pub fn test_run(stack: &str, service: &str) -> TestRun {
+    TestRun {
+        stack: stack.into(),
+        service: service.into(),
+        passed: 1,
+        failed: 0,
+        errored: 0,
+        skipped: 0,
+        duration_seconds: None,
+        started_at: None,
+        received_at: 1.0,
+        commit: None,
+        format: TestRunFormat::Json,
+    }
+}
+
+/// A /healthz reading of `service` on `stack`: HTTP 200 in 10 ms.
+pub fn service_probe(stack: &str, service: &str, health: Health) -> ServiceProbe {
+    ServiceProbe {
+        stack: stack.into(),
+        service: service.into(),
+        health,
+        status_code: Some(200),
+        duration_seconds: 0.01,
+        commit: None,
+        reason: None,
+    }
+}
+
+/// A mutation-testing result of `service` with one mutant caught, received at 1.
+pub fn mutants(service: &str) -> crate::pulse::Mutants {
+    crate::pulse::Mutants {
+        service: service.into(),
+        caught: 1,
+        missed: 0,
+        timeout: 0,
+        unviable: 0,
+        received_at: 1.0,
+        commit: None,
+    }
+}
+
+/// A doctor snapshot of `host` on `stack` with one check ok, received at 1.
+pub fn host_health(stack: &str, host: &str) -> crate::pulse::HostHealth {
+    crate::pulse::HostHealth {
+        host: host.into(),
+        stack: stack.into(),
+        ok: 1,
+        warn: 0,
+        fail: 0,
+        received_at: 1.0,
+        commit: None,
+    }
+}
