@@ -110,3 +110,42 @@ impl BoardPart for NoPart {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{dns::Dns, healthz::Healthz};
+
+    #[test]
+    fn what_a_kind_does_not_say_is_nothing() {
+        let config = crate::config::Config::parse(
+            "sources:\n  aws:\n    region: eu-west-1\nenvironments:\n  - name: prod\n",
+            "fleet.yaml",
+        )
+        .unwrap();
+        // healthz says nothing of being configured: it runs when a URL is listed.
+        assert!(!Healthz::configured(&config));
+        assert_eq!(Dns::schedule(&NoSettings), None);
+        assert!(Dns::check(&NoSettings, &config.environments).is_empty());
+        let part = <Dns as SourceKind>::Part::default();
+        assert_eq!(part.state(), None);
+        assert!(!<<Dns as SourceKind>::Part as BoardPart>::WIDE);
+        let mut none = NoPart::build(&Facts::default(), &config.environments[0], 0.0);
+        none.redact(&Redactor::new().unwrap());
+        assert!(none.state().is_none() && none.page().is_none());
+    }
+
+    #[test]
+    fn a_section_for_a_source_without_settings_says_where_they_are() {
+        let e = crate::config::Config::parse(
+            "sources:\n  dns: {}\nenvironments:\n  - name: prod\n",
+            "fleet.yaml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            e,
+            "fleet.yaml:2:8: sources.dns: this source has no settings of its own (it is configured by another source's section)"
+        );
+    }
+}
