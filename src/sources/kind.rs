@@ -129,7 +129,6 @@ mod tests {
         assert!(Dns::check(&NoSettings, &config.environments).is_empty());
         let part = <Dns as SourceKind>::Part::default();
         assert_eq!(part.state(), None);
-        assert!(!<<Dns as SourceKind>::Part as BoardPart>::WIDE);
         let mut none = NoPart::build(&Facts::default(), &config.environments[0], 0.0);
         none.redact(&Redactor::new().unwrap());
         assert!(none.state().is_none() && none.page().is_none());
