@@ -89,3 +89,43 @@ pub fn host_health(stack: &str, host: &str) -> crate::pulse::HostHealth {
         commit: None,
     }
 }
+
+/// An HTTP/1.1 server on loopback that answers each request with
+/// `answer(path)`, a whole response as bytes; `None` never answers. Stops
+/// when the handle is aborted.
+pub async fn http_server(answer: fn(&str) -> Option<String>) -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split(' ').nth(1).unwrap_or("").to_string();
+                match answer(&path) {
+                    Some(response) => {
+                        let _ = tcp.write_all(response.as_bytes()).await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            });
+        }
+    });
+    (port, task)
+}
+
+/// A whole HTTP/1.1 response with a JSON `body`.
+pub fn json_response(status: u16, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}

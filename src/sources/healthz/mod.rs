@@ -502,55 +502,29 @@ metric!(
 mod tests {
     use super::*;
     use crate::sources::Facts;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
-    /// An HTTP/1.1 server on loopback answering by path; `/hang` never answers.
+    /// A server answering by path; `/hang` never answers.
     async fn serve() -> (u16, tokio::task::JoinHandle<()>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let task = tokio::spawn(async move {
-            while let Ok((mut tcp, _)) = listener.accept().await {
-                tokio::spawn(async move {
-                    let mut request = Vec::new();
-                    let mut buf = [0u8; 1024];
-                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match tcp.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => request.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let text = String::from_utf8_lossy(&request);
-                    let path = text.split(' ').nth(1).unwrap_or("").to_string();
-                    let big = "x".repeat(MAX_BODY + 1);
-                    let answer = match path.as_str() {
-                        "/ok" => json(200, r#"{"status":"ok","commit":"4f2c9e1"}"#),
-                        "/warn" => json(200, r#"{"status":"Warning","version":"2"}"#),
-                        "/down" => json(503, r#"{"status":"down"}"#),
-                        "/big" => json(200, &big),
-                        "/big-chunked" => format!(
-                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
-                            big.len()
-                        ),
-                        "/hang" => {
-                            std::future::pending::<()>().await;
-                            unreachable!()
-                        }
-                        _ => json(404, "{}"),
-                    };
-                    let _ = tcp.write_all(answer.as_bytes()).await;
-                });
-            }
-        });
-        (port, task)
+        crate::testing::http_server(|path| {
+            let big = "x".repeat(MAX_BODY + 1);
+            Some(match path {
+                "/ok" => json(200, r#"{"status":"ok","commit":"4f2c9e1"}"#),
+                "/warn" => json(200, r#"{"status":"Warning","version":"2"}"#),
+                "/down" => json(503, r#"{"status":"down"}"#),
+                "/big" => json(200, &big),
+                "/big-chunked" => format!(
+                    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
+                    big.len()
+                ),
+                "/hang" => return None,
+                _ => json(404, "{}"),
+            })
+        })
+        .await
     }
 
-    fn json(status: u16, body: &str) -> String {
-        format!(
-            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-    }
+    use crate::testing::json_response as json;
 
     fn source(text: &str) -> HealthzSource {
         let config = crate::config::Config::parse(text, "fleet.yaml").unwrap();

@@ -226,3 +226,119 @@ mod tests {
         assert!(issuer_of(b"<html>").unwrap_err().contains("not a JSON"));
     }
 }
+
+#[cfg(test)]
+mod collect_tests {
+    use super::*;
+    use crate::sources::{Facts, SourceKind};
+    use crate::testing::json_response as json;
+
+    fn source(yaml: &str) -> Option<OidcSource> {
+        let config = crate::config::Config::parse(yaml, "fleet.yaml").unwrap();
+        OidcSource::from_config(Arc::new(config)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_environments_document_is_read_for_its_issuer_or_why_not() {
+        let (port, server) = crate::testing::http_server(|path| {
+            Some(match path {
+                "/ok" => json(200, r#"{"issuer":"https://id.example.net"}"#),
+                "/none" => json(200, r#"{"jwks_uri":"x"}"#),
+                "/big" => json(200, &format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_BODY))),
+                _ => json(404, "{}"),
+            })
+        })
+        .await;
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let env = |name: &str, url: String| {
+            format!("  - name: {name}\n    oidc: {{ url: \"{url}\", issuer: x }}\n")
+        };
+        let at = |path: &str| format!("http://127.0.0.1:{port}{path}");
+        let yaml = format!(
+            "sources:\n  oidc:\n    interval: 2m\n    timeout: 5s\nenvironments:\n{}  - name: plain\n{}{}{}{}",
+            env("prod", at("/ok")),
+            env("none", at("/none")),
+            env("big", at("/big")),
+            env("gone", at("/gone")),
+            env("refused", format!("http://127.0.0.1:{closed_port}/ok")),
+        );
+        let s = source(&yaml).unwrap();
+        assert_eq!(s.name(), "oidc");
+        assert_eq!(
+            (
+                s.schedule().interval.0,
+                s.schedule().timeout.0,
+                s.run_deadline()
+            ),
+            (
+                Duration::from_secs(120),
+                Duration::from_secs(5),
+                Duration::from_secs(120)
+            )
+        );
+        let out = s.collect().await.unwrap();
+        server.abort();
+        let facts = out.downcast_ref::<OidcFacts>().unwrap();
+        let read: Vec<_> = facts
+            .documents
+            .iter()
+            .map(|d| (d.stack.as_str(), d.issuer.as_deref(), d.error.as_deref()))
+            .collect();
+        assert_eq!(
+            read[..4],
+            [
+                ("prod", Some("https://id.example.net"), None),
+                ("none", None, Some("the document names no issuer")),
+                ("big", None, Some("document larger than 262144 bytes")),
+                ("gone", None, Some("answered 404 Not Found")),
+            ]
+        );
+        assert_eq!(facts.documents[0].url, at("/ok"));
+        // The innermost cause: the socket's own words.
+        let refused = &facts.documents[4];
+        assert_eq!(
+            (refused.stack.as_str(), refused.issuer.as_deref()),
+            ("refused", None)
+        );
+        assert!(
+            refused
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("Connection refused")),
+            "{refused:?}"
+        );
+        assert_eq!(facts.documents.len(), 5);
+        assert_eq!(
+            facts.of("none").map(|d| d.url.as_str()),
+            Some(at("/none").as_str())
+        );
+        assert!(facts.of("plain").is_none());
+    }
+
+    #[test]
+    fn no_source_without_an_oidc_expectation_and_removed_ones_leave() {
+        assert!(source("environments:\n  - name: prod\n").is_none());
+        let doc = |stack: &str| OidcDocument {
+            stack: stack.into(),
+            url: "https://id.example.net/.well-known/openid-configuration".into(),
+            issuer: None,
+            error: None,
+        };
+        let mut facts = Facts::default().with(
+            "oidc",
+            OidcFacts {
+                documents: vec![doc("prod"), doc("staging")],
+            },
+        );
+        facts.retire(&crate::testing::environments("  - name: prod\n"));
+        assert_eq!(facts.get::<OidcFacts>().unwrap().documents, [doc("prod")]);
+        let d = OidcConfig::default();
+        assert_eq!(
+            Oidc::schedule(&d).map(|s| (s.interval.0, s.timeout.0)),
+            Some((Duration::from_secs(300), Duration::from_secs(10)))
+        );
+        assert_eq!(innermost(&std::io::Error::other("outer")), "outer");
+    }
+}
