@@ -426,3 +426,159 @@ metric!(
     [],
     "Latest block number seen on the chain RPC."
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{Facts, SourceKind};
+
+    const WALLET: &str = "0x00000000000000000000000000000000000000a1";
+
+    fn settings(yaml: &str) -> ChainConfig {
+        let config = crate::config::Config::parse(
+            &format!("sources:\n  chain:\n    rpc_url: http://127.0.0.1:8545\n{yaml}environments:\n  - name: prod\n"),
+            "fleet.yaml",
+        )
+        .unwrap();
+        config.sources.chain.unwrap()
+    }
+
+    #[test]
+    fn settings_have_defaults_and_each_problem_is_named_by_its_field() {
+        let d = settings("");
+        assert_eq!(
+            (d.interval.0, d.timeout.0, d.symbol.as_str(), d.decimals),
+            (Duration::from_secs(60), Duration::from_secs(15), "ETH", 18)
+        );
+        assert_eq!(d.registry_function, "operatorMasterWallet(bytes32)");
+        let s = Chain::schedule(&Some(d.clone())).unwrap();
+        assert_eq!((s.interval, s.timeout), (d.interval, d.timeout));
+        assert_eq!(Chain::schedule(&None), None);
+        assert!(Chain::check(&None, &[]).is_empty());
+        assert!(Chain::check(&Some(d.clone()), &[]).is_empty());
+        let with = |f: fn(&mut ChainConfig)| {
+            let mut c = d.clone();
+            f(&mut c);
+            Chain::check(&Some(c), &[])
+        };
+        assert!(with(|c| c.decimals = 77).is_empty());
+        assert_eq!(
+            with(|c| c.decimals = 78),
+            [(
+                "decimals".to_string(),
+                "at most 77 decimals: 78".to_string()
+            )]
+        );
+        assert!(with(|c| c.registry_address = Some(WALLET.into())).is_empty());
+        assert_eq!(
+            with(|c| c.registry_address = Some("0x12".into())),
+            [(
+                "registry_address".to_string(),
+                "not an address (0x + 40 hex digits): \"0x12\"".to_string()
+            )]
+        );
+        for ok in ["_owner(bytes32)", "walletOf2(bytes32)"] {
+            let mut c = d.clone();
+            c.registry_function = ok.into();
+            assert!(Chain::check(&Some(c), &[]).is_empty(), "{ok}");
+        }
+        for bad in [
+            "2wallet(bytes32)",
+            "wallet(address)",
+            "wal-let(bytes32)",
+            "(bytes32)",
+            "wallet(bytes32,uint256)",
+        ] {
+            let mut c = d.clone();
+            c.registry_function = bad.into();
+            assert_eq!(
+                Chain::check(&Some(c), &[]),
+                [(
+                    "registry_function".to_string(),
+                    format!("not a view function of one bytes32 argument, like operatorMasterWallet(bytes32): {bad:?}")
+                )],
+                "{bad}"
+            );
+        }
+        let registered = crate::testing::environments(&format!(
+            "  - name: prod\n    registry_account: \"0x{}\"\n  - name: dev\n",
+            "ab".repeat(32)
+        ));
+        assert_eq!(
+            Chain::check(&Some(d.clone()), &registered),
+            [(
+                "registry_address".to_string(),
+                "required when an environment lists registry_account".to_string()
+            )]
+        );
+        let mut c = d;
+        c.registry_address = Some(WALLET.into());
+        assert!(Chain::check(&Some(c), &registered).is_empty());
+    }
+
+    fn facts() -> ChainFacts {
+        let registration = |stack: &str, registered| Registration {
+            stack: stack.into(),
+            account: format!("0x{}", "ab".repeat(32)),
+            registered_to: WALLET.into(),
+            registered,
+        };
+        ChainFacts {
+            block_number: 1234,
+            symbol: "ETH".into(),
+            balances: vec![DeployerBalance {
+                stack: "prod".into(),
+                address: WALLET.into(),
+                balance: 1.5,
+            }],
+            registrations: vec![registration("prod", true), registration("staging", false)],
+        }
+    }
+
+    #[test]
+    fn balances_registrations_and_the_block_are_written() {
+        let written: Vec<String> = ["fleet_deployer_", "fleet_registry_", "fleet_chain_"]
+            .iter()
+            .flat_map(|p| crate::metrics::samples_of(Facts::default().with("chain", facts()), p))
+            .collect();
+        assert_eq!(
+            written,
+            [
+                format!(r#"fleet_deployer_balance{{stack="prod",wallet="{WALLET}"}} 1.5"#),
+                r#"fleet_registry_registered{stack="prod"} 1.0"#.to_string(),
+                r#"fleet_registry_registered{stack="staging"} 0.0"#.to_string(),
+                "fleet_chain_block_number 1234.0".to_string(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_environment_takes_its_balance_and_registration_along() {
+        let retire = |f: ChainFacts, envs: &str| {
+            let mut facts = Facts::default().with("chain", f);
+            facts.retire(&crate::testing::environments(envs));
+            facts.get::<ChainFacts>().unwrap().clone()
+        };
+        let staging = retire(facts(), "  - name: staging\n");
+        assert!(staging.balances.is_empty());
+        assert_eq!(staging.registrations.len(), 1);
+        // Only a registration gone: the facts still change.
+        let only = retire(
+            ChainFacts {
+                balances: vec![],
+                ..facts()
+            },
+            "  - name: prod\n",
+        );
+        assert_eq!(only.registrations.len(), 1);
+        let with = crate::config::Config::parse(
+            "sources:\n  chain:\n    rpc_url: http://127.0.0.1:8545\nenvironments:\n  - name: prod\n",
+            "fleet.yaml",
+        )
+        .unwrap();
+        assert!(Chain::configured(&with));
+        assert!(!Chain::configured(
+            &crate::config::Config::parse("environments:\n  - name: prod\n", "fleet.yaml").unwrap()
+        ));
+    }
+}
