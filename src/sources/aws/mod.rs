@@ -719,3 +719,121 @@ metric!(
     "1 if the environment's Elastic IP is associated with an instance."
 );
 metric!(EIP_INFO, "fleet_eip_info", Gauge, ["stack", "public_ip", "allocation_id", "instance_id"], "Elastic IP found by the environment's tag and the instance it is associated with (empty if none); always 1.");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::{Facts, SourceKind};
+
+    fn facts() -> AwsFacts {
+        AwsFacts {
+            instances: vec![Instance {
+                stack: "prod".into(),
+                instance_id: "i-0aaa".into(),
+                state: Some(InstanceState::Stopping),
+                instance_type: "t3.small".into(),
+                availability_zone: "eu-west-1a".into(),
+                launch_time: Some(1_750_000_000.0),
+                public_ip: None,
+            }],
+            addresses: vec![
+                ElasticIp {
+                    stack: "prod".into(),
+                    public_ip: "198.51.100.7".into(),
+                    allocation_id: "eipalloc-0a".into(),
+                    associated: true,
+                    instance_id: Some("i-0aaa".into()),
+                },
+                ElasticIp {
+                    stack: "staging".into(),
+                    public_ip: "198.51.100.8".into(),
+                    allocation_id: "eipalloc-0b".into(),
+                    associated: false,
+                    instance_id: None,
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn instances_and_addresses_are_written_with_every_state() {
+        let written: Vec<String> = ["fleet_instance_", "fleet_eip_"]
+            .iter()
+            .flat_map(|p| crate::metrics::samples_of(Facts::default().with("aws", facts()), p))
+            .collect();
+        let state = |s: &str, v: &str| {
+            format!(r#"fleet_instance_state{{stack="prod",instance_id="i-0aaa",state="{s}"}} {v}"#)
+        };
+        assert_eq!(
+            written,
+            [
+                state("pending", "0.0"),
+                state("running", "0.0"),
+                state("stopping", "1.0"),
+                state("stopped", "0.0"),
+                state("shutting-down", "0.0"),
+                state("terminated", "0.0"),
+                r#"fleet_instance_info{stack="prod",instance_id="i-0aaa",instance_type="t3.small",instance_zone="eu-west-1a"} 1.0"#.into(),
+                r#"fleet_instance_launch_timestamp_seconds{stack="prod",instance_id="i-0aaa"} 1750000000.0"#.into(),
+                r#"fleet_eip_associated{stack="prod",public_ip="198.51.100.7"} 1.0"#.into(),
+                r#"fleet_eip_associated{stack="staging",public_ip="198.51.100.8"} 0.0"#.into(),
+                r#"fleet_eip_info{stack="prod",public_ip="198.51.100.7",allocation_id="eipalloc-0a",instance_id="i-0aaa"} 1.0"#.into(),
+                r#"fleet_eip_info{stack="staging",public_ip="198.51.100.8",allocation_id="eipalloc-0b",instance_id=""} 1.0"#.into(),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_removed_environment_takes_its_instances_and_addresses_along() {
+        let retire = |f: AwsFacts, envs: &str| {
+            let mut facts = Facts::default().with("aws", f);
+            facts.retire(&crate::testing::environments(envs));
+            facts.get::<AwsFacts>().unwrap().clone()
+        };
+        let staging = retire(facts(), "  - name: staging\n");
+        assert!(staging.instances.is_empty());
+        assert_eq!(staging.addresses.len(), 1);
+        // Only an address gone: the facts still change.
+        let only = retire(
+            AwsFacts {
+                instances: vec![],
+                ..facts()
+            },
+            "  - name: prod\n",
+        );
+        assert_eq!(only.addresses.len(), 1);
+        assert_eq!(facts().eips_of("staging").count(), 1);
+    }
+
+    #[test]
+    fn dns_names_need_the_zone_that_holds_them() {
+        let config = |yaml: &str, envs: &str| {
+            crate::config::Config::parse(&format!("{yaml}environments:\n{envs}"), "fleet.yaml")
+        };
+        let named = "  - name: prod\n    dns_names: [api.example.net]\n";
+        let e = config("sources:\n  aws:\n    region: eu-west-1\n", named)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("sources.aws.hosted_zone_id: required when an environment lists dns_names"),
+            "{e}"
+        );
+        let ok = config(
+            "sources:\n  aws:\n    region: eu-west-1\n    hosted_zone_id: Z1\n",
+            named,
+        )
+        .unwrap();
+        let aws = ok.sources.aws.clone().unwrap();
+        assert!(Aws::check(&Some(aws.clone()), &ok.environments).is_empty());
+        assert!(Aws::check(&None, &ok.environments).is_empty());
+        assert!(Aws::configured(&ok));
+        let s = Aws::schedule(&Some(aws)).unwrap();
+        assert_eq!(
+            (s.interval.0, s.timeout.0),
+            (Duration::from_secs(60), Duration::from_secs(30))
+        );
+        assert_eq!(Aws::schedule(&None), None);
+        let plain = config("", "  - name: prod\n").unwrap();
+        assert!(!Aws::configured(&plain));
+    }
+}
