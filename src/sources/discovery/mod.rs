@@ -316,4 +316,36 @@ mod tests {
         let err = r.environment("eip-3", String::new()).unwrap().unwrap_err();
         assert!(err.contains("undefined variable ${2}"), "{err}");
     }
+
+    #[test]
+    fn a_group_that_did_not_take_part_gives_no_variable_and_the_name_defaults_to_the_first() {
+        let r = rule("template: stack\ntag: Name\npattern: '^eip-(\\d+)(-(?P<zone>[a-z]))?$'\nvars: { z: '${zone}' }\n");
+        let env = r.environment("eip-4-b", String::new()).unwrap().unwrap();
+        assert_eq!(env.name, "4");
+        assert_eq!(
+            (env.vars["zone"].as_str(), env.vars["z"].as_str()),
+            ("b", "b")
+        );
+        let err = r.environment("eip-4", String::new()).unwrap().unwrap_err();
+        assert_eq!(err, "\"eip-4\": undefined variable ${zone} (defined: 1)");
+    }
+
+    #[test]
+    fn a_rule_without_a_capture_group_is_refused_by_its_index() {
+        use crate::sources::SourceKind;
+        let good = rule("template: stack\ntag: Name\npattern: '^eip-(\\d+)$'\n");
+        let bad = rule("template: stack\ntag: Name\npattern: '^eip-\\d+$'\n");
+        assert!(Discovery::check(&vec![good.clone()], &[]).is_empty());
+        assert_eq!(
+            Discovery::check(&vec![good, bad], &[]),
+            [(
+                "[1].pattern".to_string(),
+                "\"^eip-\\\\d+$\" has no capture group to name the environment by, like '^broker-eip-(\\d+)$'".to_string()
+            )]
+        );
+        let config = |yaml: &str| crate::config::Config::parse(yaml, "fleet.yaml").unwrap();
+        assert!(!Discovery::configured(&config(
+            "environments:\n  - name: prod\n"
+        )));
+    }
 }
