@@ -88,4 +88,59 @@ mod tests {
         let soft = line.split_whitespace().nth(3).unwrap();
         assert_eq!(r.max_fds, soft.parse::<f64>().ok(), "{line}");
     }
+
+    /// utime + stime of this process from /proc/self/stat, in ticks.
+    #[cfg(target_os = "linux")]
+    fn cpu_ticks() -> f64 {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        // The fields after the command name, which is in parentheses.
+        let after = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // utime and stime are fields 14 and 15; `after` starts at field 3.
+        f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn cpu_time_is_user_and_system_time_in_seconds() {
+        // Spend some of each, so that neither is zero.
+        let mut x = 0u64;
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(60) {
+            x = x
+                .wrapping_mul(31)
+                .wrapping_add(std::fs::metadata("/proc/self/stat").map_or(1, |m| m.len()));
+        }
+        assert_ne!(x, 1);
+        let ticks = procfs::ticks_per_second() as f64;
+        let before = cpu_ticks() / ticks;
+        let r = read().unwrap();
+        let after = cpu_ticks() / ticks;
+        assert!(
+            before <= r.cpu_seconds && r.cpu_seconds <= after,
+            "{before} {r:?} {after}"
+        );
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn every_process_family_is_written() {
+        let written = crate::metrics::samples_of(crate::sources::Facts::default(), "process_");
+        let names: Vec<&str> = written
+            .iter()
+            .map(|l| l.split([' ', '{']).next().unwrap())
+            .collect();
+        let mut want = vec![
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ];
+        if read().unwrap().max_fds.is_none() {
+            want.retain(|n| *n != "process_max_fds");
+        }
+        assert_eq!(names, want);
+    }
 }
