@@ -1595,7 +1595,14 @@ async fn the_pulse_is_reloaded_from_the_store_on_start() {
             .0,
         200
     );
+    let before = fleet.running.as_ref().unwrap().hub.pulse();
     fleet.restart().await;
+    // Every count and time read back as it was stored.
+    let after = fleet.running.as_ref().unwrap().hub.pulse();
+    assert_eq!(after.test_runs, before.test_runs);
+    assert_eq!(after.host_health, before.host_health);
+    let broker = &after.test_runs[&("test-1".to_string(), "broker".to_string())];
+    assert_eq!((broker.passed, broker.failed, broker.skipped), (4, 0, 0));
     // Each run read back says how it was reported.
     let (s, v) = fleet
         .send(Method::GET, "/api/v1/fleet", None, &[], None, "")
