@@ -354,20 +354,12 @@ fn public_mode_hides_addresses_in_the_changes() {
 /// afresh (then read the diff).
 #[test]
 fn the_fleet_json_is_as_recorded() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fleet");
     for (snapshot, file) in [
         (degraded(false), "degraded.json"),
         (source_down(true), "source-down-public.json"),
         (with_history(false), "with-history.json"),
     ] {
         let json = serde_json::to_string_pretty(&board_model(&snapshot)).unwrap() + "\n";
-        let path = dir.join(file);
-        if std::env::var_os("FLEETPULSE_RECORD").is_some() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &json).unwrap();
-        }
-        let recorded = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (FLEETPULSE_RECORD=1 writes it)", path.display()));
-        assert_eq!(json, recorded, "{} differs", path.display());
+        crate::common::assert_as_recorded(&format!("fleet/{file}"), &json);
     }
 }

@@ -191,20 +191,12 @@ fn colour_marks_states_only_when_asked() {
 /// the files afresh (then read the diff).
 #[test]
 fn the_tables_are_as_recorded() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/status");
     for (snapshot, colour, file) in [
         (degraded(false), false, "degraded.txt"),
         (degraded(false), true, "degraded-colour.txt"),
         (source_down(true), false, "source-down-public.txt"),
     ] {
         let table = status_cli::render_table(&board_model(&snapshot), colour);
-        let path = dir.join(file);
-        if std::env::var_os("FLEETPULSE_RECORD").is_some() {
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(&path, &table).unwrap();
-        }
-        let recorded = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("{}: {e} (FLEETPULSE_RECORD=1 writes it)", path.display()));
-        assert_eq!(table, recorded, "{} differs", path.display());
+        crate::common::assert_as_recorded(&format!("status/{file}"), &table);
     }
 }

@@ -516,7 +516,7 @@ mod tests {
         assert!(Chain::check(&Some(c), &registered).is_empty());
     }
 
-    fn facts() -> ChainFacts {
+    pub(super) fn facts() -> ChainFacts {
         let registration = |stack: &str, registered| Registration {
             stack: stack.into(),
             account: format!("0x{}", "ab".repeat(32)),

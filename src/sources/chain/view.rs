@@ -104,7 +104,6 @@ impl BoardPart for Part {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sources::chain::{DeployerBalance, Registration};
 
     const WALLET: &str = "0x00000000000000000000000000000000000000a1";
 
@@ -113,25 +112,7 @@ mod tests {
     }
 
     fn facts() -> Facts {
-        let registration = |stack: &str, registered| Registration {
-            stack: stack.into(),
-            account: WALLET.into(),
-            registered_to: WALLET.into(),
-            registered,
-        };
-        Facts::default().with(
-            "chain",
-            ChainFacts {
-                block_number: 1234,
-                symbol: "ETH".into(),
-                balances: vec![DeployerBalance {
-                    stack: "prod".into(),
-                    address: WALLET.into(),
-                    balance: 1.5,
-                }],
-                registrations: vec![registration("prod", true), registration("staging", false)],
-            },
-        )
+        Facts::default().with("chain", super::super::tests::facts())
     }
 
     #[test]
