@@ -94,27 +94,45 @@ pub fn host_health(stack: &str, host: &str) -> crate::pulse::HostHealth {
 /// `answer(path)`, a whole response as bytes; `None` never answers. Stops
 /// when the handle is aborted.
 pub async fn http_server(answer: fn(&str) -> Option<String>) -> (u16, tokio::task::JoinHandle<()>) {
+    http_server_seeing(move |head| answer(head.split(' ').nth(1).unwrap_or(""))).await
+}
+
+/// As [`http_server`], but `answer` is given each request's whole head
+/// (request line and headers) and may keep state. A connection is kept
+/// open for further requests unless the answer says `Connection: close`.
+pub async fn http_server_seeing(
+    answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+) -> (u16, tokio::task::JoinHandle<()>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let answer = std::sync::Arc::new(answer);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let task = tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
+                // Requests on a kept-alive connection are answered in turn.
                 let mut request = Vec::new();
                 let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tcp.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                loop {
+                    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                        continue;
+                    };
+                    let head: Vec<u8> = request.drain(..end + 4).collect();
+                    let head = String::from_utf8_lossy(&head).into_owned();
+                    match answer(&head) {
+                        Some(response) => {
+                            let close = response.to_ascii_lowercase().contains("connection: close");
+                            if tcp.write_all(response.as_bytes()).await.is_err() || close {
+                                return;
+                            }
+                        }
+                        None => std::future::pending::<()>().await,
                     }
-                }
-                let text = String::from_utf8_lossy(&request);
-                let path = text.split(' ').nth(1).unwrap_or("").to_string();
-                match answer(&path) {
-                    Some(response) => {
-                        let _ = tcp.write_all(response.as_bytes()).await;
-                    }
-                    None => std::future::pending::<()>().await,
                 }
             });
         }

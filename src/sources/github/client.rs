@@ -684,3 +684,384 @@ mod tests {
         assert_eq!(next_link(&HeaderMap::new()), None);
     }
 }
+
+#[cfg(test)]
+mod api_tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A whole response with `status`, extra header lines and a JSON body.
+    fn answer(status: u16, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{headers}\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+        head.lines().find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim())
+        })
+    }
+
+    fn source(port: u16, more: &str) -> (GithubSource, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "sekrit\n").unwrap();
+        let yaml = format!(
+            "sources:\n  github:\n    repo: o/r\n    api_url: http://127.0.0.1:{port}/\n    token: {{ file: {} }}\n{more}\
+             environments:\n  - name: test-1\n    ci_slot: 'slot-1'\n  - name: test-2\n    ci_slot: 'slot-2'\n  - name: prod\n",
+            token.display()
+        );
+        let config = crate::config::Config::parse(&yaml, "fleet.yaml").unwrap();
+        let s = GithubSource::from_config(Arc::new(config))
+            .unwrap()
+            .unwrap();
+        (s, dir)
+    }
+
+    const RUNS: &str = "/repos/o/r/actions/runs?status=";
+
+    /// A repository with two runs in progress (the second on a second
+    /// page), one queued, and a branch whose answers carry an ETag.
+    fn api(head: &str) -> String {
+        let path = head.split(' ').nth(1).unwrap_or("");
+        if header(head, "authorization") != Some("Bearer sekrit") {
+            return answer(401, "", r#"{"message":"Bad credentials"}"#);
+        }
+        let run = |id: u64, status: &str, title: &str, started: &str| {
+            format!(
+                r#"{{"id":{id},"name":"ci","display_title":"{title}","head_branch":"b{id}","head_sha":"{id:040x}","status":"{status}","run_started_at":"{started}","html_url":"https://github.com/o/r/actions/runs/{id}"}}"#
+            )
+        };
+        match path {
+            "/repos/o/r/branches/main" => {
+                if header(head, "if-none-match") == Some("\"b1\"") {
+                    return answer(304, "ETag: \"b1\"\r\n", "");
+                }
+                answer(
+                    200,
+                    "ETag: \"b1\"\r\n",
+                    r#"{"commit":{"sha":"4f2c9e1","commit":{"committer":{"date":"2025-01-01T10:00:00Z"}}}}"#,
+                )
+            }
+            p if p == format!("{RUNS}in_progress&per_page=100") => answer(
+                200,
+                &format!("Link: <http://elsewhere.example{RUNS}in_progress&per_page=100&page=2>; rel=\"next\"\r\n"),
+                &format!(r#"{{"workflow_runs":[{}]}}"#, run(2, "in_progress", "tests on slot-1", "2025-01-01T10:05:00Z")),
+            ),
+            p if p == format!("{RUNS}in_progress&per_page=100&page=2") => answer(
+                200,
+                "",
+                &format!(
+                    r#"{{"workflow_runs":[{},{}]}}"#,
+                    run(3, "in_progress", "tests", "2025-01-01T10:01:00Z"),
+                    run(1, "in_progress", "tests on slot-1", "2025-01-01T10:02:00Z")
+                ),
+            ),
+            // Run 1 started meanwhile: it is counted once, as first seen.
+            p if p == format!("{RUNS}queued&per_page=100") => answer(
+                200,
+                "",
+                &format!(
+                    r#"{{"workflow_runs":[{},{}]}}"#,
+                    run(4, "queued", "tests on slot-1", ""),
+                    run(1, "queued", "tests on slot-1", "")
+                ),
+            ),
+            p if p.starts_with(RUNS) => answer(200, "", "{}"),
+            "/repos/o/r/actions/runs/3/jobs?per_page=100" => {
+                answer(200, "", r#"{"jobs":[{"name":"unit"},{"name":"deploy slot-2"}]}"#)
+            }
+            p if p.ends_with("/jobs?per_page=100") => answer(200, "", r#"{"jobs":[]}"#),
+            "/rate_limit" => answer(
+                200,
+                "",
+                r#"{"resources":{"core":{"limit":5000,"remaining":4321,"reset":1750003600}}}"#,
+            ),
+            _ => answer(404, "", r#"{"message":"Not Found"}"#),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_pages_jobs_and_the_rate_limit_are_read_with_the_token() {
+        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+        let log = seen.clone();
+        let (port, server) = crate::testing::http_server_seeing(move |head| {
+            log.lock().unwrap().push(head.to_string());
+            Some(api(head))
+        })
+        .await;
+        let (s, _dir) = source(
+            port,
+            "    ci_slot_match: [display_title, job_name]\n    interval: 2m\n",
+        );
+        assert_eq!(
+            (s.name(), s.schedule().interval.0),
+            ("github", Duration::from_secs(120))
+        );
+        let out = s.collect().await.unwrap();
+        let facts = out.downcast_ref::<GithubFacts>().unwrap().clone();
+        assert_eq!(
+            (
+                facts.head.branch.as_str(),
+                facts.head.sha.as_str(),
+                facts.head.committed_at
+            ),
+            ("main", "4f2c9e1", Some(1_735_725_600.0))
+        );
+        let slots: Vec<_> = facts
+            .slots
+            .iter()
+            .map(|s| (s.stack.as_str(), s.holder.as_ref().map(|r| r.id), s.queued))
+            .collect();
+        // Run 1 started before run 2; run 3 holds slot 2 by a job's name.
+        assert_eq!(slots, [("test-1", Some(1), 1), ("test-2", Some(3), 0)]);
+        let holder = facts.slots[0].holder.clone().unwrap();
+        assert_eq!(
+            (
+                holder.workflow.as_str(),
+                holder.title.as_str(),
+                holder.branch.as_str(),
+                holder.status.as_str()
+            ),
+            ("ci", "tests on slot-1", "b1", "in_progress")
+        );
+        assert_eq!(holder.head_sha, format!("{:040x}", 1));
+        assert_eq!(holder.url, "https://github.com/o/r/actions/runs/1");
+        assert_eq!(holder.started_at, Some(1_735_725_720.0));
+        assert_eq!(
+            facts.rate_limit.map(|r| (r.limit, r.remaining, r.reset)),
+            Some((5000, 4321, 1_750_003_600.0))
+        );
+        let first: Vec<String> = std::mem::take(&mut *seen.lock().unwrap());
+        let paths: Vec<&str> = first.iter().map(|h| h.split(' ').nth(1).unwrap()).collect();
+        assert!(paths.contains(&"/repos/o/r/actions/runs?status=in_progress&per_page=100&page=2"));
+        for status in ["pending", "waiting"] {
+            assert!(paths.contains(&format!("{RUNS}{status}&per_page=100").as_str()));
+        }
+        for id in 1..=4 {
+            let jobs = format!("/repos/o/r/actions/runs/{id}/jobs?per_page=100");
+            assert!(paths.contains(&jobs.as_str()), "{jobs}");
+        }
+        assert!(first
+            .iter()
+            .all(|h| header(h, "accept") == Some("application/vnd.github+json")));
+        assert!(first.iter().all(|h| header(h, "if-none-match").is_none()));
+
+        // The second pass asks conditionally and reads the unchanged branch from the cache.
+        let again = s.collect().await.unwrap();
+        server.abort();
+        assert_eq!(
+            again.downcast_ref::<GithubFacts>().unwrap().head,
+            facts.head
+        );
+        let second = seen.lock().unwrap().clone();
+        assert!(second
+            .iter()
+            .any(|h| h.starts_with("GET /repos/o/r/branches/main ")
+                && header(h, "if-none-match") == Some("\"b1\"")));
+        assert_eq!(s.cache().len(), 1, "only the branch answered with an ETag");
+    }
+
+    #[tokio::test]
+    async fn without_job_names_no_jobs_are_asked_for_and_finished_runs_leave_the_cache() {
+        let seen = Arc::new(AtomicUsize::new(0));
+        let jobs = seen.clone();
+        let (port, server) = crate::testing::http_server_seeing(move |head| {
+            let path = head.split(' ').nth(1).unwrap_or("");
+            if path.contains("/jobs") {
+                jobs.fetch_add(1, Ordering::SeqCst);
+            }
+            Some(api(head))
+        })
+        .await;
+        let (s, _dir) = source(port, "");
+        let out = s.collect().await.unwrap();
+        let facts = out.downcast_ref::<GithubFacts>().unwrap();
+        assert_eq!(seen.load(Ordering::SeqCst), 0);
+        assert_eq!(facts.slot("test-2").map(|s| s.holder.is_none()), Some(true));
+        // An answer no longer asked for is forgotten.
+        s.cache().insert(
+            "/repos/o/r/actions/runs/9/jobs".into(),
+            Cached {
+                etag: HeaderValue::from_static("x"),
+                body: Bytes::new(),
+                next: None,
+            },
+        );
+        s.collect().await.unwrap();
+        server.abort();
+        assert_eq!(
+            s.cache().keys().collect::<Vec<_>>(),
+            ["/repos/o/r/branches/main"]
+        );
+    }
+
+    #[tokio::test]
+    async fn pages_are_followed_up_to_the_limit() {
+        let (port, server) = crate::testing::http_server_seeing(|head| {
+            let path = head.split(' ').nth(1).unwrap_or("");
+            let n: usize = path
+                .rsplit('=')
+                .next()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            Some(answer(
+                200,
+                &format!("Link: </list?page={}>; rel=next\r\n", n + 1),
+                &format!("{{\"page\":{n}}}"),
+            ))
+        })
+        .await;
+        let (s, _dir) = source(port, "");
+        let bodies = s
+            .get_all("/list?page=0", None, &mut HashSet::new())
+            .await
+            .unwrap();
+        server.abort();
+        assert_eq!(bodies.len(), MAX_PAGES);
+        assert_eq!(&bodies[9][..], br#"{"page":9}"#);
+    }
+
+    #[tokio::test]
+    async fn answers_that_cannot_be_used_are_errors_that_say_why() {
+        let (port, server) = crate::testing::http_server_seeing(|head| {
+            let path = head.split(' ').nth(1).unwrap_or("");
+            Some(match path {
+                "/unasked" => answer(304, "", ""),
+                "/html" => answer(200, "", "<html>"),
+                "/rate_limit" => answer(404, "", "{}"),
+                _ => answer(500, "", r#"{"message":"boom"}"#),
+            })
+        })
+        .await;
+        let (s, _dir) = source(port, "");
+        let err = |r: Result<Page, SourceError>| r.err().map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(
+            err(s.get("/unasked", None, &mut HashSet::new()).await),
+            "GET /unasked: 304 Not Modified for a request that was not conditional"
+        );
+        let page = s
+            .get("/html", None, &mut HashSet::new())
+            .await
+            .ok()
+            .unwrap();
+        assert!(parse::<RunList>("/html", &page.body)
+            .unwrap_err()
+            .to_string()
+            .starts_with("GET /html: unexpected answer: "));
+        assert_eq!(
+            err(s.get("/x", None, &mut HashSet::new()).await),
+            "GET /x: GitHub answered 500 (boom)"
+        );
+        // GitHub Enterprise without rate limiting.
+        assert!(s.rate_limit(None).await.unwrap().is_none());
+        server.abort();
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (s, _dir) = source(closed.local_addr().unwrap().port(), "");
+        drop(closed);
+        // The innermost cause: the socket's own words.
+        let refused = err(s.get("/x", None, &mut HashSet::new()).await);
+        assert!(
+            refused.starts_with("GET /x: Connection refused"),
+            "{refused}"
+        );
+        let e = s.rate_limit(None).await.unwrap_err().to_string();
+        assert!(e.starts_with("GET /rate_limit: Connection refused"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_token_that_cannot_be_read_or_sent_stops_the_run() {
+        let (s, dir) = source(1, "");
+        std::fs::write(dir.path().join("token"), "se\u{1}krit").unwrap();
+        let e = s.collect().await.err().unwrap().to_string();
+        assert!(
+            e.starts_with("sources.github.token: not a valid header value"),
+            "{e}"
+        );
+        assert!(!e.contains("krit"));
+        std::fs::remove_file(dir.path().join("token")).unwrap();
+        let e = s.collect().await.err().unwrap().to_string();
+        assert!(
+            e.starts_with("sources.github.token: cannot read secret file"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_spent_rate_limit_blocks_requests_until_it_resets() {
+        let (s, _dir) = source(1, "");
+        let now = now_unix();
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", HeaderValue::from_static(" 0 "));
+        h.insert(
+            "x-ratelimit-reset",
+            HeaderValue::from_str(&format!("{}", now + 100.0)).unwrap(),
+        );
+        let spent = br#"{"message":"API rate limit exceeded"}"#;
+        assert_eq!(
+            s.refusal("/x", 403, &h, spent, now).to_string(),
+            "GitHub rate limit spent (403: API rate limit exceeded); no requests until it resets in 100 s"
+        );
+        assert_eq!(*s.blocked(), Some(now + 100.0));
+        let e = s
+            .get("/x", None, &mut HashSet::new())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.starts_with("GitHub rate limit spent; no requests until it resets in "),
+            "{e}"
+        );
+        assert!(!e.contains("Connection refused"));
+
+        let blocked = |status: u16, headers: &[(&'static str, &str)]| {
+            *s.blocked() = None;
+            let mut h = HeaderMap::new();
+            for (n, v) in headers {
+                h.insert(*n, HeaderValue::from_str(v).unwrap());
+            }
+            let e = s.refusal("/x", status, &h, b"{}", now).to_string();
+            (*s.blocked(), e)
+        };
+        assert_eq!(blocked(403, &[("retry-after", "30")]).0, Some(now + 30.0));
+        assert_eq!(blocked(429, &[]).0, Some(now + 60.0));
+        assert_eq!(
+            blocked(403, &[("x-ratelimit-remaining", "0")]).0,
+            Some(now + 60.0)
+        );
+        let (until, e) = blocked(403, &[("x-ratelimit-remaining", "12")]);
+        assert_eq!(until, None);
+        assert_eq!(
+            e,
+            "GET /x: 403 Forbidden (); the token needs read access to the repository's contents and Actions"
+        );
+        assert_eq!(
+            blocked(403, &[("retry-after", "-5")]).1,
+            "GitHub rate limit spent (403: ); no requests until it resets in 0 s"
+        );
+        assert!(blocked(401, &[])
+            .1
+            .ends_with("(); the token was refused: check sources.github.token"));
+        assert!(blocked(404, &[]).1.ends_with(
+            "; check sources.github.repo and main_branch (a private repository needs a token)"
+        ));
+        assert_eq!(
+            blocked(502, &[("retry-after", "30")]),
+            (None, "GET /x: GitHub answered 502 ()".into())
+        );
+
+        // Once the reset has passed, requests go out again.
+        *s.blocked() = Some(now - 1.0);
+        let e = s
+            .get("/x", None, &mut HashSet::new())
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.starts_with("GET /x: "), "{e}");
+    }
+}
