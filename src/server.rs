@@ -686,4 +686,269 @@ mod tests {
         assert!(outside.is_err());
         assert_eq!(panic_hook::take_last(), None);
     }
+
+    fn state(yaml: &str, reload: Option<ReloadHook>) -> AppState {
+        let config = Arc::new(crate::config::Config::parse(yaml, "fleet.yaml").unwrap());
+        AppState {
+            hub: Hub::new(config),
+            redactor: Arc::new(views::json::Redactor::new().unwrap()),
+            ingest: None,
+            reload,
+        }
+    }
+
+    async fn ask(
+        app: &Router,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        let res = app
+            .clone()
+            .oneshot(req.body(axum::body::Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (parts, body) = res.into_parts();
+        let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8_lossy(&body).into_owned(),
+        )
+    }
+
+    const FLEET: &str = "environments:\n  - name: prod\n";
+
+    #[tokio::test]
+    async fn each_view_is_served_with_its_type_and_caching() {
+        let app = router(state(FLEET, None), Arc::new(SecurityCell::default()));
+        let (status, _, body) = ask(&app, "GET", "/healthz", &[]).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+
+        let (status, h, body) = ask(&app, "GET", "/metrics", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_TYPE], metrics::TEXT_CONTENT_TYPE);
+        assert!(
+            body.contains("# TYPE fleet_exporter_build_info gauge"),
+            "{body}"
+        );
+        assert!(!body.contains("# EOF"));
+        let accept = [(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;q=0.5",
+        )];
+        let (_, h, body) = ask(&app, "GET", "/metrics", &accept).await;
+        assert_eq!(h[header::CONTENT_TYPE], metrics::OPENMETRICS_CONTENT_TYPE);
+        assert!(body.ends_with("# EOF\n"));
+
+        for page in ["/", "/board"] {
+            let (status, h, body) = ask(&app, "GET", page, &[]).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(h[header::CONTENT_TYPE], "text/html; charset=utf-8");
+            assert_eq!(h[header::CACHE_CONTROL], "no-store");
+            assert_eq!(h[header::CONTENT_SECURITY_POLICY], PAGE_CSP);
+            assert!(body.contains("prod"), "{page}");
+        }
+        let (_, _, page) = ask(&app, "GET", "/", &[]).await;
+        let (_, _, board) = ask(&app, "GET", "/board", &[]).await;
+        assert_ne!(page, board, "the board is the page's table alone");
+
+        let (status, h, body) = ask(&app, "GET", "/api/v1/fleet", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(h[header::CACHE_CONTROL], "no-store");
+        assert_eq!(h[header::CONTENT_TYPE], "application/json");
+        let fleet: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(fleet["environments"][0]["stack"], "prod");
+
+        let (status, _, body) = ask(&app, "GET", "/api/v1/events", &[]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                StatusCode::NOT_FOUND,
+                "no history: it is kept only with a state_dir\n"
+            )
+        );
+        assert_eq!(
+            ask(&app, "GET", "/nowhere", &[]).await.0,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(
+            ask(&app, "GET", "/-/reload", &[]).await.0,
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[tokio::test]
+    async fn a_reload_is_refused_without_the_lifecycle_flag_and_says_how_it_went() {
+        let off = router(state(FLEET, None), Arc::new(SecurityCell::default()));
+        let (status, _, body) = ask(&off, "POST", "/-/reload", &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(body.starts_with("lifecycle APIs are not enabled"), "{body}");
+
+        let answers = Arc::new(std::sync::Mutex::new(vec![
+            Err("fleet.yaml:3:5: bad".to_string()),
+            Ok("2 environments".to_string()),
+        ]));
+        let next = answers.clone();
+        let hook: ReloadHook = Arc::new(move || next.lock().unwrap().pop().unwrap());
+        let on = router(state(FLEET, Some(hook)), Arc::new(SecurityCell::default()));
+        let (status, _, body) = ask(&on, "POST", "/-/reload", &[]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::OK, "2 environments\n")
+        );
+        let (status, _, body) = ask(&on, "PUT", "/-/reload", &[]).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "failed to reload config: fleet.yaml:3:5: bad\n"
+            )
+        );
+        assert!(answers.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn basic_auth_guards_every_view_and_headers_are_added_to_every_answer() {
+        let hash = bcrypt::hash("right", 4).unwrap();
+        let web = crate::webconfig::WebSecurity::from_text(
+            &format!(
+                "basic_auth_users:\n  prometheus: '{hash}'\nhttp_server_config:\n  headers:\n    X-Frame-Options: DENY\n"
+            ),
+            "web.yml",
+            std::path::Path::new("."),
+        )
+        .unwrap();
+        let app = router(state(FLEET, None), Arc::new(SecurityCell::new(web)));
+        use base64::Engine;
+        let basic = |user: &str, password: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )
+        };
+        for path in ["/metrics", "/", "/api/v1/fleet", "/nowhere"] {
+            let (status, h, body) = ask(&app, "GET", path, &[]).await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::UNAUTHORIZED, "unauthorized\n"),
+                "{path}"
+            );
+            assert_eq!(h[header::WWW_AUTHENTICATE], BASIC_CHALLENGE);
+            assert_eq!(h["x-frame-options"], "DENY");
+            let wrong = basic("prometheus", "wrong");
+            let (status, _, _) = ask(&app, "GET", path, &[("authorization", &wrong)]).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        }
+        let right = basic("prometheus", "right");
+        let (status, h, body) = ask(&app, "GET", "/healthz", &[("authorization", &right)]).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "ok\n"));
+        assert_eq!(h["x-frame-options"], "DENY");
+    }
+
+    #[tokio::test]
+    async fn a_request_not_answered_within_the_deadline_is_answered_408() {
+        let app = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    std::future::pending::<()>().await;
+                    "never"
+                }),
+            )
+            .route("/fast", get(|| async { "fast" }))
+            .layer(axum::middleware::from_fn_with_state(
+                std::time::Duration::from_millis(100),
+                request_deadline,
+            ));
+        let (status, _, body) = ask(&app, "GET", "/slow", &[]).await;
+        assert_eq!(status, StatusCode::REQUEST_TIMEOUT);
+        assert!(body.starts_with("request not completed within"), "{body}");
+        assert_eq!(ask(&app, "GET", "/fast", &[]).await.2, "fast");
+    }
+
+    #[tokio::test]
+    async fn serve_answers_on_the_listener_until_shut_down_and_a_taken_port_is_named() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let taken = bind(addr).await.unwrap_err().to_string();
+        assert!(
+            taken.starts_with(&format!("cannot listen on {addr}: ")),
+            "{taken}"
+        );
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            state(FLEET, None),
+            Arc::new(SecurityCell::default()),
+            async {
+                let _ = stopped.await;
+            },
+        ));
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\nok\n"), "{answer}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(std::time::Duration::from_secs(5), server)
+            .await
+            .expect("serve returns once shut down")
+            .unwrap()
+            .unwrap();
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn with_every_place_taken_a_new_connection_takes_the_oldest_idle_ones() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(
+            listener,
+            state(&format!("web:\n  max_connections: 2\n{FLEET}"), None),
+            Arc::new(SecurityCell::default()),
+            std::future::pending(),
+        ));
+        let mut idle = Vec::new();
+        for _ in 0..2 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            tcp.read_to_string(&mut answer),
+        )
+        .await
+        .expect("answered")
+        .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+        // The oldest idle connection was closed for it.
+        let mut buf = [0u8; 1];
+        let oldest =
+            tokio::time::timeout(std::time::Duration::from_secs(5), idle[0].read(&mut buf))
+                .await
+                .expect("the oldest idle connection is closed");
+        assert!(matches!(oldest, Ok(0) | Err(_)));
+        server.abort();
+    }
+
+    #[test]
+    fn a_panic_without_a_text_message_is_named_so() {
+        assert_eq!(panic_message(&String::from("owned")), "owned");
+        assert_eq!(panic_message(&"static"), "static");
+        assert_eq!(panic_message(&42u8), "a panic without a message");
+    }
 }
