@@ -97,8 +97,8 @@ pub async fn http_server(answer: fn(&str) -> Option<String>) -> (u16, tokio::tas
     http_server_seeing(move |head| answer(head.split(' ').nth(1).unwrap_or(""))).await
 }
 
-/// As [`http_server`], but `answer` is given each request's whole head
-/// (request line and headers) and may keep state. A connection is kept
+/// As [`http_server`], but `answer` is given each whole request (request
+/// line, headers and a body of `Content-Length` bytes) and may keep state. A connection is kept
 /// open for further requests unless the answer says `Connection: close`.
 pub async fn http_server_seeing(
     answer: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
@@ -122,8 +122,23 @@ pub async fn http_server_seeing(
                         }
                         continue;
                     };
-                    let head: Vec<u8> = request.drain(..end + 4).collect();
-                    let head = String::from_utf8_lossy(&head).into_owned();
+                    let head = String::from_utf8_lossy(&request[..end + 4]).into_owned();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            let (n, v) = l.split_once(':')?;
+                            n.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())?
+                        })
+                        .unwrap_or(0usize);
+                    while request.len() < end + 4 + length {
+                        match tcp.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let whole: Vec<u8> = request.drain(..end + 4 + length).collect();
+                    let head = String::from_utf8_lossy(&whole).into_owned();
                     match answer(&head) {
                         Some(response) => {
                             let close = response.to_ascii_lowercase().contains("connection: close");

@@ -560,6 +560,262 @@ mod client {
             }
         }
     }
+
+    #[cfg(test)]
+    mod collect_tests {
+        use super::*;
+        use std::sync::Mutex;
+
+        /// Credentials for the SDK's default chain, and no instance metadata.
+        fn credentials() {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(|| {
+                std::env::set_var("AWS_ACCESS_KEY_ID", "AKIATEST000000000000");
+                std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
+                std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+            });
+        }
+
+        fn xml(status: u16, body: &str) -> String {
+            format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+
+        fn tags(tags: &[(&str, &str)]) -> String {
+            let items: String = tags
+                .iter()
+                .map(|(k, v)| format!("<item><key>{k}</key><value>{v}</value></item>"))
+                .collect();
+            format!("<tagSet>{items}</tagSet>")
+        }
+
+        fn instance(id: &str, state: &str, tag: (&str, &str)) -> String {
+            format!(
+                "<item><instanceId>{id}</instanceId><instanceState><code>0</code><name>{state}</name></instanceState>\
+                 <instanceType>t3.small</instanceType><placement><availabilityZone>eu-west-1a</availabilityZone></placement>\
+                 <launchTime>2025-01-01T10:00:00.000Z</launchTime>{}</item>",
+                tags(&[("Name", id), tag])
+            )
+        }
+
+        fn instances(items: &[String], next: Option<&str>) -> String {
+            format!(
+                "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId>\
+                 <reservationSet><item><reservationId>r-1</reservationId><instancesSet>{}</instancesSet></item></reservationSet>{}\
+                 </DescribeInstancesResponse>",
+                items.concat(),
+                next.map(|t| format!("<nextToken>{t}</nextToken>")).unwrap_or_default()
+            )
+        }
+
+        /// A fleet of three environments: prod by one tag for both kinds,
+        /// staging by a tag of its own for each, dev by none.
+        fn source(port: u16) -> AwsSource {
+            credentials();
+            let yaml = format!(
+                "sources:\n  aws:\n    region: eu-west-1\n    endpoint_url: http://127.0.0.1:{port}/\n    timeout: 10s\n\
+                 environments:\n  - name: prod\n    aws_tag: {{ key: Stack, value: prod }}\n\
+                 \x20 - name: staging\n    instance_tag: {{ key: Stack, value: staging }}\n    eip_tag: {{ key: Role, value: staging-eip }}\n\
+                 \x20 - name: dev\n"
+            );
+            let config = crate::config::Config::parse(&yaml, "fleet.yaml").unwrap();
+            AwsSource::from_config(Arc::new(config)).unwrap().unwrap()
+        }
+
+        fn ec2(request: &str) -> String {
+            let body = request.split("\r\n\r\n").nth(1).unwrap_or("");
+            if body.contains("Action=DescribeInstances") {
+                if body.contains("NextToken=page-2") {
+                    return xml(
+                        200,
+                        &instances(
+                            &[
+                                instance("i-0b", "running", ("Stack", "prod")),
+                                instance("i-0a", "stopped", ("Stack", "prod")),
+                                instance("i-0c", "running", ("Stack", "staging")),
+                            ],
+                            None,
+                        ),
+                    );
+                }
+                return xml(
+                    200,
+                    &instances(
+                        &[
+                            instance("i-0b", "running", ("Stack", "prod")),
+                            // A tag that extends prod's is not prod's.
+                            instance("i-0d", "running", ("Stack", "prod-old")),
+                        ],
+                        Some("page-2"),
+                    ),
+                );
+            }
+            if body.contains("Action=DescribeAddresses") {
+                let address = |ip: &str, alloc: &str, more: &str, tag: (&str, &str)| {
+                    format!(
+                        "<item>{ip}<allocationId>{alloc}</allocationId><domain>vpc</domain>{more}{}</item>",
+                        tags(&[tag])
+                    )
+                };
+                let items = if body.contains("tag%3AStack") {
+                    [
+                        address("<publicIp>198.51.100.9</publicIp>", "eipalloc-9", "<instanceId>i-0b</instanceId><associationId>eipassoc-9</associationId>", ("Stack", "prod")),
+                        address("<publicIp>198.51.100.7</publicIp>", "eipalloc-7", "<instanceId></instanceId><associationId></associationId>", ("Stack", "prod")),
+                        address("", "eipalloc-0", "", ("Stack", "prod")),
+                    ]
+                    .concat()
+                } else {
+                    address(
+                        "<publicIp>198.51.100.8</publicIp>",
+                        "eipalloc-8",
+                        "<associationId>eipassoc-8</associationId>",
+                        ("Role", "staging-eip"),
+                    )
+                };
+                return xml(
+                    200,
+                    &format!("<DescribeAddressesResponse><requestId>r</requestId><addressesSet>{items}</addressesSet></DescribeAddressesResponse>"),
+                );
+            }
+            xml(400, "<Response><Errors><Error><Code>InvalidAction</Code><Message>no</Message></Error></Errors></Response>")
+        }
+
+        #[tokio::test]
+        async fn instances_and_addresses_are_found_by_each_environments_tags() {
+            let bodies = Arc::new(Mutex::new(Vec::new()));
+            let seen = bodies.clone();
+            let (port, server) = crate::testing::http_server_seeing(move |request| {
+                let body = request.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+                seen.lock().unwrap().push(body);
+                Some(ec2(request))
+            })
+            .await;
+            let s = source(port);
+            assert_eq!(
+                (s.name(), s.schedule().timeout.0),
+                ("aws", std::time::Duration::from_secs(10))
+            );
+            let out = s.collect().await.unwrap();
+            server.abort();
+            let facts = out.downcast_ref::<AwsFacts>().unwrap();
+            let found: Vec<_> = facts
+                .instances
+                .iter()
+                .map(|i| (i.stack.as_str(), i.instance_id.as_str(), i.state))
+                .collect();
+            assert_eq!(
+                found,
+                [
+                    ("prod", "i-0a", Some(InstanceState::Stopped)),
+                    ("prod", "i-0b", Some(InstanceState::Running)),
+                    ("staging", "i-0c", Some(InstanceState::Running)),
+                ]
+            );
+            let i = &facts.instances[0];
+            assert_eq!(
+                (
+                    i.instance_type.as_str(),
+                    i.availability_zone.as_str(),
+                    i.launch_time,
+                    i.public_ip.as_deref()
+                ),
+                ("t3.small", "eu-west-1a", Some(1_735_725_600.0), None)
+            );
+            let eips: Vec<_> = facts
+                .addresses
+                .iter()
+                .map(|a| {
+                    (
+                        a.stack.as_str(),
+                        a.public_ip.as_str(),
+                        a.allocation_id.as_str(),
+                        a.associated,
+                        a.instance_id.as_deref(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                eips,
+                [
+                    ("prod", "198.51.100.7", "eipalloc-7", false, None),
+                    ("prod", "198.51.100.9", "eipalloc-9", true, Some("i-0b")),
+                    ("staging", "198.51.100.8", "eipalloc-8", true, None),
+                ]
+            );
+            let bodies = bodies.lock().unwrap();
+            let first = bodies
+                .iter()
+                .find(|b| b.contains("Action=DescribeInstances"))
+                .unwrap();
+            assert!(first.contains("Filter.1.Name=tag%3AStack"), "{first}");
+            assert!(
+                first.contains("Filter.1.Value.1=prod&Filter.1.Value.2=staging"),
+                "{first}"
+            );
+            assert!(first.contains("MaxResults=200"), "{first}");
+            assert_eq!(
+                bodies
+                    .iter()
+                    .filter(|b| b.contains("Action=DescribeInstances"))
+                    .count(),
+                2
+            );
+            let by_role = bodies.iter().find(|b| b.contains("tag%3ARole")).unwrap();
+            assert!(
+                by_role.contains("Filter.1.Value.1=staging-eip"),
+                "{by_role}"
+            );
+            assert!(!by_role.contains("Value.2"), "{by_role}");
+        }
+
+        #[tokio::test]
+        async fn a_refused_call_and_an_oversized_answer_are_errors_that_say_why() {
+            let (port, server) = crate::testing::http_server(|_| {
+                Some(xml(403, "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>r</RequestID></Response>"))
+            })
+            .await;
+            let e = source(port).collect().await.err().unwrap().to_string();
+            server.abort();
+            assert_eq!(
+                e,
+                "ec2:DescribeInstances: not permitted (UnauthorizedOperation: You are not authorized to perform this operation.); \
+                 attach deploy/aws/iam-policy.json to the exporter's role or user"
+            );
+            let (port, server) = crate::testing::http_server(|_| {
+                Some("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 9437184\r\nConnection: close\r\n\r\n".to_string())
+            })
+            .await;
+            let e = source(port).collect().await.err().unwrap().to_string();
+            server.abort();
+            assert!(
+                e.starts_with("ec2:DescribeInstances: cannot reach AWS: "),
+                "{e}"
+            );
+            assert!(
+                e.contains("the answer is 9.0 MiB, over the 8 MiB fleetpulse reads"),
+                "{e}"
+            );
+        }
+
+        #[test]
+        fn a_tag_key_with_many_environments_is_asked_for_in_chunks() {
+            let yaml: String = (0..=FILTER_VALUES)
+                .map(|n| format!("  - name: e{n}\n    aws_tag: {{ key: Stack, value: v{n} }}\n"))
+                .collect();
+            let envs = crate::testing::environments(&yaml);
+            let chunks = by_tag(&envs, Environment::instance_tag);
+            let sizes: Vec<_> = chunks.iter().map(|(k, c)| (*k, c.len())).collect();
+            assert_eq!(sizes, [("Stack", FILTER_VALUES), ("Stack", 1)]);
+            assert_eq!(chunks[1].1, [("e200", "v200")]);
+            let f = filter("Stack", &chunks[1].1);
+            assert_eq!(
+                (f.name(), f.values()),
+                (Some("tag:Stack"), &["v200".to_string()][..])
+            );
+        }
+    }
 }
 
 /// The registry's builder: the source when its section is configured, in
