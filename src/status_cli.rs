@@ -587,4 +587,231 @@ mod tests {
         let e = parse("u", br#"{"schema_version":1}"#).unwrap_err();
         assert!(e.to_string().contains("unexpected shape"), "{e}");
     }
+
+    /// A board recorded by the integration tests (tests/fixtures/fleet/).
+    fn recorded(name: &str) -> (Vec<u8>, Fleet) {
+        let path = format!("{}/tests/fixtures/fleet/{name}", env!("CARGO_MANIFEST_DIR"));
+        let body = std::fs::read(&path).unwrap();
+        let fleet = parse("u", &body).unwrap();
+        (body, fleet)
+    }
+
+    fn table_recorded(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/status/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    #[test]
+    fn the_tables_of_recorded_boards_are_as_recorded() {
+        // The same boards as the integration tests' status::the_tables_are_as_recorded.
+        for (board, colour, table) in [
+            ("degraded.json", false, "degraded.txt"),
+            ("degraded.json", true, "degraded-colour.txt"),
+            ("source-down-public.json", false, "source-down-public.txt"),
+        ] {
+            let (_, fleet) = recorded(board);
+            assert_eq!(
+                render_table(&fleet, colour),
+                table_recorded(table),
+                "{board} as {table}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stack_is_selected_or_the_known_ones_are_named_and_red_exits_1() {
+        let (_, fleet) = recorded("degraded.json");
+        assert_eq!(fleet.worst(), State::Red);
+        assert_eq!(exit_code(&fleet), 1);
+        let stacks: Vec<String> = fleet.environments.iter().map(|e| e.stack.clone()).collect();
+        assert!(stacks.len() > 1);
+        assert_eq!(
+            select(fleet.clone(), None).unwrap().environments.len(),
+            stacks.len()
+        );
+        let one = select(fleet.clone(), Some(&stacks[0])).unwrap();
+        assert_eq!(one.environments.len(), 1);
+        assert_eq!(one.environments[0].stack, stacks[0]);
+        assert_eq!(exit_code(&one), u8::from(one.worst() == State::Red));
+        let e = select(fleet.clone(), Some("nowhere"))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            format!(
+                "no environment named \"nowhere\"; the fleet has: {}",
+                stacks.join(", ")
+            )
+        );
+        let mut empty = fleet;
+        empty.environments.clear();
+        let e = select(empty, Some("x")).unwrap_err().to_string();
+        assert!(e.ends_with("the fleet has: no environments"), "{e}");
+        let mut calm = recorded("degraded.json").1;
+        calm.environments
+            .iter_mut()
+            .for_each(|e| e.state = State::Green);
+        calm.boxes
+            .iter_mut()
+            .for_each(|b| b.state = State::Degraded);
+        calm.tests.clear();
+        calm.hosts.clear();
+        assert_eq!(exit_code(&calm), 0);
+    }
+
+    #[test]
+    fn paint_colours_by_state_only_when_asked() {
+        assert_eq!(paint(State::Red, "red", false), "red");
+        assert_eq!(paint(State::Red, "r", true), "\x1b[1;31mr\x1b[0m");
+        assert_eq!(paint(State::Green, "g", true), "\x1b[32mg\x1b[0m");
+        assert_eq!(paint(State::Degraded, "d", true), "\x1b[33md\x1b[0m");
+        assert_eq!(paint(State::Unknown, "u", true), "\x1b[2mu\x1b[0m");
+        let mut out = String::new();
+        table(
+            &mut out,
+            &["A", "LONGER"],
+            &[
+                vec![plain("wide cell"), st(State::Green)],
+                vec![plain("x"), plain("")],
+            ],
+            false,
+        );
+        assert_eq!(out, "A          LONGER\nwide cell  green\nx\n");
+    }
+
+    #[tokio::test]
+    async fn run_fetches_selects_and_renders_or_says_what_is_wrong() {
+        let (port, server) = crate::testing::http_server_seeing(|request| {
+            let path = request.split(' ').nth(1).unwrap_or("");
+            let authorized = request
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case("authorization: Basic dTpwdw=="));
+            let body = String::from_utf8(recorded("degraded.json").0).unwrap();
+            Some(match path {
+                "/api/v1/fleet" => crate::testing::json_response(200, &body),
+                "/auth/api/v1/fleet" if authorized => crate::testing::json_response(200, &body),
+                "/auth/api/v1/fleet" => crate::testing::json_response(401, "{}"),
+                "/html/api/v1/fleet" => crate::testing::json_response(200, "<html>"),
+                _ => crate::testing::json_response(404, "{}"),
+            })
+        })
+        .await;
+        let base = format!("http://127.0.0.1:{port}");
+        let none = Access::default();
+        let (_, fleet) = recorded("degraded.json");
+        let report = run(&base, &none, None, false, false).await.unwrap();
+        assert_eq!(report.output, table_recorded("degraded.txt"));
+        assert_eq!(report.exit_code, 1);
+        let stack = fleet.environments[0].stack.clone();
+        let report = run(
+            &format!("{base}/api/v1/fleet/"),
+            &none,
+            Some(&stack),
+            true,
+            false,
+        )
+        .await
+        .unwrap();
+        let shown: Fleet = serde_json::from_str(&report.output).unwrap();
+        assert!(report.output.ends_with("}\n"));
+        assert_eq!(
+            serde_json::to_value(&shown).unwrap(),
+            serde_json::to_value(fleet.only_stack(&stack).unwrap()).unwrap()
+        );
+        assert_eq!(report.exit_code, exit_code(&shown));
+
+        let err = |r: Result<Report, StatusError>| r.err().unwrap().to_string();
+        let at = |p: &str| format!("{base}{p}/api/v1/fleet");
+        assert_eq!(
+            err(run(&format!("{base}/gone"), &none, None, false, false).await),
+            format!(
+                "{} answered HTTP 404: not a fleetpulse fleet endpoint? (check --url)",
+                at("/gone")
+            )
+        );
+        assert!(
+            err(run(&format!("{base}/html"), &none, None, false, false).await)
+                .contains("did not answer fleet JSON: not JSON")
+        );
+        assert!(
+            err(run(&format!("{base}/auth"), &none, None, false, false).await)
+                .contains("asks for a user and password (HTTP 401)")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pw");
+        std::fs::write(&file, "wrong\n").unwrap();
+        let wrong = Access::new(None, Some("u".into()), Some(&file)).unwrap();
+        assert_eq!(
+            err(run(&format!("{base}/auth"), &wrong, None, false, false).await),
+            format!(
+                "{} refused the user and password given (HTTP 401)",
+                at("/auth")
+            )
+        );
+        std::fs::write(&file, "pw\n").unwrap();
+        let right = Access::new(None, Some("u".into()), Some(&file)).unwrap();
+        assert_eq!(
+            format!("{right:?}"),
+            "Access { ca: false, user: Some(\"u\") }"
+        );
+        assert_eq!(
+            run(&format!("{base}/auth"), &right, None, false, false)
+                .await
+                .unwrap()
+                .exit_code,
+            1
+        );
+        server.abort();
+
+        let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed_base = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let e = err(run(&closed_base, &none, None, false, false).await);
+        assert!(
+            e.starts_with(&format!("cannot reach {closed_base}/api/v1/fleet: ")),
+            "{e}"
+        );
+        assert!(
+            e.contains("Connection refused"),
+            "the whole chain of causes: {e}"
+        );
+        assert!(
+            e.ends_with("(is fleetpulse serving there? check --url)"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn access_files_that_cannot_be_used_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let e = Access::new(Some(missing.clone()), None, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("cannot read --ca-file {}: ", missing.display())),
+            "{e}"
+        );
+        let e = Access::new(None, Some("u".into()), Some(&missing))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "cannot read --password-file {}: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+        let not_pem = dir.path().join("ca.pem");
+        std::fs::write(&not_pem, "no certificate here\n").unwrap();
+        let access = Access::new(Some(not_pem), None, None).unwrap();
+        let e = request("http://127.0.0.1:1/", &access)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "--ca-file holds no PEM certificate");
+    }
 }
