@@ -588,12 +588,15 @@ mod tests {
         assert!(e.to_string().contains("unexpected shape"), "{e}");
     }
 
-    /// A board recorded by the integration tests (tests/fixtures/fleet/).
+    use crate::testing::{assert_as_recorded, recorded_board};
+
     fn recorded(name: &str) -> (Vec<u8>, Fleet) {
-        let path = format!("{}/tests/fixtures/fleet/{name}", env!("CARGO_MANIFEST_DIR"));
-        let body = std::fs::read(&path).unwrap();
-        let fleet = parse("u", &body).unwrap();
-        (body, fleet)
+        let (text, fleet) = recorded_board(name.trim_end_matches(".json"));
+        assert_eq!(
+            parse("u", text.as_bytes()).ok().map(|f| f.read_at),
+            Some(fleet.read_at)
+        );
+        (text.into_bytes(), fleet)
     }
 
     fn table_recorded(name: &str) -> String {
@@ -613,11 +616,7 @@ mod tests {
             ("source-down-public.json", false, "source-down-public.txt"),
         ] {
             let (_, fleet) = recorded(board);
-            assert_eq!(
-                render_table(&fleet, colour),
-                table_recorded(table),
-                "{board} as {table}"
-            );
+            assert_as_recorded(&format!("status/{table}"), &render_table(&fleet, colour));
         }
     }
 

@@ -162,3 +162,30 @@ pub fn json_response(status: u16, body: &str) -> String {
         body.len()
     )
 }
+
+/// Compares `text` with the file `tests/fixtures/<file>`, which
+/// `FLEETPULSE_RECORD=1` (re)writes from it.
+pub fn assert_as_recorded(file: &str, text: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(file);
+    if std::env::var_os("FLEETPULSE_RECORD").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, text).unwrap();
+    }
+    let recorded = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (FLEETPULSE_RECORD=1 writes it)", path.display()));
+    assert_eq!(text, recorded, "{} differs", path.display());
+}
+
+/// A board the integration tests recorded (`tests/fixtures/fleet/<name>.json`):
+/// its text and its model.
+pub fn recorded_board(name: &str) -> (String, crate::views::json::Fleet) {
+    let path = format!(
+        "{}/tests/fixtures/fleet/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let fleet = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
+    (text, fleet)
+}

@@ -269,3 +269,35 @@ fn environment(e: &Environment) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{assert_as_recorded, recorded_board};
+
+    #[test]
+    fn the_boards_of_recorded_fleets_are_as_recorded() {
+        // The fleets the integration tests recorded from their snapshots.
+        for name in ["degraded", "source-down-public", "with-history"] {
+            let (_, fleet) = recorded_board(name);
+            assert_as_recorded(&format!("page/{name}.html"), &render_board(&fleet));
+        }
+    }
+
+    #[test]
+    fn the_page_wraps_the_board_with_its_refresh_script() {
+        let (_, fleet) = recorded_board("degraded");
+        let page = render(&fleet);
+        assert!(page.starts_with("<!DOCTYPE html><html lang=\"en\">"));
+        assert!(page.ends_with("</html>\n"));
+        let board = format!(
+            "<div id=\"board\" data-refreshes=\"0\">{}</div>",
+            render_board(&fleet)
+        );
+        assert!(page.contains(&board));
+        assert!(page.contains(&format!("setInterval(tick,{REFRESH_MS});")));
+        assert!(!page.contains("REFRESH"));
+        assert!(page.contains(&format!("<a href=\"{DOCS_URL}\">documentation</a>")));
+        assert!(page.contains(concat!("fleetpulse ", env!("CARGO_PKG_VERSION"), " · ")));
+    }
+}
