@@ -318,6 +318,210 @@ mod client {
             }
         }
     }
+
+    #[cfg(test)]
+    mod collect_tests {
+        use super::*;
+        use std::sync::Mutex;
+
+        const DEPLOYER: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
+        const REGISTRY: &str = "0x00000000000000000000000000000000000000aa";
+        const OPERATOR: &str = "0x00000000000000000000000000000000000000bb";
+
+        fn account(n: u8) -> String {
+            format!("0x{}{n:02x}", "00".repeat(31))
+        }
+
+        /// A chain at block 0x10 where the deployer holds 1.5 ETH and
+        /// account 1 is registered to OPERATOR, account 2 to no one, and
+        /// asking for account 3 reverts.
+        fn node(request: &str) -> String {
+            let body = request.split("\r\n\r\n").nth(1).unwrap_or("");
+            let call: serde_json::Value = serde_json::from_str(body).unwrap();
+            let answer = |result: serde_json::Value| serde_json::json!({"jsonrpc": "2.0", "id": call["id"], "result": result});
+            let word = |hex: &str| format!("0x{hex:0>64}");
+            let out = match call["method"].as_str().unwrap() {
+                "eth_blockNumber" => answer("0x10".into()),
+                "eth_getBalance" => answer("0x14d1120d7b160000".into()),
+                "eth_call" => {
+                    let input = call["params"][0]["input"]
+                        .as_str()
+                        .or(call["params"][0]["data"].as_str())
+                        .unwrap()
+                        .to_string();
+                    if input.ends_with("03") {
+                        serde_json::json!({"jsonrpc": "2.0", "id": call["id"],
+                            "error": {"code": 3, "message": "execution reverted"}})
+                    } else if input.ends_with("04") {
+                        answer("0x01".into())
+                    } else if input.ends_with("01") {
+                        answer(word(&OPERATOR[2..]).into())
+                    } else {
+                        answer(word("").into())
+                    }
+                }
+                m => serde_json::json!({"jsonrpc": "2.0", "id": call["id"],
+                    "error": {"code": -32601, "message": format!("no {m}")}}),
+            };
+            let out = out.to_string();
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{out}",
+                out.len()
+            )
+        }
+
+        fn source(port: u16, envs: &str) -> ChainSource {
+            let yaml = format!(
+                "sources:\n  chain:\n    rpc_url: http://127.0.0.1:{port}/\n    symbol: tETH\n    registry_address: '{REGISTRY}'\n    interval: 30s\n\
+                 environments:\n{envs}"
+            );
+            let config = crate::config::Config::parse(&yaml, "fleet.yaml").unwrap();
+            ChainSource::from_config(Arc::new(config)).unwrap().unwrap()
+        }
+
+        fn env(name: &str, more: &str) -> String {
+            format!("  - name: {name}\n{more}")
+        }
+
+        #[tokio::test]
+        async fn balances_and_registrations_are_read_from_the_node() {
+            let calls = Arc::new(Mutex::new(Vec::new()));
+            let seen = calls.clone();
+            let (port, server) = crate::testing::http_server_seeing(move |request| {
+                let body = request.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+                seen.lock().unwrap().push(body);
+                Some(node(request))
+            })
+            .await;
+            let envs = [
+                env(
+                    "prod",
+                    &format!(
+                        "    deployer: '{DEPLOYER}'\n    registry_account: '{}'\n",
+                        account(1)
+                    ),
+                ),
+                env(
+                    "staging",
+                    &format!("    registry_account: '{}'\n", account(2)),
+                ),
+                env("dev", ""),
+            ]
+            .concat();
+            let s = source(port, &envs);
+            assert_eq!(
+                (s.name(), s.schedule().interval.0),
+                ("chain", Duration::from_secs(30))
+            );
+            let out = s.collect().await.unwrap();
+            server.abort();
+            let facts = out.downcast_ref::<ChainFacts>().unwrap();
+            assert_eq!((facts.block_number, facts.symbol.as_str()), (16, "tETH"));
+            assert_eq!(
+                facts.balances,
+                [DeployerBalance {
+                    stack: "prod".into(),
+                    address: "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".into(),
+                    balance: 1.5,
+                }]
+            );
+            let regs: Vec<_> = facts
+                .registrations
+                .iter()
+                .map(|r| {
+                    (
+                        r.stack.as_str(),
+                        r.account.clone(),
+                        r.registered_to.as_str(),
+                        r.registered,
+                    )
+                })
+                .collect();
+            assert_eq!(
+                regs,
+                [
+                    (
+                        "prod",
+                        account(1),
+                        "0x00000000000000000000000000000000000000bb",
+                        true
+                    ),
+                    (
+                        "staging",
+                        account(2),
+                        "0x0000000000000000000000000000000000000000",
+                        false
+                    ),
+                ]
+            );
+            // The call is the function's selector and the account id.
+            let calls = calls.lock().unwrap();
+            let selector = hex::encode(&keccak256("operatorMasterWallet(bytes32)")[..4]);
+            let want = format!("0x{selector}{}", &account(1)[2..]);
+            assert!(
+                calls.iter().any(|c| c.contains(&want)),
+                "{want} in {calls:?}"
+            );
+            assert!(calls.iter().any(|c| c.contains(REGISTRY)));
+        }
+
+        #[tokio::test]
+        async fn a_revert_or_an_answer_that_is_not_an_address_names_the_function() {
+            let (port, server) = crate::testing::http_server_seeing(|r| Some(node(r))).await;
+            let reverted = source(
+                port,
+                &env("prod", &format!("    registry_account: '{}'\n", account(3))),
+            );
+            let e = reverted.collect().await.err().unwrap().to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "eth_call operatorMasterWallet(bytes32) to {} on http://127.0.0.1:{port}/: ",
+                    REGISTRY.parse::<Address>().unwrap()
+                )),
+                "{e}"
+            );
+            assert!(
+                e.ends_with("; does the registry have sources.chain.registry_function?"),
+                "{e}"
+            );
+            let short = source(
+                port,
+                &env("prod", &format!("    registry_account: '{}'\n", account(4))),
+            );
+            let e = short.collect().await.err().unwrap().to_string();
+            server.abort();
+            assert!(e.starts_with("operatorMasterWallet(bytes32) at "), "{e}");
+            assert!(
+                e.ends_with("is sources.chain.registry_function right?"),
+                "{e}"
+            );
+
+            let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let port = closed.local_addr().unwrap().port();
+            drop(closed);
+            let s = source(port, &env("prod", &format!("    deployer: '{DEPLOYER}'\n")));
+            let e = s.collect().await.err().unwrap().to_string();
+            assert!(
+                e.starts_with(&format!("eth_blockNumber on http://127.0.0.1:{port}/: ")),
+                "{e}"
+            );
+        }
+
+        #[test]
+        fn no_source_without_a_deployer_or_an_account() {
+            let yaml = "sources:\n  chain:\n    rpc_url: http://127.0.0.1:1/\nenvironments:\n  - name: prod\n";
+            let config = crate::config::Config::parse(yaml, "fleet.yaml").unwrap();
+            assert!(ChainSource::from_config(Arc::new(config))
+                .unwrap()
+                .is_none());
+            let config =
+                crate::config::Config::parse("environments:\n  - name: prod\n", "fleet.yaml")
+                    .unwrap();
+            assert!(ChainSource::from_config(Arc::new(config))
+                .unwrap()
+                .is_none());
+        }
+    }
 }
 
 /// The registry's builder: the source when its section is configured, in
