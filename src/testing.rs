@@ -189,3 +189,14 @@ pub fn recorded_board(name: &str) -> (String, crate::views::json::Fleet) {
     let fleet = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
     (text, fleet)
 }
+
+/// Credentials for the AWS SDK's default chain (the tests' loopback
+/// endpoints take any), and no instance metadata lookups.
+pub fn aws_credentials() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", "AKIATEST000000000000");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
+        std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
+    });
+}

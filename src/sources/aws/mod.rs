@@ -566,16 +566,6 @@ mod client {
         use super::*;
         use std::sync::Mutex;
 
-        /// Credentials for the SDK's default chain, and no instance metadata.
-        fn credentials() {
-            static ONCE: std::sync::Once = std::sync::Once::new();
-            ONCE.call_once(|| {
-                std::env::set_var("AWS_ACCESS_KEY_ID", "AKIATEST000000000000");
-                std::env::set_var("AWS_SECRET_ACCESS_KEY", "test-secret");
-                std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
-            });
-        }
-
         fn xml(status: u16, body: &str) -> String {
             format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
@@ -613,7 +603,7 @@ mod client {
         /// A fleet of three environments: prod by one tag for both kinds,
         /// staging by a tag of its own for each, dev by none.
         fn source(port: u16) -> AwsSource {
-            credentials();
+            crate::testing::aws_credentials();
             let yaml = format!(
                 "sources:\n  aws:\n    region: eu-west-1\n    endpoint_url: http://127.0.0.1:{port}/\n    timeout: 10s\n\
                  environments:\n  - name: prod\n    aws_tag: {{ key: Stack, value: prod }}\n\

@@ -108,6 +108,7 @@ mod client {
             let mut found: BTreeMap<String, (Vec<String>, Option<String>)> = BTreeMap::new();
             // Route53 pages by (name, type, identifier) tokens rather than a page number.
             let mut next: Option<(String, RrType, Option<String>)> = None;
+            let mut asked = BTreeSet::new();
             loop {
                 let mut req = r53
                     .list_resource_record_sets()
@@ -144,11 +145,21 @@ mod client {
                     out.next_record_type(),
                 ) {
                     (true, Some(name), Some(ty)) => {
-                        next = Some((
+                        let token = (
                             name.to_string(),
                             ty.clone(),
                             out.next_record_identifier().map(str::to_string),
-                        ))
+                        );
+                        // A page must move on: an endpoint answering the
+                        // same token again would be asked for ever.
+                        if !asked.insert(token.clone()) {
+                            return Err(SourceError::new(format!(
+                                "{LIST_RECORD_SETS}: the endpoint answered the page starting at {} {} again",
+                                token.0,
+                                token.1.as_str()
+                            )));
+                        }
+                        next = Some(token);
                     }
                     _ => break,
                 }
@@ -186,6 +197,210 @@ mod client {
         }
         fn collect(&self) -> CollectFuture<'_> {
             Box::pin(async move { self.collect_facts().await.map(crate::sources::output) })
+        }
+    }
+
+    #[cfg(test)]
+    mod collect_tests {
+        use super::*;
+        use std::sync::Mutex;
+
+        fn set(name: &str, ty: &str, values: &[&str], alias: Option<&str>) -> String {
+            let records: String = values
+                .iter()
+                .map(|v| format!("<ResourceRecord><Value>{v}</Value></ResourceRecord>"))
+                .collect();
+            let alias = alias
+                .map(|a| format!("<AliasTarget><HostedZoneId>Z2</HostedZoneId><DNSName>{a}</DNSName><EvaluateTargetHealth>false</EvaluateTargetHealth></AliasTarget>"))
+                .unwrap_or_default();
+            let records = if records.is_empty() {
+                String::new()
+            } else {
+                format!("<TTL>300</TTL><ResourceRecords>{records}</ResourceRecords>")
+            };
+            format!("<ResourceRecordSet><Name>{name}</Name><Type>{ty}</Type>{records}{alias}</ResourceRecordSet>")
+        }
+
+        fn page(sets: &[String], next: Option<(&str, &str, Option<&str>)>) -> String {
+            let more = match next {
+                Some((name, ty, id)) => format!(
+                    "<IsTruncated>true</IsTruncated><NextRecordName>{name}</NextRecordName><NextRecordType>{ty}</NextRecordType>{}",
+                    id.map(|i| format!("<NextRecordIdentifier>{i}</NextRecordIdentifier>")).unwrap_or_default()
+                ),
+                None => "<IsTruncated>false</IsTruncated>".into(),
+            };
+            let body = format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ListResourceRecordSetsResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+                 <ResourceRecordSets>{}</ResourceRecordSets>{more}<MaxItems>300</MaxItems></ListResourceRecordSetsResponse>",
+                sets.concat()
+            );
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+        }
+
+        /// A zone of two pages: the second starts at www, by a weighted record's identifier.
+        fn route53(request: &str) -> String {
+            let line = request.lines().next().unwrap_or("");
+            if line.contains("name=www.example.net") {
+                assert!(line.contains("identifier=w2"), "{line}");
+                return page(
+                    &[
+                        set(
+                            "www.example.net.",
+                            "A",
+                            &["198.51.100.7", "198.51.100.8"],
+                            None,
+                        ),
+                        set("www.example.net.", "A", &["198.51.100.7"], None),
+                        set(
+                            "lb.example.net.",
+                            "A",
+                            &[],
+                            Some("dualstack.lb-1.eu-west-1.elb.amazonaws.com."),
+                        ),
+                    ],
+                    None,
+                );
+            }
+            page(
+                &[
+                    set("API.Example.NET.", "A", &["198.51.100.9"], None),
+                    set("api.example.net.", "AAAA", &["2001:db8::1"], None),
+                    set("other.example.net.", "A", &["203.0.113.1"], None),
+                ],
+                Some(("www.example.net.", "A", Some("w2"))),
+            )
+        }
+
+        fn source(port: u16, zone: &str) -> DnsSource {
+            crate::testing::aws_credentials();
+            let yaml = format!(
+                "sources:\n  aws:\n    region: eu-west-1\n    endpoint_url: http://127.0.0.1:{port}/\n    hosted_zone_id: {zone}\n    interval: 45s\n\
+                 environments:\n  - name: prod\n    dns_names: [api.example.net, www.example.net., LB.example.net]\n\
+                 \x20 - name: staging\n    dns_names: [gone.example.net]\n  - name: dev\n"
+            );
+            let config = crate::config::Config::parse(&yaml, "fleet.yaml").unwrap();
+            DnsSource::from_config(Arc::new(config)).unwrap().unwrap()
+        }
+
+        #[tokio::test]
+        async fn each_listed_names_a_records_are_read_across_pages() {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let seen = lines.clone();
+            let (port, server) = crate::testing::http_server_seeing(move |request| {
+                seen.lock()
+                    .unwrap()
+                    .push(request.lines().next().unwrap_or("").to_string());
+                Some(route53(request))
+            })
+            .await;
+            let s = source(port, "/hostedzone/Z0123");
+            assert_eq!(
+                (s.name(), s.schedule().interval.0),
+                ("dns", std::time::Duration::from_secs(45))
+            );
+            let out = s.collect().await.unwrap();
+            server.abort();
+            let facts = out.downcast_ref::<DnsFacts>().unwrap();
+            let records: Vec<_> = facts
+                .records
+                .iter()
+                .map(|r| {
+                    (
+                        r.stack.as_str(),
+                        r.name.as_str(),
+                        r.addresses.clone(),
+                        r.alias.as_deref(),
+                    )
+                })
+                .collect();
+            assert_eq!(
+                records,
+                [
+                    (
+                        "prod",
+                        "api.example.net",
+                        vec!["198.51.100.9".to_string()],
+                        None
+                    ),
+                    (
+                        "prod",
+                        "www.example.net",
+                        vec!["198.51.100.7".to_string(), "198.51.100.8".to_string()],
+                        None
+                    ),
+                    (
+                        "prod",
+                        "lb.example.net",
+                        vec![],
+                        Some("dualstack.lb-1.eu-west-1.elb.amazonaws.com")
+                    ),
+                    ("staging", "gone.example.net", vec![], None),
+                ]
+            );
+            let lines = lines.lock().unwrap();
+            assert_eq!(lines.len(), 2);
+            assert!(
+                lines[0].starts_with("GET /2013-04-01/hostedzone/Z0123/rrset"),
+                "{}",
+                lines[0]
+            );
+        }
+
+        #[tokio::test]
+        async fn a_page_answered_again_is_an_error_not_a_loop() {
+            let (port, server) = crate::testing::http_server(|_| {
+                Some(page(&[], Some(("www.example.net.", "A", None))))
+            })
+            .await;
+            let e = source(port, "Z0123")
+                .collect()
+                .await
+                .err()
+                .unwrap()
+                .to_string();
+            server.abort();
+            assert_eq!(
+                e,
+                format!("{LIST_RECORD_SETS}: the endpoint answered the page starting at www.example.net. A again")
+            );
+        }
+
+        #[tokio::test]
+        async fn a_refused_listing_says_what_to_fix() {
+            let (port, server) = crate::testing::http_server(|_| {
+                let body = "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not allowed</Message></Error><RequestId>r</RequestId></ErrorResponse>";
+                Some(format!("HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len()))
+            })
+            .await;
+            let e = source(port, "Z0123")
+                .collect()
+                .await
+                .err()
+                .unwrap()
+                .to_string();
+            server.abort();
+            assert_eq!(
+                e,
+                format!("{LIST_RECORD_SETS}: not permitted (AccessDenied: not allowed); attach deploy/aws/iam-policy.json to the exporter's role or user")
+            );
+        }
+
+        #[test]
+        fn no_source_without_a_zone_or_a_name() {
+            let none = |yaml: &str| {
+                let config = crate::config::Config::parse(yaml, "fleet.yaml").unwrap();
+                DnsSource::from_config(Arc::new(config)).unwrap().is_none()
+            };
+            assert!(none(
+                "environments:\n  - name: prod\n    dns_names: [a.example.net]\n"
+            ));
+            assert!(none(
+                "sources:\n  aws:\n    hosted_zone_id: Z1\nenvironments:\n  - name: prod\n"
+            ));
+            assert_eq!(normalise("Broker.Example.NET."), "broker.example.net");
         }
     }
 }
