@@ -200,3 +200,58 @@ pub fn aws_credentials() {
         std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     });
 }
+
+/// Answers of EC2's query API, as a loopback endpoint gives them.
+#[cfg(feature = "aws")]
+pub mod ec2 {
+    /// A whole response with `status` and an XML body.
+    pub fn xml(status: u16, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    /// A `tagSet` of `tags`.
+    pub fn tags(tags: &[(&str, &str)]) -> String {
+        let items: String = tags
+            .iter()
+            .map(|(k, v)| format!("<item><key>{k}</key><value>{v}</value></item>"))
+            .collect();
+        format!("<tagSet>{items}</tagSet>")
+    }
+
+    /// One instance `id` in `state`, tagged `Name=id` and `tag`.
+    pub fn instance(id: &str, state: &str, tag: (&str, &str)) -> String {
+        format!(
+            "<item><instanceId>{id}</instanceId><instanceState><code>0</code><name>{state}</name></instanceState>\
+             <instanceType>t3.small</instanceType><placement><availabilityZone>eu-west-1a</availabilityZone></placement>\
+             <launchTime>2025-01-01T10:00:00.000Z</launchTime>{}</item>",
+            tags(&[("Name", id), tag])
+        )
+    }
+
+    /// A DescribeInstances answer of one reservation of `items`, with
+    /// `next` as the token of a further page.
+    pub fn instances(items: &[String], next: Option<&str>) -> String {
+        format!(
+            "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId>\
+             <reservationSet><item><reservationId>r-1</reservationId><instancesSet>{}</instancesSet></item></reservationSet>{}\
+             </DescribeInstancesResponse>",
+            items.concat(),
+            next.map(|t| format!("<nextToken>{t}</nextToken>")).unwrap_or_default()
+        )
+    }
+
+    /// A DescribeAddresses answer of `items` (`<item>`s).
+    pub fn addresses(items: &str) -> String {
+        format!(
+            "<DescribeAddressesResponse><requestId>r</requestId><addressesSet>{items}</addressesSet></DescribeAddressesResponse>"
+        )
+    }
+
+    /// The body of a request (form-encoded for EC2).
+    pub fn body(request: &str) -> &str {
+        request.split("\r\n\r\n").nth(1).unwrap_or("")
+    }
+}

@@ -566,39 +566,7 @@ mod client {
         use super::*;
         use std::sync::Mutex;
 
-        fn xml(status: u16, body: &str) -> String {
-            format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )
-        }
-
-        fn tags(tags: &[(&str, &str)]) -> String {
-            let items: String = tags
-                .iter()
-                .map(|(k, v)| format!("<item><key>{k}</key><value>{v}</value></item>"))
-                .collect();
-            format!("<tagSet>{items}</tagSet>")
-        }
-
-        fn instance(id: &str, state: &str, tag: (&str, &str)) -> String {
-            format!(
-                "<item><instanceId>{id}</instanceId><instanceState><code>0</code><name>{state}</name></instanceState>\
-                 <instanceType>t3.small</instanceType><placement><availabilityZone>eu-west-1a</availabilityZone></placement>\
-                 <launchTime>2025-01-01T10:00:00.000Z</launchTime>{}</item>",
-                tags(&[("Name", id), tag])
-            )
-        }
-
-        fn instances(items: &[String], next: Option<&str>) -> String {
-            format!(
-                "<DescribeInstancesResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>r</requestId>\
-                 <reservationSet><item><reservationId>r-1</reservationId><instancesSet>{}</instancesSet></item></reservationSet>{}\
-                 </DescribeInstancesResponse>",
-                items.concat(),
-                next.map(|t| format!("<nextToken>{t}</nextToken>")).unwrap_or_default()
-            )
-        }
+        use crate::testing::ec2::{instance, instances, tags, xml};
 
         /// A fleet of three environments: prod by one tag for both kinds,
         /// staging by a tag of its own for each, dev by none.

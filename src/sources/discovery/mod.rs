@@ -230,6 +230,182 @@ mod client {
             Box::pin(async move { self.collect_facts().await.map(crate::sources::output) })
         }
     }
+
+    #[cfg(test)]
+    mod collect_tests {
+        use super::*;
+        use crate::testing::ec2::{addresses, body, instance, instances, tags, xml};
+        use std::sync::Mutex;
+
+        fn source(port: u16, rules: &str) -> DiscoverySource {
+            crate::testing::aws_credentials();
+            let yaml = format!(
+                "sources:\n  aws:\n    region: eu-west-1\n    endpoint_url: http://127.0.0.1:{port}\n    interval: 40s\n  discovery:\n{rules}\
+                 templates:\n  slot:\n    services: []\nenvironments:\n  - name: prod\n"
+            );
+            let config = crate::config::Config::parse(&yaml, "fleet.yaml").unwrap();
+            DiscoverySource::from_config(Arc::new(config)).unwrap()
+        }
+
+        fn eip(alloc: &str, name: Option<&str>) -> String {
+            let tag = name.map(|n| tags(&[("Name", n)])).unwrap_or_default();
+            format!("<item><publicIp>198.51.100.1</publicIp><allocationId>{alloc}</allocationId><domain>vpc</domain>{tag}</item>")
+        }
+
+        fn ec2(request: &str) -> String {
+            let body = body(request);
+            if body.contains("Action=DescribeAddresses") {
+                return xml(
+                    200,
+                    &addresses(
+                        &[
+                            eip("eipalloc-3", Some("broker-eip-test-3")),
+                            eip("eipalloc-1", Some("broker-eip-test-1")),
+                            eip("eipalloc-9", Some("broker-eip-prod")),
+                            eip("eipalloc-0", None),
+                            eip("eipalloc-x", Some("broker-eip-test-x")),
+                        ]
+                        .concat(),
+                    ),
+                );
+            }
+            if body.contains("NextToken=p2") {
+                return xml(
+                    200,
+                    &instances(&[instance("i-2", "running", ("Slot", "blue"))], None),
+                );
+            }
+            xml(
+                200,
+                &instances(
+                    &[
+                        instance("i-1", "pending", ("Slot", "green")),
+                        instance("i-3", "terminated", ("Slot", "red")),
+                        // The name an Elastic IP gave already: the first wins.
+                        instance("i-4", "running", ("Slot", "test-1")),
+                    ],
+                    Some("p2"),
+                ),
+            )
+        }
+
+        #[tokio::test]
+        async fn each_rules_matches_are_environments_and_the_rest_say_why_not() {
+            let bodies = Arc::new(Mutex::new(Vec::new()));
+            let seen = bodies.clone();
+            let (port, server) = crate::testing::http_server_seeing(move |request| {
+                seen.lock().unwrap().push(body(request).to_string());
+                Some(ec2(request))
+            })
+            .await;
+            let s = source(
+                port,
+                "    - { template: slot, tag: Name, pattern: '^broker-eip-test-(\\w+)$', name: 'test-${1}', vars: { n: '${2}' } }\n\
+                 \x20   - { template: slot, tag: Name, pattern: '^broker-eip-test-(\\d+)$', name: 'test-${1}' }\n\
+                 \x20   - { template: slot, from: instance, tag: Slot, pattern: '^(.+)$' }\n",
+            );
+            assert_eq!(
+                (s.name(), s.schedule().interval.0),
+                ("discovery", std::time::Duration::from_secs(40))
+            );
+            let out = s.collect().await.unwrap();
+            server.abort();
+            let facts = out.downcast_ref::<DiscoveryFacts>().unwrap();
+            let found: Vec<_> = facts
+                .environments
+                .iter()
+                .map(|e| (e.name.as_str(), e.origin.as_str()))
+                .collect();
+            assert_eq!(
+                found,
+                [
+                    (
+                        "test-1",
+                        "Elastic IP eipalloc-1 tagged Name=broker-eip-test-1"
+                    ),
+                    (
+                        "test-3",
+                        "Elastic IP eipalloc-3 tagged Name=broker-eip-test-3"
+                    ),
+                    ("blue", "instance i-2 tagged Slot=blue"),
+                    ("green", "instance i-1 tagged Slot=green"),
+                ]
+            );
+            assert_eq!(facts.environments[0].template, "slot");
+            assert_eq!(facts.environments[0].vars["1"], "1");
+            // The first rule's variable ${2} is not in its pattern: every match is unusable.
+            assert_eq!(
+                facts.unusable,
+                [
+                    "\"broker-eip-test-1\": undefined variable ${2} (defined: 1)",
+                    "\"broker-eip-test-3\": undefined variable ${2} (defined: 1)",
+                    "\"broker-eip-test-x\": undefined variable ${2} (defined: 1)",
+                ]
+            );
+            let bodies = bodies.lock().unwrap();
+            assert!(
+                bodies[0].contains("Filter.1.Name=tag-key&Filter.1.Value.1=Name"),
+                "{}",
+                bodies[0]
+            );
+            assert_eq!(
+                bodies
+                    .iter()
+                    .filter(|b| b.contains("DescribeInstances"))
+                    .count(),
+                2
+            );
+        }
+
+        #[tokio::test]
+        async fn a_refused_call_says_what_to_fix() {
+            let (port, server) = crate::testing::http_server(|_| {
+                Some(xml(403, "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>no</Message></Error></Errors><RequestID>r</RequestID></Response>"))
+            })
+            .await;
+            for (rule, call) in [
+                (
+                    "    - { template: slot, tag: Name, pattern: '^(.+)$' }\n",
+                    "ec2:DescribeAddresses",
+                ),
+                (
+                    "    - { template: slot, from: instance, tag: Name, pattern: '^(.+)$' }\n",
+                    "ec2:DescribeInstances",
+                ),
+            ] {
+                let e = source(port, rule)
+                    .collect()
+                    .await
+                    .err()
+                    .unwrap()
+                    .to_string();
+                assert!(
+                    e.starts_with(&format!(
+                        "{call}: not permitted (UnauthorizedOperation: no)"
+                    )),
+                    "{e}"
+                );
+            }
+            server.abort();
+        }
+
+        #[test]
+        fn no_source_without_rules_or_the_aws_section() {
+            let config = |yaml: &str| -> Arc<dyn Watched> {
+                Arc::new(crate::config::Config::parse(yaml, "fleet.yaml").unwrap())
+            };
+            assert!(DiscoverySource::from_config(config(
+                "sources:\n  aws:\n    region: x\nenvironments:\n  - name: prod\n"
+            ))
+            .is_none());
+            assert_eq!(
+                register(&config("environments:\n  - name: prod\n"))
+                    .unwrap()
+                    .len(),
+                0
+            );
+        }
+    }
 }
 
 /// The registry's builder.
