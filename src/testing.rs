@@ -192,6 +192,7 @@ pub fn recorded_board(name: &str) -> (String, crate::views::json::Fleet) {
 
 /// Credentials for the AWS SDK's default chain (the tests' loopback
 /// endpoints take any), and no instance metadata lookups.
+#[cfg(feature = "aws")]
 pub fn aws_credentials() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
