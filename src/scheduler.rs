@@ -472,4 +472,129 @@ mod tests {
         assert!(replaced.elapsed() < INTERVAL / 2, "did not run at once");
         assert_eq!(s.names(), ["healthz"]);
     }
+
+    /// A source whose runs succeed with no probes, fail, or never end.
+    struct Scripted {
+        runs: Arc<std::sync::atomic::AtomicUsize>,
+        fail: bool,
+        hang: bool,
+    }
+
+    impl Source for Scripted {
+        fn name(&self) -> &'static str {
+            "healthz"
+        }
+        fn schedule(&self) -> crate::values::Schedule {
+            crate::values::Schedule {
+                interval: crate::values::Seconds(INTERVAL),
+                timeout: crate::values::Seconds(Duration::from_millis(250)),
+            }
+        }
+        fn collect(&self) -> crate::sources::CollectFuture<'_> {
+            self.runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (fail, hang) = (self.fail, self.hang);
+            Box::pin(async move {
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                if fail {
+                    return Err(crate::sources::SourceError::new("refused"));
+                }
+                Ok(crate::sources::output(Vec::<
+                    crate::sources::healthz::ServiceProbe,
+                >::new()))
+            })
+        }
+    }
+
+    fn scripted(fail: bool, hang: bool) -> (Scripted, Arc<std::sync::atomic::AtomicUsize>) {
+        let runs = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let s = Scripted {
+            runs: runs.clone(),
+            fail,
+            hang,
+        };
+        (s, runs)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_or_overrunning_run_is_recorded_with_why() {
+        let hub = hub();
+        let (ok, _) = scripted(false, false);
+        let (status, change) = run_once(&hub, &ok, STALENESS).await;
+        assert!(status.up && status.has_run);
+        assert!(matches!(change, FactsChange::New(_)));
+        let (failing, _) = scripted(true, false);
+        let (status, _) = run_once(&hub, &failing, STALENESS).await;
+        assert!(!status.up);
+        assert_eq!(status.last_error.as_deref(), Some("refused"));
+        assert_eq!(status.errors_total, 1);
+        let (hanging, runs) = scripted(false, true);
+        let (status, _) = run_once(&hub, &hanging, STALENESS).await;
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(
+            status.last_error.as_deref(),
+            Some("did not finish within 0.2 s")
+        );
+        assert_eq!(status.errors_total, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_run_is_kept_and_its_facts_only_when_they_changed() {
+        let hub = hub();
+        let (source, _) = scripted(false, false);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let keeper: Keeper = Arc::new(move |record, facts| {
+            let _ = tx.send((record, facts));
+        });
+        let before = now_unix();
+        let _s = Scheduler::start(
+            hub,
+            vec![Planned {
+                source: Arc::new(source),
+                fingerprint: String::new(),
+            }],
+            &[],
+            Some(keeper),
+        );
+        let (first, facts) = rx.recv().await.unwrap();
+        assert_eq!((first.source.as_str(), first.up), ("healthz", true));
+        assert!(first.last_success.is_some_and(|t| t >= before));
+        assert!(first.ran_at >= before && first.last_error.is_none());
+        assert_eq!(facts, FactsWrite::Set("[]".into()));
+        let (second, facts) = rx.recv().await.unwrap();
+        assert!(second.up);
+        assert_eq!(
+            facts,
+            FactsWrite::Keep,
+            "the same facts are not written again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stopped_or_dropped_scheduler_runs_nothing_more() {
+        use std::sync::atomic::Ordering::SeqCst;
+        for drop_it in [false, true] {
+            let (source, runs) = scripted(false, false);
+            let mut s = Scheduler::start(
+                hub(),
+                vec![Planned {
+                    source: Arc::new(source),
+                    fingerprint: String::new(),
+                }],
+                &[],
+                None,
+            );
+            ran(&runs, 1).await;
+            tokio::time::sleep(INTERVAL).await;
+            ran(&runs, 2).await;
+            if drop_it {
+                drop(s);
+            } else {
+                s.stop();
+            }
+            tokio::time::sleep(INTERVAL * 10).await;
+            assert_eq!(runs.load(SeqCst), 2, "ran after being stopped");
+        }
+    }
 }
