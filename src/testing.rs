@@ -155,6 +155,40 @@ pub async fn http_server_seeing(
     (port, task)
 }
 
+/// As [`http_server_seeing`], also keeping every whole request, in order.
+#[cfg(any(feature = "aws", feature = "github", feature = "chain"))]
+pub async fn recording_server(
+    answer: impl Fn(&str) -> String + Send + Sync + 'static,
+) -> (
+    u16,
+    tokio::task::JoinHandle<()>,
+    std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) {
+    let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let kept = requests.clone();
+    let (port, task) = http_server_seeing(move |request| {
+        kept.lock().unwrap().push(request.to_string());
+        Some(answer(request))
+    })
+    .await;
+    (port, task, requests)
+}
+
+/// The error of one run of `source`, which must fail.
+#[cfg(any(feature = "aws", feature = "github", feature = "chain"))]
+pub async fn failure(source: &dyn crate::sources::Source) -> String {
+    match source.collect().await {
+        Ok(_) => panic!("{} ran without an error", source.name()),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// The body of a whole request.
+#[cfg(any(feature = "aws", feature = "github", feature = "chain"))]
+pub fn body(request: &str) -> &str {
+    request.split("\r\n\r\n").nth(1).unwrap_or("")
+}
+
 /// A whole HTTP/1.1 response with a JSON `body`.
 pub fn json_response(status: u16, body: &str) -> String {
     format!(
@@ -163,20 +197,8 @@ pub fn json_response(status: u16, body: &str) -> String {
     )
 }
 
-/// Compares `text` with the file `tests/fixtures/<file>`, which
-/// `FLEETPULSE_RECORD=1` (re)writes from it.
-pub fn assert_as_recorded(file: &str, text: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(file);
-    if std::env::var_os("FLEETPULSE_RECORD").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-    let recorded = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (FLEETPULSE_RECORD=1 writes it)", path.display()));
-    assert_eq!(text, recorded, "{} differs", path.display());
-}
+// The integration tests compare with recorded files the same way.
+include!("../tests/it/common/recorded.rs");
 
 /// A board the integration tests recorded (`tests/fixtures/fleet/<name>.json`):
 /// its text and its model.
@@ -249,10 +271,5 @@ pub mod ec2 {
         format!(
             "<DescribeAddressesResponse><requestId>r</requestId><addressesSet>{items}</addressesSet></DescribeAddressesResponse>"
         )
-    }
-
-    /// The body of a request (form-encoded for EC2).
-    pub fn body(request: &str) -> &str {
-        request.split("\r\n\r\n").nth(1).unwrap_or("")
     }
 }

@@ -564,7 +564,6 @@ mod client {
     #[cfg(test)]
     mod collect_tests {
         use super::*;
-        use std::sync::Mutex;
 
         use crate::testing::ec2::{instance, instances, tags, xml};
 
@@ -583,7 +582,7 @@ mod client {
         }
 
         fn ec2(request: &str) -> String {
-            let body = request.split("\r\n\r\n").nth(1).unwrap_or("");
+            let body = crate::testing::body(request);
             if body.contains("Action=DescribeInstances") {
                 if body.contains("NextToken=page-2") {
                     return xml(
@@ -642,14 +641,7 @@ mod client {
 
         #[tokio::test]
         async fn instances_and_addresses_are_found_by_each_environments_tags() {
-            let bodies = Arc::new(Mutex::new(Vec::new()));
-            let seen = bodies.clone();
-            let (port, server) = crate::testing::http_server_seeing(move |request| {
-                let body = request.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-                seen.lock().unwrap().push(body);
-                Some(ec2(request))
-            })
-            .await;
+            let (port, server, bodies) = crate::testing::recording_server(ec2).await;
             let s = source(port);
             assert_eq!(
                 (s.name(), s.schedule().timeout.0),
@@ -734,7 +726,7 @@ mod client {
                 Some(xml(403, "<Response><Errors><Error><Code>UnauthorizedOperation</Code><Message>You are not authorized to perform this operation.</Message></Error></Errors><RequestID>r</RequestID></Response>"))
             })
             .await;
-            let e = source(port).collect().await.err().unwrap().to_string();
+            let e = crate::testing::failure(&source(port)).await;
             server.abort();
             assert_eq!(
                 e,
@@ -745,7 +737,7 @@ mod client {
                 Some("HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 9437184\r\nConnection: close\r\n\r\n".to_string())
             })
             .await;
-            let e = source(port).collect().await.err().unwrap().to_string();
+            let e = crate::testing::failure(&source(port)).await;
             server.abort();
             assert!(
                 e.starts_with("ec2:DescribeInstances: cannot reach AWS: "),

@@ -322,7 +322,6 @@ mod client {
     #[cfg(test)]
     mod collect_tests {
         use super::*;
-        use std::sync::Mutex;
 
         const DEPLOYER: &str = "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
         const REGISTRY: &str = "0x00000000000000000000000000000000000000aa";
@@ -336,7 +335,7 @@ mod client {
         /// account 1 is registered to OPERATOR, account 2 to no one, and
         /// asking for account 3 reverts.
         fn node(request: &str) -> String {
-            let body = request.split("\r\n\r\n").nth(1).unwrap_or("");
+            let body = crate::testing::body(request);
             let call: serde_json::Value = serde_json::from_str(body).unwrap();
             let answer = |result: serde_json::Value| serde_json::json!({"jsonrpc": "2.0", "id": call["id"], "result": result});
             let word = |hex: &str| format!("0x{hex:0>64}");
@@ -385,14 +384,7 @@ mod client {
 
         #[tokio::test]
         async fn balances_and_registrations_are_read_from_the_node() {
-            let calls = Arc::new(Mutex::new(Vec::new()));
-            let seen = calls.clone();
-            let (port, server) = crate::testing::http_server_seeing(move |request| {
-                let body = request.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
-                seen.lock().unwrap().push(body);
-                Some(node(request))
-            })
-            .await;
+            let (port, server, calls) = crate::testing::recording_server(node).await;
             let envs = [
                 env(
                     "prod",
@@ -472,7 +464,7 @@ mod client {
                 port,
                 &env("prod", &format!("    registry_account: '{}'\n", account(3))),
             );
-            let e = reverted.collect().await.err().unwrap().to_string();
+            let e = crate::testing::failure(&reverted).await;
             assert!(
                 e.starts_with(&format!(
                     "eth_call operatorMasterWallet(bytes32) to {} on http://127.0.0.1:{port}/: ",
@@ -488,7 +480,7 @@ mod client {
                 port,
                 &env("prod", &format!("    registry_account: '{}'\n", account(4))),
             );
-            let e = short.collect().await.err().unwrap().to_string();
+            let e = crate::testing::failure(&short).await;
             server.abort();
             assert!(e.starts_with("operatorMasterWallet(bytes32) at "), "{e}");
             assert!(
@@ -500,7 +492,7 @@ mod client {
             let port = closed.local_addr().unwrap().port();
             drop(closed);
             let s = source(port, &env("prod", &format!("    deployer: '{DEPLOYER}'\n")));
-            let e = s.collect().await.err().unwrap().to_string();
+            let e = crate::testing::failure(&s).await;
             assert!(
                 e.starts_with(&format!("eth_blockNumber on http://127.0.0.1:{port}/: ")),
                 "{e}"

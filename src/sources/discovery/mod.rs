@@ -234,8 +234,8 @@ mod client {
     #[cfg(test)]
     mod collect_tests {
         use super::*;
-        use crate::testing::ec2::{addresses, body, instance, instances, tags, xml};
-        use std::sync::Mutex;
+        use crate::testing::body;
+        use crate::testing::ec2::{addresses, instance, instances, tags, xml};
 
         fn source(port: u16, rules: &str) -> DiscoverySource {
             crate::testing::aws_credentials();
@@ -291,13 +291,7 @@ mod client {
 
         #[tokio::test]
         async fn each_rules_matches_are_environments_and_the_rest_say_why_not() {
-            let bodies = Arc::new(Mutex::new(Vec::new()));
-            let seen = bodies.clone();
-            let (port, server) = crate::testing::http_server_seeing(move |request| {
-                seen.lock().unwrap().push(body(request).to_string());
-                Some(ec2(request))
-            })
-            .await;
+            let (port, server, bodies) = crate::testing::recording_server(ec2).await;
             let s = source(
                 port,
                 "    - { template: slot, tag: Name, pattern: '^broker-eip-test-(\\w+)$', name: 'test-${1}', vars: { n: '${2}' } }\n\
@@ -373,12 +367,7 @@ mod client {
                     "ec2:DescribeInstances",
                 ),
             ] {
-                let e = source(port, rule)
-                    .collect()
-                    .await
-                    .err()
-                    .unwrap()
-                    .to_string();
+                let e = crate::testing::failure(&source(port, rule)).await;
                 assert!(
                     e.starts_with(&format!(
                         "{call}: not permitted (UnauthorizedOperation: no)"

@@ -203,7 +203,6 @@ mod client {
     #[cfg(test)]
     mod collect_tests {
         use super::*;
-        use std::sync::Mutex;
 
         fn set(name: &str, ty: &str, values: &[&str], alias: Option<&str>) -> String {
             let records: String = values
@@ -287,15 +286,7 @@ mod client {
 
         #[tokio::test]
         async fn each_listed_names_a_records_are_read_across_pages() {
-            let lines = Arc::new(Mutex::new(Vec::new()));
-            let seen = lines.clone();
-            let (port, server) = crate::testing::http_server_seeing(move |request| {
-                seen.lock()
-                    .unwrap()
-                    .push(request.lines().next().unwrap_or("").to_string());
-                Some(route53(request))
-            })
-            .await;
+            let (port, server, lines) = crate::testing::recording_server(route53).await;
             let s = source(port, "/hostedzone/Z0123");
             assert_eq!(
                 (s.name(), s.schedule().interval.0),
@@ -355,12 +346,7 @@ mod client {
                 Some(page(&[], Some(("www.example.net.", "A", None))))
             })
             .await;
-            let e = source(port, "Z0123")
-                .collect()
-                .await
-                .err()
-                .unwrap()
-                .to_string();
+            let e = crate::testing::failure(&source(port, "Z0123")).await;
             server.abort();
             assert_eq!(
                 e,
@@ -375,12 +361,7 @@ mod client {
                 Some(format!("HTTP/1.1 403 Forbidden\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}", body.len()))
             })
             .await;
-            let e = source(port, "Z0123")
-                .collect()
-                .await
-                .err()
-                .unwrap()
-                .to_string();
+            let e = crate::testing::failure(&source(port, "Z0123")).await;
             server.abort();
             assert_eq!(
                 e,

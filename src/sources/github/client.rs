@@ -786,13 +786,7 @@ mod api_tests {
 
     #[tokio::test]
     async fn runs_pages_jobs_and_the_rate_limit_are_read_with_the_token() {
-        let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-        let log = seen.clone();
-        let (port, server) = crate::testing::http_server_seeing(move |head| {
-            log.lock().unwrap().push(head.to_string());
-            Some(api(head))
-        })
-        .await;
+        let (port, server, seen) = crate::testing::recording_server(api).await;
         let (s, _dir) = source(
             port,
             "    ci_slot_match: [display_title, job_name]\n    interval: 2m\n",
@@ -976,14 +970,14 @@ mod api_tests {
     async fn a_token_that_cannot_be_read_or_sent_stops_the_run() {
         let (s, dir) = source(1, "");
         std::fs::write(dir.path().join("token"), "se\u{1}krit").unwrap();
-        let e = s.collect().await.err().unwrap().to_string();
+        let e = crate::testing::failure(&s).await;
         assert!(
             e.starts_with("sources.github.token: not a valid header value"),
             "{e}"
         );
         assert!(!e.contains("krit"));
         std::fs::remove_file(dir.path().join("token")).unwrap();
-        let e = s.collect().await.err().unwrap().to_string();
+        let e = crate::testing::failure(&s).await;
         assert!(
             e.starts_with("sources.github.token: cannot read secret file"),
             "{e}"

@@ -304,17 +304,4 @@ pub async fn machine_alone() -> tokio::sync::MutexGuard<'static, ()> {
     ALONE.lock().await
 }
 
-/// Asserts that `text` is what `tests/fixtures/<file>` holds;
-/// `FLEETPULSE_RECORD=1` writes the file afresh instead (then read the diff).
-pub fn assert_as_recorded(file: &str, text: &str) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(file);
-    if std::env::var_os("FLEETPULSE_RECORD").is_some() {
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, text).unwrap();
-    }
-    let recorded = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (FLEETPULSE_RECORD=1 writes it)", path.display()));
-    assert_eq!(text, recorded, "{} differs", path.display());
-}
+include!("recorded.rs");
