@@ -518,6 +518,45 @@ mod tests {
     }
 
     #[test]
+    fn each_gated_source_is_configured_by_its_section_and_only_then() {
+        let config = |sources: &str| {
+            Config::parse(
+                &format!("sources:\n{sources}templates:\n  slot:\n    services: []\nenvironments:\n  - name: prod\n"),
+                "t.yaml",
+            )
+            .unwrap()
+        };
+        let aws = "  aws:\n    region: eu-west-1\n";
+        let sections = [
+            ("aws", aws),
+            ("dns", aws),
+            (
+                "discovery",
+                "  discovery:\n    - { template: slot, tag: Name, pattern: '^(.+)$' }\n",
+            ),
+            ("github", "  github:\n    repo: o/r\n"),
+            ("chain", "  chain:\n    rpc_url: http://127.0.0.1:1/\n"),
+        ];
+        let gated: Vec<_> = REGISTRY
+            .iter()
+            .filter(|r| r.feature.is_some())
+            .map(|r| r.name)
+            .collect();
+        let mut named: Vec<_> = sections.iter().map(|(n, _)| *n).collect();
+        named.sort_unstable();
+        let mut sorted = gated.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, named, "a section for every gated source");
+        let none = config("  staleness: 5m\n");
+        for r in REGISTRY {
+            let Some(g) = &r.feature else { continue };
+            let (_, own) = sections.iter().find(|(n, _)| *n == r.name).unwrap();
+            assert!((g.configured)(&config(own)), "{} with its section", r.name);
+            assert!(!(g.configured)(&none), "{} without it", r.name);
+        }
+    }
+
+    #[test]
     fn a_configured_source_left_out_of_the_build_is_refused_by_section_and_feature() {
         let err = compiled_in(true, "github", false).unwrap_err().to_string();
         assert!(err.starts_with("sources.github is configured"), "{err}");
