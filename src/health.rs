@@ -325,4 +325,13 @@ mod tests {
         };
         assert_eq!(classify(&at, &r).health, Health::Green);
     }
+
+    #[test]
+    fn durations_read_in_milliseconds_below_a_second_and_whole_seconds_when_whole() {
+        let read = |ms: u64| seconds(Duration::from_millis(ms));
+        assert_eq!(read(999), "999 ms");
+        assert_eq!(read(1000), "1 s");
+        assert_eq!(read(1500), "1.5 s");
+        assert_eq!(read(2000), "2 s");
+    }
 }

@@ -597,4 +597,30 @@ mod tests {
             assert_eq!(runs.load(SeqCst), 2, "ran after being stopped");
         }
     }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_source_gets_its_own_kept_state_back() {
+        let hub = hub();
+        hub.register_source("tls", Duration::from_secs(15));
+        let mut other = kept(false, 5.0, 5.0, None);
+        other.source = "tls".into();
+        let (source, _) = scripted(false, true);
+        let _s = Scheduler::start(
+            hub.clone(),
+            vec![Planned {
+                source: Arc::new(source),
+                fingerprint: String::new(),
+            }],
+            &[other, kept(true, 5.0, 5.0, Some(probes_json()))],
+            None,
+        );
+        let s = hub.snapshot();
+        let healthz = s.sources.iter().find(|x| x.source == "healthz").unwrap();
+        assert!(healthz.up && healthz.last_error.is_none(), "{healthz:?}");
+        let tls = s.sources.iter().find(|x| x.source == "tls").unwrap();
+        assert!(
+            !tls.has_run,
+            "tls is not running: its state is not put back"
+        );
+    }
 }

@@ -517,6 +517,16 @@ mod tests {
                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{big}\r\n0\r\n\r\n",
                     big.len()
                 ),
+                "/exact" => json(200, &format!("{{\"status\":\"ok\",\"pad\":\"{}\"}}", "x".repeat(MAX_BODY - 24))),
+                // The largest body read, in two chunks.
+                "/exact-chunked" => {
+                    let half = "x".repeat(MAX_BODY / 2);
+                    format!(
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{:x}\r\n{half}\r\n{:x}\r\n{half}\r\n0\r\n\r\n",
+                        half.len(),
+                        half.len()
+                    )
+                }
                 "/hang" => return None,
                 _ => json(404, "{}"),
             })
@@ -759,5 +769,89 @@ mod tests {
             <Healthz as crate::sources::SourceKind>::check(&none, &[]).len(),
             1
         );
+    }
+
+    #[tokio::test]
+    async fn a_body_of_the_largest_size_read_is_read_whole() {
+        let (port, server) = serve().await;
+        let client = client_with(Duration::from_secs(5), &[], None).unwrap();
+        let at = |path: &str| url::Url::parse(&format!("http://127.0.0.1:{port}{path}")).unwrap();
+        let (status, body) = fetch(&client, &at("/exact")).await.unwrap();
+        assert_eq!((status, body.map(|b| b.len())), (200, Some(MAX_BODY)));
+        let (_, body) = fetch(&client, &at("/exact-chunked")).await.unwrap();
+        assert_eq!(body.map(|b| b.len()), Some(MAX_BODY));
+        let (_, body) = fetch(&client, &at("/big")).await.unwrap();
+        assert!(body.is_none());
+        server.abort();
+        assert_eq!(MAX_BODY, 65_536, "a health answer of 64 KiB is read");
+    }
+
+    #[tokio::test]
+    async fn the_logged_causes_leave_out_the_url_and_its_credentials() {
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let client = client_with(Duration::from_secs(5), &[], None).unwrap();
+        let url =
+            url::Url::parse(&format!("http://probe:sekrit@127.0.0.1:{port}/healthz")).unwrap();
+        let e = fetch(&client, &url).await.unwrap_err();
+        let logged = chain(&e);
+        assert!(logged.contains("Connection refused"), "{logged}");
+        assert!(
+            logged.contains(": "),
+            "each cause after the one before: {logged}"
+        );
+        assert!(
+            !logged.starts_with(": ") && !logged.ends_with(": "),
+            "{logged}"
+        );
+        assert!(
+            !logged.contains("sekrit") && !logged.contains("/healthz"),
+            "{logged}"
+        );
+    }
+
+    #[test]
+    fn a_ca_file_that_cannot_be_used_stops_the_client_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ca.pem");
+        let config = |path: &std::path::Path| {
+            crate::config::Config::parse(
+                &format!(
+                    "sources:\n  tls:\n    ca_file: {}\nenvironments:\n  - name: prod\n",
+                    path.display()
+                ),
+                "fleet.yaml",
+            )
+            .unwrap()
+        };
+        let e = http_client(&config(&missing), Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!(
+                "cannot read sources.tls.ca_file {}: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+        std::fs::write(
+            &missing,
+            "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        let e = http_client(&config(&missing), Duration::from_secs(1))
+            .unwrap_err()
+            .to_string();
+        // A certificate that does not parse: refused when the client is built.
+        assert!(
+            e.starts_with("cannot build HTTP client") || e.contains("not PEM certificates"),
+            "{e}"
+        );
+        assert!(http_client(
+            &crate::config::Config::parse("environments:\n  - name: prod\n", "fleet.yaml").unwrap(),
+            Duration::from_secs(1)
+        )
+        .is_ok());
     }
 }

@@ -722,4 +722,23 @@ mod tests {
             (Duration::from_secs(300), Duration::from_secs(10))
         );
     }
+
+    #[test]
+    fn a_removed_environment_takes_its_certificates_along() {
+        let probe = |stack: &str| TlsProbe {
+            stack: stack.into(),
+            service: "api".into(),
+            host: "api.example.net:443".into(),
+            up: true,
+            leaf_not_after: Some(1),
+            chain_earliest_not_after: Some(1),
+            chain_valid: true,
+            error: None,
+        };
+        let mut facts = Facts::default().with("tls", vec![probe("prod"), probe("staging")]);
+        facts.retire(&crate::testing::environments(
+            "  - name: prod\n    services:\n      - name: api\n        tls: api.example.net:443\n",
+        ));
+        assert_eq!(facts.get::<TlsFacts>().unwrap(), &vec![probe("prod")]);
+    }
 }
