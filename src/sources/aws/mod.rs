@@ -620,6 +620,8 @@ mod client {
                     [
                         address("<publicIp>198.51.100.9</publicIp>", "eipalloc-9", "<instanceId>i-0b</instanceId><associationId>eipassoc-9</associationId>", ("Stack", "prod")),
                         address("<publicIp>198.51.100.7</publicIp>", "eipalloc-7", "<instanceId></instanceId><associationId></associationId>", ("Stack", "prod")),
+                        // An endpoint that lists an address twice: it is kept once.
+                        address("<publicIp>198.51.100.7</publicIp>", "eipalloc-7", "<instanceId></instanceId><associationId></associationId>", ("Stack", "prod")),
                         address("", "eipalloc-0", "", ("Stack", "prod")),
                     ]
                     .concat()
@@ -747,6 +749,20 @@ mod client {
                 e.contains("the answer is 9.0 MiB, over the 8 MiB fleetpulse reads"),
                 "{e}"
             );
+        }
+
+        #[test]
+        fn a_source_is_built_for_an_instance_tag_or_an_eip_tag_alone() {
+            let built = |env: &str| {
+                let yaml = format!(
+                    "sources:\n  aws:\n    region: eu-west-1\nenvironments:\n  - name: prod\n{env}"
+                );
+                let config = crate::config::Config::parse(&yaml, "fleet.yaml").unwrap();
+                AwsSource::from_config(Arc::new(config)).unwrap().is_some()
+            };
+            assert!(built("    instance_tag: { key: Stack, value: prod }\n"));
+            assert!(built("    eip_tag: { key: Stack, value: prod }\n"));
+            assert!(!built(""));
         }
 
         #[test]
