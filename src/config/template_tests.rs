@@ -154,11 +154,11 @@ fn each_template_error_names_its_line_and_the_environment() {
             "fleet.yaml:3:5: environments[0].drop: drop needs a template to drop services from",
         ),
         (
-            "sources:\n  discovery:\n    - { template: a, tag: Name, pattern: '^slot-\\d+$' }\ntemplates:\n  a: {}\nenvironments:\n  - name: prod\n",
+            "sources:\n  discovery:\n    - { template: a, tag: Name, pattern: '^slot-\\d+$' }\n  aws:\n    region: eu-west-1\ntemplates:\n  a: {}\nenvironments:\n  - name: prod\n",
             "fleet.yaml:3:42: sources.discovery[0].pattern: \"^slot-\\\\d+$\" has no capture group to name the environment by, like '^broker-eip-(\\d+)$'",
         ),
         (
-            "sources:\n  discovery:\n    - { template: nope, tag: Name, pattern: '^slot-(\\d+)$' }\nenvironments:\n  - name: prod\n",
+            "sources:\n  discovery:\n    - { template: nope, tag: Name, pattern: '^slot-(\\d+)$' }\n  aws:\n    region: eu-west-1\nenvironments:\n  - name: prod\n",
             "fleet.yaml:3:19: sources.discovery[0].template: no template named \"nope\" (no templates are defined)",
         ),
         (

@@ -116,6 +116,10 @@ fn each_error_class_names_file_line_column_and_field() {
             "fleet.yaml:2:3: sources.aws.hosted_zone_id: required when an environment lists dns_names",
         ),
         (
+            "sources:\n  discovery:\n    - { template: slot, tag: Name, pattern: '^(.+)$' }\ntemplates:\n  slot:\n    services: []\nenvironments:\n  - name: a\n",
+            "fleet.yaml:2:3: sources.discovery: needs sources.aws",
+        ),
+        (
             "sources:\n  github:\n    repo: a/b\n    interval: 10s\n    timeout: 20s\nenvironments:\n  - name: a\n",
             "fleet.yaml:5:14: sources.github.timeout: timeout must not exceed interval",
         ),

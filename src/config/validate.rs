@@ -28,6 +28,14 @@ pub(super) fn validate(config: &Config, doc: &mut Document) {
         );
     }
     environments(config, doc);
+    // Discovery reads the cloud with the aws source's settings: without
+    // them it would find nothing, silently.
+    if !config.sources.discovery.is_empty() && config.sources.aws.is_none() {
+        doc.problem(
+            &[key("sources"), key("discovery")],
+            "needs sources.aws: discovery reads EC2 with its region, endpoint, credentials and interval",
+        );
+    }
     // Each source's own checks (its schedule, its settings), in registry order.
     for (section, field, message) in config.sources.problems(&config.environments) {
         let sep = if field.starts_with('[') { "" } else { "." };

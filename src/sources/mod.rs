@@ -532,7 +532,7 @@ mod tests {
             ("dns", aws),
             (
                 "discovery",
-                "  discovery:\n    - { template: slot, tag: Name, pattern: '^(.+)$' }\n",
+                "  aws:\n    region: eu-west-1\n  discovery:\n    - { template: slot, tag: Name, pattern: '^(.+)$' }\n",
             ),
             ("github", "  github:\n    repo: o/r\n"),
             ("chain", "  chain:\n    rpc_url: http://127.0.0.1:1/\n"),
