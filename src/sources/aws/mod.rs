@@ -434,6 +434,20 @@ mod client {
         R: std::fmt::Debug,
     {
         let (code, message) = match e {
+            SdkError::ServiceError(se) if se.err().code().is_none() => {
+                // An answer that is no error AWS documents (it has no code):
+                // the SDK's words for what was wrong with it.
+                let mut words = se.err().to_string();
+                let mut cause = std::error::Error::source(se.err());
+                while let Some(c) = cause {
+                    words.push_str(": ");
+                    words.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                return SourceError::new(format!(
+                    "{call}: the endpoint answered what fleetpulse cannot read: {words}"
+                ));
+            }
             SdkError::ServiceError(se) => (
                 se.err().code().map(str::to_string),
                 se.err().message().unwrap_or_default().to_string(),
@@ -515,6 +529,22 @@ mod client {
                 (
                     None,
                     "dispatch failure: other: no credentials provider was configured",
+                    "no AWS credentials found",
+                ),
+                // Each of the SDK's ways of saying it, alone.
+                (
+                    None,
+                    "no credentials in the environment",
+                    "no AWS credentials found",
+                ),
+                (
+                    None,
+                    "the credentials provider timed out",
+                    "no AWS credentials found",
+                ),
+                (
+                    None,
+                    "Credentials could not be loaded",
                     "no AWS credentials found",
                 ),
                 (
@@ -763,6 +793,61 @@ mod client {
             assert!(built("    instance_tag: { key: Stack, value: prod }\n"));
             assert!(built("    eip_tag: { key: Stack, value: prod }\n"));
             assert!(!built(""));
+        }
+
+        #[test]
+        fn the_registry_builds_the_aws_source_from_its_section() {
+            use crate::sources::SourceKind;
+            let yaml = "sources:\n  aws:\n    region: eu-west-1\nenvironments:\n  - name: prod\n    aws_tag: { key: Stack, value: prod }\n";
+            let config: Arc<dyn Watched> =
+                Arc::new(crate::config::Config::parse(yaml, "fleet.yaml").unwrap());
+            let names =
+                |built: Vec<Arc<dyn Source>>| built.iter().map(|s| s.name()).collect::<Vec<_>>();
+            assert_eq!(names(super::super::register(&config).unwrap()), ["aws"]);
+            assert_eq!(names(Aws::register(&config).unwrap()), ["aws"]);
+        }
+
+        #[tokio::test]
+        async fn an_answer_of_the_largest_size_read_is_read() {
+            let (port, server) = crate::testing::http_server(|_| {
+                let page = instances(&[instance("i-0a", "running", ("Stack", "prod"))], None);
+                let pad = MAX_ANSWER_BYTES as usize - page.len();
+                // Whitespace before the root element: the same answer, 8 MiB long.
+                Some(xml(200, &format!("{}{page}", " ".repeat(pad))))
+            })
+            .await;
+            crate::testing::aws_credentials();
+            let yaml = format!(
+                "sources:\n  aws:\n    region: eu-west-1\n    endpoint_url: http://127.0.0.1:{port}/\n\
+                 environments:\n  - name: prod\n    instance_tag: {{ key: Stack, value: prod }}\n"
+            );
+            let config = crate::config::Config::parse(&yaml, "fleet.yaml").unwrap();
+            let s = AwsSource::from_config(Arc::new(config)).unwrap().unwrap();
+            let out = s.collect().await;
+            server.abort();
+            let facts = out.unwrap();
+            let facts = facts.downcast_ref::<AwsFacts>().unwrap();
+            assert_eq!(facts.instances.len(), 1);
+        }
+
+        #[tokio::test]
+        async fn an_answer_that_is_not_the_one_asked_for_says_what_it_was() {
+            // DescribeInstances' answer to DescribeAddresses.
+            let (port, server) =
+                crate::testing::http_server(|_| Some(xml(200, &instances(&[], None)))).await;
+            let e = crate::testing::failure(&source(port)).await;
+            server.abort();
+            assert!(
+                e.starts_with(
+                    "ec2:DescribeAddresses: the endpoint answered what fleetpulse cannot read: "
+                ),
+                "{e}"
+            );
+            assert!(e.contains("expected DescribeAddressesResponse"), "{e}");
+            assert!(
+                !e.contains("requestId"),
+                "the answer itself is not written out: {e}"
+            );
         }
 
         #[test]
