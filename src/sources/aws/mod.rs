@@ -776,8 +776,9 @@ mod client {
                 "{e}"
             );
             assert!(
-                e.contains("the answer is 9.0 MiB, over the 8 MiB fleetpulse reads"),
-                "{e}"
+                e.contains("fleetpulse answer limit read_after_transmit interceptor encountered an error: \
+                            the answer is 9.0 MiB, over the 8 MiB fleetpulse reads"),
+                "the limit is named as what refused the answer: {e}"
             );
         }
 
