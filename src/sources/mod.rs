@@ -517,6 +517,31 @@ mod tests {
         }
     }
 
+    /// Every source of this build is built for a config that asks for all
+    /// of them, by the registry, in its order.
+    #[tokio::test]
+    async fn a_config_asking_for_every_source_gets_each_of_this_build() {
+        let yaml = "sources:\n  aws:\n    region: eu-west-1\n    hosted_zone_id: Z1\n\
+                    \x20 github:\n    repo: o/r\n  chain:\n    rpc_url: http://127.0.0.1:1/\n\
+                    \x20 discovery:\n    - { template: slot, tag: Name, pattern: '^(.+)$' }\n\
+                    templates:\n  slot:\n    services: []\n\
+                    environments:\n  - name: prod\n    aws_tag: { key: Stack, value: prod }\n    dns_names: [prod.example.net]\n\
+                    \x20   deployer: '0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed'\n    ci_slot: 'slot-1'\n\
+                    \x20   oidc: { url: https://a.example/.well-known/openid-configuration, issuer: x }\n\
+                    \x20   services:\n      - name: broker\n        healthz: https://a.example/healthz\n        tls: a.example:443\n";
+        let config = Arc::new(Config::parse(yaml, "t.yaml").unwrap());
+        let built = from_config(config as Arc<dyn Watched>);
+        if cfg!(all(feature = "aws", feature = "github", feature = "chain")) {
+            let names: Vec<&str> = built.unwrap().iter().map(|s| s.name()).collect();
+            let all: Vec<&str> = REGISTRY.iter().map(|r| r.name).collect();
+            assert_eq!(names, all);
+        } else {
+            // A build without some sources refuses their sections.
+            let e = built.err().unwrap().to_string();
+            assert!(e.contains("this fleetpulse was built without the"), "{e}");
+        }
+    }
+
     #[test]
     fn each_gated_source_is_configured_by_its_section_and_only_then() {
         let config = |sources: &str| {
