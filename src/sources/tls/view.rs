@@ -293,6 +293,21 @@ mod tests {
         };
         v6.redact(&r);
         assert_eq!(v6.host, None);
+        // A name that carries an address is hidden too, though no socket address.
+        let mut named = TlsEndpoint {
+            host: Some("10.0.0.7.nip.io:443".into()),
+            ..part.tls[0].clone()
+        };
+        named.redact(&r);
+        assert_eq!(named.host, None);
+    }
+
+    #[test]
+    fn a_certificate_on_its_last_day_is_not_yet_expired() {
+        let last_day = api(probe(Some(0.5), None));
+        assert_eq!(last_day.days_left, Some(0));
+        assert_eq!(last_day.words(), "0 days left");
+        assert_eq!(api(probe(Some(-0.5), None)).words(), "expired");
     }
 
     #[test]

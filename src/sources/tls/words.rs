@@ -259,6 +259,20 @@ mod tests {
                 "certificate is not valid for this host name",
             ),
             (
+                C::UnsupportedSignatureAlgorithmForPublicKeyContext {
+                    signature_algorithm_id: vec![1],
+                    public_key_algorithm_id: vec![2],
+                },
+                "certificate is signed with an algorithm that does not match its key",
+            ),
+            (
+                C::UnsupportedSignatureAlgorithmContext {
+                    signature_algorithm_id: vec![1],
+                    supported_algorithms: vec![],
+                },
+                "certificate is signed with an algorithm this exporter does not support",
+            ),
+            (
                 C::InvalidPurposeContext {
                     required: rustls::ExtendedKeyPurpose::ServerAuth,
                     presented: vec![],
