@@ -28,11 +28,12 @@ pub struct Hub {
     handler_panics: AtomicU64,
     /// Discovered environments refused (each counted once).
     discovery_refused: AtomicU64,
-    /// Bumped after every good run of a source (for whoever acts on facts).
-    runs: tokio::sync::watch::Sender<u64>,
-    /// Bumped after every change a view could show: a source run, a pulse
+    /// Told after every good run of a source (for whoever acts on facts):
+    /// only the telling carries news, the value none.
+    runs: tokio::sync::watch::Sender<()>,
+    /// Told after every change a view could show: a source run, a pulse
     /// published, a config put in force.
-    changes: tokio::sync::watch::Sender<u64>,
+    changes: tokio::sync::watch::Sender<()>,
     /// What changed and when, as the historian last published it.
     history: RwLock<Arc<crate::history::HistoryView>>,
 }
@@ -52,8 +53,8 @@ impl Hub {
             pulse: RwLock::new((Arc::default(), Arc::default())),
             handler_panics: AtomicU64::new(0),
             discovery_refused: AtomicU64::new(0),
-            runs: tokio::sync::watch::channel(0).0,
-            changes: tokio::sync::watch::channel(0).0,
+            runs: tokio::sync::watch::channel(()).0,
+            changes: tokio::sync::watch::channel(()).0,
             history: RwLock::new(Arc::default()),
         })
     }
@@ -83,7 +84,7 @@ impl Hub {
         pulse.1 = listed(&pulse.0, &config);
         *write(&self.config) = config;
         drop((st, pulse));
-        self.changes.send_modify(|n| *n += 1);
+        self.changes.send_replace(());
     }
 
     /// Records a reload attempt.
@@ -173,7 +174,7 @@ impl Hub {
         status.duration_seconds = duration.as_secs_f64();
         let change = match result {
             Ok(out) => {
-                self.runs.send_modify(|n| *n += 1);
+                self.runs.send_replace(());
                 facts.set(source, out.clone());
                 status.up = true;
                 status.last_success = Some(now);
@@ -199,13 +200,13 @@ impl Hub {
         };
         let out = (status.clone(), change);
         drop(st);
-        self.changes.send_modify(|n| *n += 1);
+        self.changes.send_replace(());
         out
     }
 
     /// Changes after every source run, pulse published and config put in
     /// force.
-    pub fn changes(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn changes(&self) -> tokio::sync::watch::Receiver<()> {
         self.changes.subscribe()
     }
 
@@ -225,7 +226,7 @@ impl Hub {
     }
 
     /// Changes after every good run of a source.
-    pub fn good_runs(&self) -> tokio::sync::watch::Receiver<u64> {
+    pub fn good_runs(&self) -> tokio::sync::watch::Receiver<()> {
         self.runs.subscribe()
     }
 
@@ -244,7 +245,7 @@ impl Hub {
         let config = self.config();
         let shown = listed(&pulse, &config);
         *write(&self.pulse) = (pulse, shown);
-        self.changes.send_modify(|n| *n += 1);
+        self.changes.send_replace(());
     }
 
     /// The current pulse, as shown: what the store holds for names the
