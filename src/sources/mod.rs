@@ -512,9 +512,18 @@ mod tests {
         assert_eq!(named("aws"), !cfg!(feature = "aws"));
         assert_eq!(named("github"), !cfg!(feature = "github"));
         assert_eq!(named("chain"), !cfg!(feature = "chain"));
-        if let Some((_, names)) = out.iter().find(|(f, _)| *f == "aws") {
-            assert_eq!(names, &["aws", "dns", "discovery"]);
+        // Exactly those, each with its sources, in registry order.
+        let mut want: Vec<(&str, Vec<&str>)> = Vec::new();
+        if !cfg!(feature = "aws") {
+            want.push(("aws", vec!["aws", "dns", "discovery"]));
         }
+        if !cfg!(feature = "github") {
+            want.push(("github", vec!["github"]));
+        }
+        if !cfg!(feature = "chain") {
+            want.push(("chain", vec!["chain"]));
+        }
+        assert_eq!(out, want);
     }
 
     /// Every source of this build is built for a config that asks for all
