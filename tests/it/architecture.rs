@@ -24,16 +24,97 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code outside the file's unit tests (`#[cfg(test)] mod tests`, which
-/// may reach anywhere). A file that is itself a test module has none.
+/// The code outside the file's unit tests (every `#[cfg(test)] mod …`,
+/// nested ones included, which may reach anywhere). A file that is itself a
+/// test module has none.
 fn non_test_code(path: &Path, text: &str) -> String {
-    if path.file_name().is_some_and(|n| n == "tests.rs") {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    if name == "tests.rs" || name.ends_with("_tests.rs") {
         return String::new();
     }
-    match text.find("#[cfg(test)]\nmod tests") {
-        Some(i) => text[..i].to_string(),
-        None => text.to_string(),
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let item = after.trim_start();
+        let head_end = after.find(['{', ';']).unwrap_or(after.len());
+        let is_module = item.starts_with("mod ")
+            && after[..head_end]
+                .trim()
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == ' ');
+        if !is_module {
+            // Not a module: keep it.
+            out.push_str("#[cfg(test)]");
+            rest = after;
+        } else if after[head_end..].starts_with(';') {
+            // A test module in a file of its own (read as its own file).
+            rest = &after[head_end + 1..];
+        } else {
+            rest = &after[(head_end + block_len(&after[head_end..])).min(after.len())..];
+        }
     }
+    out.push_str(rest);
+    out
+}
+
+/// The length of the `{ … }` block `code` starts with, skipping braces in
+/// strings, characters and comments.
+fn block_len(code: &str) -> usize {
+    let b = code.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'{' => depth += 1,
+            b'}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return i + 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'r' if matches!(b.get(i + 1), Some(b'#' | b'"'))
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) =>
+            {
+                let hashes = b[i + 1..].iter().take_while(|c| **c == b'#').count();
+                if b.get(i + 1 + hashes) == Some(&b'"') {
+                    let close: String = std::iter::once('"')
+                        .chain(std::iter::repeat_n('#', hashes))
+                        .collect();
+                    let from = i + 2 + hashes;
+                    i = code[from..]
+                        .find(&close)
+                        .map_or(b.len(), |e| from + e + close.len())
+                        - 1;
+                }
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            // A character literal ('{', '\'', '\\'), not a lifetime ('a).
+            b'\'' if b.get(i + 2) == Some(&b'\'') => i += 2,
+            b'\'' if b.get(i + 1) == Some(&b'\\') => {
+                i += 2;
+                while i < b.len() && b[i] != b'\'' {
+                    i += 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    b.len()
 }
 
 /// Every `crate::NAME` in `code`, including those inside `crate::{a, b::c}`.
@@ -203,6 +284,16 @@ fn no_module_imports_what_architecture_md_forbids() {
         }
     }
     assert!(broken.is_empty(), "forbidden imports: {broken:?}");
+}
+
+#[test]
+fn the_checker_leaves_out_every_test_module_nested_or_not() {
+    let code = "use crate::clock;\nmod client {\n    use crate::hub;\n    #[cfg(test)]\n    mod collect_tests {\n        use crate::config::Config;\n        const S: &str = \"}\";\n        const C: char = '}';\n        // }\n        let r = r#\"{\"#;\n    }\n    fn f() { crate::values::x(); }\n}\n#[cfg(test)]\nmod tests {\n    use crate::store;\n}\n#[cfg(test)]\nuse crate::pulse;\n#[cfg(test)]\nmod more_tests;\nfn g() { crate::drift::y(); }\n";
+    let found: Vec<String> = crate_paths(&non_test_code(Path::new("src/x.rs"), code))
+        .into_iter()
+        .collect();
+    assert_eq!(found, ["clock", "drift", "hub", "pulse", "values"]);
+    assert!(non_test_code(Path::new("src/config/template_tests.rs"), code).is_empty());
 }
 
 #[test]
