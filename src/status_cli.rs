@@ -662,6 +662,30 @@ mod tests {
     }
 
     #[test]
+    fn each_service_shows_its_own_certificate() {
+        let (_, mut fleet) = recorded("degraded.json");
+        let prod = &mut fleet.environments[0];
+        let signer = prod
+            .parts
+            .tls
+            .tls
+            .iter_mut()
+            .find(|t| t.service == "signer")
+            .unwrap();
+        signer.days_left = Some(5);
+        let table = render_table(&fleet, false);
+        let row = |service: &str| {
+            table
+                .lines()
+                .find(|l| l.starts_with("prod ") && l.split_whitespace().nth(1) == Some(service))
+                .unwrap()
+                .to_string()
+        };
+        assert!(row("signer").contains(" 5 days "), "{table}");
+        assert!(row("broker").contains(" 60 days "), "{table}");
+    }
+
+    #[test]
     fn paint_colours_by_state_only_when_asked() {
         assert_eq!(paint(State::Red, "red", false), "red");
         assert_eq!(paint(State::Red, "r", true), "\x1b[1;31mr\x1b[0m");
