@@ -635,6 +635,64 @@ mod tests {
         assert!(places.close_oldest_idle());
     }
 
+    #[test]
+    fn closed_connections_leave_their_places() {
+        let places = Places::default();
+        let kept = places.admit();
+        for _ in 0..1000 {
+            drop(places.admit());
+        }
+        // The dead places are let go at the next admission: the list is as
+        // long as the connections open, not every connection ever made.
+        let last = places.admit();
+        assert_eq!(places.held().len(), 2);
+        drop((kept, last));
+    }
+
+    #[tokio::test]
+    async fn a_place_is_busy_while_its_request_lasts_and_after_it_is_not() {
+        use std::sync::atomic::Ordering::SeqCst;
+        let places = Places::default();
+        let place = places.admit();
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        // The first request waits to be released; the next ones do not.
+        struct Waiting(std::sync::Mutex<Option<tokio::sync::oneshot::Receiver<()>>>);
+        impl hyper::service::Service<()> for Waiting {
+            type Response = ();
+            type Error = std::convert::Infallible;
+            type Future = std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<(), Self::Error>> + Send>,
+            >;
+            fn call(&self, (): ()) -> Self::Future {
+                let wait = self.0.lock().unwrap().take();
+                Box::pin(async move {
+                    if let Some(wait) = wait {
+                        let _ = wait.await;
+                    }
+                    Ok(())
+                })
+            }
+        }
+        let marked = Marked {
+            inner: Waiting(std::sync::Mutex::new(Some(wait))),
+            place: place.clone(),
+        };
+        use hyper::service::Service as _;
+        // A request answered: busy while it runs, idle after.
+        let answer = marked.call(());
+        assert_eq!(place.busy.load(SeqCst), 1);
+        assert!(!places.close_oldest_idle());
+        release.send(()).unwrap();
+        answer.await.unwrap();
+        assert_eq!(place.busy.load(SeqCst), 0);
+        // A request given up (its future dropped) leaves it idle too.
+        let given_up = marked.call(());
+        assert_eq!(place.busy.load(SeqCst), 1);
+        drop(given_up);
+        assert_eq!(place.busy.load(SeqCst), 0);
+        assert!(places.close_oldest_idle());
+    }
+
     async fn status_of(app: &Router, path: &str) -> (StatusCode, String) {
         let req = axum::http::Request::get(path)
             .body(axum::body::Body::empty())

@@ -245,6 +245,12 @@ mod collect_tests {
                 "/ok" => json(200, r#"{"issuer":"https://id.example.net"}"#),
                 "/none" => json(200, r#"{"jwks_uri":"x"}"#),
                 "/big" => json(200, &format!(r#"{{"pad":"{}"}}"#, "x".repeat(MAX_BODY))),
+                // Exactly as large as a document may be.
+                "/edge" => {
+                    let head = r#"{"issuer":"https://edge.example.net","pad":""#;
+                    let pad = "x".repeat(MAX_BODY - head.len() - 2);
+                    json(200, &format!("{head}{pad}\"}}"))
+                }
                 _ => json(404, "{}"),
             })
         })
@@ -257,12 +263,13 @@ mod collect_tests {
         };
         let at = |path: &str| format!("http://127.0.0.1:{port}{path}");
         let yaml = format!(
-            "sources:\n  oidc:\n    interval: 2m\n    timeout: 5s\nenvironments:\n{}  - name: plain\n{}{}{}{}",
+            "sources:\n  oidc:\n    interval: 2m\n    timeout: 5s\nenvironments:\n{}  - name: plain\n{}{}{}{}{}",
             env("prod", at("/ok")),
             env("none", at("/none")),
             env("big", at("/big")),
             env("gone", at("/gone")),
             env("refused", format!("http://127.0.0.1:{closed_port}/ok")),
+            env("edge", at("/edge")),
         );
         let s = source(&yaml).unwrap();
         assert_eq!(s.name(), "oidc");
@@ -309,7 +316,16 @@ mod collect_tests {
                 .is_some_and(|e| e.starts_with("Connection refused")),
             "{refused:?}"
         );
-        assert_eq!(facts.documents.len(), 5);
+        let edge = &facts.documents[5];
+        assert_eq!(
+            (
+                edge.stack.as_str(),
+                edge.issuer.as_deref(),
+                edge.error.as_deref()
+            ),
+            ("edge", Some("https://edge.example.net"), None)
+        );
+        assert_eq!(facts.documents.len(), 6);
         assert_eq!(
             facts.of("none").map(|d| d.url.as_str()),
             Some(at("/none").as_str())
