@@ -441,8 +441,12 @@ pub fn at_most_one<S: Source + 'static>(source: Option<S>) -> Vec<Arc<dyn Source
 /// The Cargo features this build left out, with the sources each would
 /// have brought (`("aws", ["aws", "dns"])`), in registry order.
 pub fn left_out() -> Vec<(&'static str, Vec<&'static str>)> {
+    left_out_of(REGISTRY)
+}
+
+fn left_out_of(registry: &[Registration]) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut out: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
-    for r in REGISTRY {
+    for r in registry {
         if let Some(g) = r.feature.as_ref().filter(|g| !g.built_with) {
             match out.iter_mut().find(|(f, _)| *f == g.feature) {
                 Some((_, names)) => names.push(r.name),
@@ -524,6 +528,32 @@ mod tests {
             want.push(("chain", vec!["chain"]));
         }
         assert_eq!(out, want);
+    }
+
+    #[test]
+    fn sources_left_out_are_grouped_by_their_feature_in_registry_order() {
+        let entry = |name, gate: Option<(&'static str, bool)>| Registration {
+            name,
+            feature: gate.map(|(feature, built_with)| Gate {
+                feature,
+                built_with,
+                configured: |_| false,
+            }),
+            ..Registration::of::<healthz::Healthz>()
+        };
+        let registry = [
+            entry("a", Some(("one", false))),
+            entry("b", None),
+            entry("c", Some(("two", false))),
+            entry("d", Some(("one", false))),
+            entry("e", Some(("three", true))),
+            entry("f", Some(("two", false))),
+        ];
+        assert_eq!(
+            left_out_of(&registry),
+            [("one", vec!["a", "d"]), ("two", vec!["c", "f"])]
+        );
+        assert!(left_out_of(&registry[1..2]).is_empty());
     }
 
     /// Every source of this build is built for a config that asks for all
