@@ -493,4 +493,247 @@ mod tests {
         assert_eq!(f.environments[0].state, State::Degraded);
         assert_eq!(f.state, State::Degraded);
     }
+
+    fn status(source: &'static str, has_run: bool, up: bool) -> crate::snapshot::SourceStatus {
+        crate::snapshot::SourceStatus {
+            source,
+            up,
+            last_success: None,
+            duration_seconds: 0.5,
+            errors_total: 0,
+            last_error: None,
+            has_run,
+            interval: std::time::Duration::from_secs(60),
+        }
+    }
+
+    fn event(
+        kind: crate::history::Kind,
+        subject: &str,
+        from: Option<&str>,
+        at: f64,
+    ) -> crate::history::Event {
+        crate::history::Event {
+            id: 0,
+            at,
+            stack: "prod".into(),
+            kind,
+            subject: subject.into(),
+            from: from.map(Into::into),
+            to: Some("green".into()),
+            detail: None,
+            changes: 0,
+        }
+    }
+
+    /// Two environments with something of every kind pushed and pulled:
+    /// each part gets its state from its own values, and a stack's board
+    /// keeps only its own.
+    #[test]
+    fn every_part_gets_its_state_and_a_stacks_board_only_its_own() {
+        use crate::health::Health;
+        use crate::history::Kind;
+        use crate::testing::{heartbeat, host_health, mutants, service_probe, test_run};
+        let yaml = "environments:\n  - name: prod\n    boxes: [calm, looping, silent]\n    services:\n      - name: broker\n        healthz: https://a.example/healthz\n      - name: signer\n        healthz: https://b.example/healthz\n  - name: stage\n    boxes: [s1]\n    services:\n      - name: web\n        healthz: https://c.example/healthz\n";
+        let now = 1_700_000_000.0;
+        let boots = |n: usize| (0..n).map(|i| now - 60.0 * (i as f64 + 1.0)).collect();
+        let mut pulse = Pulse::default();
+        for (stack, name, n) in [
+            ("prod", "calm", RESTART_LOOP_BOOTS),
+            ("prod", "looping", RESTART_LOOP_BOOTS + 1),
+            ("prod", "stray", 1),
+            ("stage", "s1", 1),
+        ] {
+            let hb = crate::pulse::Heartbeat {
+                recent: boots(n),
+                timestamp: now - 10.0,
+                ..heartbeat(stack, name)
+            };
+            pulse.heartbeats.insert(name.into(), Arc::new(hb));
+        }
+        let run = |stack: &str, service: &str, passed, failed, errored| crate::pulse::TestRun {
+            passed,
+            failed,
+            errored,
+            ..test_run(stack, service)
+        };
+        for r in [
+            run("prod", "broker", 3, 1, 0),
+            run("prod", "signer", 3, 0, 0),
+            run("stage", "web", 0, 0, 0),
+            run("prod", "errored", 0, 0, 1),
+        ] {
+            pulse
+                .test_runs
+                .insert((r.stack.clone(), r.service.clone()), Arc::new(r));
+        }
+        for service in ["broker", "web"] {
+            pulse
+                .mutants
+                .insert(service.into(), Arc::new(mutants(service)));
+        }
+        let host = |stack: &str, name: &str, warn, fail| crate::pulse::HostHealth {
+            warn,
+            fail,
+            ..host_health(stack, name)
+        };
+        for h in [
+            host("prod", "h-fail", 1, 1),
+            host("prod", "h-warn", 1, 0),
+            host("stage", "h-ok", 0, 0),
+        ] {
+            pulse.host_health.insert(h.host.clone(), Arc::new(h));
+        }
+        let facts = crate::sources::Facts::default().with(
+            "healthz",
+            vec![
+                service_probe("prod", "broker", Health::Green),
+                service_probe("stage", "web", Health::Red),
+            ],
+        );
+        let mut history = crate::history::HistoryView {
+            active: true,
+            ..Default::default()
+        };
+        history.apply(
+            vec![
+                event(Kind::Health, "broker", None, now - 500.0),
+                event(Kind::Health, "signer", None, now - 400.0),
+                event(Kind::Deploy, "broker", Some("v1"), now - 300.0),
+                event(Kind::Boot, "calm", None, now - 200.0),
+            ],
+            now,
+        );
+        let flag = |stack: &str, kind| crate::drift::DriftFlag {
+            stack: stack.into(),
+            kind,
+            drifted: true,
+            detail: format!("{stack} {kind}"),
+        };
+        let mut snap = snapshot(yaml, facts);
+        snap.read_at = now;
+        snap.pulse = Arc::new(pulse);
+        snap.history = Arc::new(history);
+        snap.drift = vec![flag("prod", "dns_mismatch"), flag("stage", "stale_binary")];
+        snap.sources = vec![
+            status("healthz", true, true),
+            status("tls", true, false),
+            status("aws", false, false),
+        ];
+        let f = fleet(&snap);
+
+        let boxes: Vec<_> = f
+            .boxes
+            .iter()
+            .map(|b| (b.stack.as_str(), b.name.as_str(), b.state, b.status))
+            .collect();
+        assert_eq!(
+            boxes,
+            [
+                ("prod", "calm", State::Green, BoxStatus::Reported),
+                ("prod", "looping", State::Red, BoxStatus::RestartLoop),
+                ("prod", "silent", State::Degraded, BoxStatus::NeverReported),
+                ("stage", "s1", State::Green, BoxStatus::Reported),
+                ("prod", "stray", State::Green, BoxStatus::Reported),
+            ]
+        );
+        let tests: Vec<_> = f
+            .tests
+            .iter()
+            .map(|t| (t.service.as_str(), t.state, t.failed))
+            .collect();
+        assert_eq!(
+            tests,
+            [
+                ("broker", State::Red, 1),
+                ("errored", State::Red, 1),
+                ("signer", State::Green, 0),
+                ("web", State::Unknown, 0)
+            ]
+        );
+        let hosts: Vec<_> = f.hosts.iter().map(|h| (h.host.as_str(), h.state)).collect();
+        assert_eq!(
+            hosts,
+            [
+                ("h-fail", State::Red),
+                ("h-ok", State::Green),
+                ("h-warn", State::Degraded)
+            ]
+        );
+        let sources: Vec<_> = f
+            .sources
+            .iter()
+            .map(|s| (s.source.as_str(), s.state))
+            .collect();
+        assert_eq!(
+            sources,
+            [
+                ("healthz", State::Green),
+                ("tls", State::Red),
+                ("aws", State::Unknown)
+            ]
+        );
+        let drift = |e: &Environment| e.drift.iter().map(|d| d.detail.clone()).collect::<Vec<_>>();
+        assert_eq!(drift(&f.environments[0]), ["prod dns_mismatch"]);
+        assert_eq!(drift(&f.environments[1]), ["stage stale_binary"]);
+        // History: a service probed has its "since"; one not probed yet has
+        // none, whatever the history holds. A first sighting is not a change;
+        // a boot is.
+        let services = &f.environments[0].parts.healthz.services;
+        let since: Vec<_> = services
+            .iter()
+            .map(|s| (s.name.as_str(), s.since))
+            .collect();
+        assert_eq!(since, [("broker", Some(now - 500.0)), ("signer", None)]);
+        assert!(services[0].availability.is_some() && services[1].availability.is_none());
+        let changes: Vec<_> = f.environments[0]
+            .changes
+            .iter()
+            .map(|c| (c.kind, c.subject.as_str()))
+            .collect();
+        assert_eq!(changes, [(Kind::Boot, "calm"), (Kind::Deploy, "broker")]);
+        assert_eq!(f.state, State::Red);
+
+        let prod = f.only_stack("prod").unwrap();
+        let names = |v: Vec<&str>| v.join(" ");
+        assert_eq!(
+            names(prod.environments.iter().map(|e| e.stack.as_str()).collect()),
+            "prod"
+        );
+        assert_eq!(
+            names(prod.boxes.iter().map(|b| b.name.as_str()).collect()),
+            "calm looping silent stray"
+        );
+        assert_eq!(
+            names(prod.tests.iter().map(|t| t.service.as_str()).collect()),
+            "broker errored signer"
+        );
+        assert_eq!(
+            names(prod.hosts.iter().map(|h| h.host.as_str()).collect()),
+            "h-fail h-warn"
+        );
+        assert_eq!(
+            names(prod.mutants.iter().map(|m| m.service.as_str()).collect()),
+            "broker"
+        );
+        let stage = f.only_stack("stage").unwrap();
+        assert_eq!(
+            names(stage.boxes.iter().map(|b| b.name.as_str()).collect()),
+            "s1"
+        );
+        assert_eq!(
+            names(stage.tests.iter().map(|t| t.service.as_str()).collect()),
+            "web"
+        );
+        assert_eq!(
+            names(stage.hosts.iter().map(|h| h.host.as_str()).collect()),
+            "h-ok"
+        );
+        assert_eq!(
+            names(stage.mutants.iter().map(|m| m.service.as_str()).collect()),
+            "web"
+        );
+        assert_eq!(stage.state, State::Red);
+        assert!(f.only_stack("nowhere").is_none());
+    }
 }
