@@ -249,15 +249,17 @@ pub fn spawn_listening(mut cmd: Command, marker: &'static str, what: &str) -> Pr
         std::thread::spawn(move || {
             // Keeps draining so the process never blocks on a full pipe.
             for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                // Into the log first: a caller told the port reads the
+                // line that named it.
+                log.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push_str(&format!("{line}\n"));
                 if let Some(rest) = line.split(marker).nth(1) {
                     let port: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
                     if let Ok(p) = port.parse() {
                         let _ = tx.send(p);
                     }
                 }
-                let mut log = log.lock().unwrap_or_else(|e| e.into_inner());
-                log.push_str(&line);
-                log.push('\n');
             }
         });
     }
