@@ -694,45 +694,30 @@ mod tests {
         assert_eq!(changes, [(Kind::Boot, "calm"), (Kind::Deploy, "broker")]);
         assert_eq!(f.state, State::Red);
 
-        let prod = f.only_stack("prod").unwrap();
-        let names = |v: Vec<&str>| v.join(" ");
+        // Each stack's board: its environments, boxes, test runs, doctor
+        // hosts and the mutation results of its services.
+        let parts = |f: &Fleet| {
+            let join = |v: Vec<&str>| v.join(" ");
+            [
+                join(f.environments.iter().map(|e| e.stack.as_str()).collect()),
+                join(f.boxes.iter().map(|b| b.name.as_str()).collect()),
+                join(f.tests.iter().map(|t| t.service.as_str()).collect()),
+                join(f.hosts.iter().map(|h| h.host.as_str()).collect()),
+                join(f.mutants.iter().map(|m| m.service.as_str()).collect()),
+            ]
+        };
         assert_eq!(
-            names(prod.environments.iter().map(|e| e.stack.as_str()).collect()),
-            "prod"
-        );
-        assert_eq!(
-            names(prod.boxes.iter().map(|b| b.name.as_str()).collect()),
-            "calm looping silent stray"
-        );
-        assert_eq!(
-            names(prod.tests.iter().map(|t| t.service.as_str()).collect()),
-            "broker errored signer"
-        );
-        assert_eq!(
-            names(prod.hosts.iter().map(|h| h.host.as_str()).collect()),
-            "h-fail h-warn"
-        );
-        assert_eq!(
-            names(prod.mutants.iter().map(|m| m.service.as_str()).collect()),
-            "broker"
+            parts(&f.only_stack("prod").unwrap()),
+            [
+                "prod",
+                "calm looping silent stray",
+                "broker errored signer",
+                "h-fail h-warn",
+                "broker"
+            ]
         );
         let stage = f.only_stack("stage").unwrap();
-        assert_eq!(
-            names(stage.boxes.iter().map(|b| b.name.as_str()).collect()),
-            "s1"
-        );
-        assert_eq!(
-            names(stage.tests.iter().map(|t| t.service.as_str()).collect()),
-            "web"
-        );
-        assert_eq!(
-            names(stage.hosts.iter().map(|h| h.host.as_str()).collect()),
-            "h-ok"
-        );
-        assert_eq!(
-            names(stage.mutants.iter().map(|m| m.service.as_str()).collect()),
-            "web"
-        );
+        assert_eq!(parts(&stage), ["stage", "s1", "web", "h-ok", "web"]);
         assert_eq!(stage.state, State::Red);
         assert!(f.only_stack("nowhere").is_none());
     }
