@@ -109,6 +109,8 @@ fn visible_text(html: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_renders_the_demo_fleet_and_the_page_refreshes_itself() {
+    // A load of its own: not beside the tests that need the machine quiet.
+    let _alone = common::machine_alone().await;
     let bin = chromium();
     let dir = tempfile::tempdir().unwrap();
     let demo = common::start_demo(&dir.path().join("demo")).await;

@@ -172,6 +172,8 @@ const HEARTBEATS: &str = r#"fleet_heartbeats_total{stack="prod",box="prod-box"}"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_peer_fails_and_recovers_under_load_without_losing_a_push() {
+    // A load of its own: not beside the tests that need the machine quiet.
+    let _alone = common::machine_alone().await;
     let mut fleet = FedFleet::start().await;
     fleet.push_everything().await;
     let tls_series = WEB_TLS.replace("PORT", &fleet.other.port().to_string());

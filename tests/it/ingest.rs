@@ -1757,6 +1757,8 @@ async fn child_ready(config: &Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_acknowledged_push_survives_sigkill() {
+    // A load of its own: not beside the tests that need the machine quiet.
+    let _alone = common::machine_alone().await;
     const WRITERS: usize = 32;
     let dir = tempfile::tempdir().unwrap();
     let boxes: Vec<String> = (0..WRITERS).map(|i| format!("kill-box-{i}")).collect();
@@ -2267,6 +2269,8 @@ async fn push_comes_back_when_retry_after_says_not_after_its_backoff() {
 /// says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_ha_pair_keeps_every_acknowledged_push_while_one_replica_is_killed() {
+    // A load of its own: not beside the tests that need the machine quiet.
+    let _alone = common::machine_alone().await;
     use fleetpulse::push::{self, ClientOptions, Push, PushClient};
     const BOXES: usize = 8;
     let boxes: Vec<String> = (0..BOXES).map(|i| format!("ha-box-{i}")).collect();
@@ -2719,6 +2723,8 @@ impl Drop for SmallDisk {
 /// a SIGKILL and restart afterwards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_state_disk_refuses_pushes_clearly_loses_nothing_and_recovers() {
+    // A load of its own: not beside the tests that need the machine quiet.
+    let _alone = common::machine_alone().await;
     const WRITERS: usize = 8;
     let dir = tempfile::tempdir().unwrap();
     let disk = SmallDisk::mount(&dir.path().join("state"), "24m");

@@ -311,6 +311,8 @@ async fn a_reload_puts_new_files_in_force_keeps_unchanged_sources_and_refuses_a_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_reloads_under_pushes_and_scrapes_lose_nothing() {
+    // A load of its own: not beside the tests that need the machine quiet.
+    let _alone = common::machine_alone().await;
     let s = Arc::new(serve().await);
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(AtomicU64::new(0));

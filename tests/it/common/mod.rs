@@ -298,9 +298,10 @@ pub fn resources(pid: u32) -> (usize, u64) {
     (fds, rss)
 }
 
-/// Held by a test that loads the whole machine (10,000 connections), and by
-/// the tests whose deadlines such load would break (a demo whose sources
-/// must all stay up to the second): they never run at the same time.
+/// Held by the tests that load the whole machine (10,000 connections, push
+/// and scrape load, a killed and restarted server, a browser), and by the
+/// tests whose deadlines such load would break (a demo whose sources must
+/// all stay up to the second): they never run at the same time.
 pub async fn machine_alone() -> tokio::sync::MutexGuard<'static, ()> {
     static ALONE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     ALONE.lock().await
